@@ -1,0 +1,24 @@
+"""Reads about who a user is: role, service account, actor id."""
+
+from zakops.models import OperatorRole
+
+
+def user_role(user) -> str | None:
+    """`admin`, `operator`, `viewer`, or None (anonymous, service account, no role).
+
+    Cached on the user object, so a request asks the database once.
+    """
+    if not user.is_authenticated:
+        return None
+    cached = getattr(user, "_hitl_role", False)
+    if cached is not False:
+        return cached
+    names = set(user.groups.filter(name__in=OperatorRole.values).values_list("name", flat=True))
+    role = next((r for r in (OperatorRole.ADMIN, OperatorRole.OPERATOR, OperatorRole.VIEWER) if r in names), None)
+    user._hitl_role = role
+    return role
+
+
+def user_is_service(user) -> bool:
+    account = getattr(user, "account", None) if user.is_authenticated else None
+    return bool(account and account.is_service)

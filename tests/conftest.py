@@ -1,0 +1,61 @@
+import pytest
+from django.conf import settings
+from rest_framework.test import APIClient
+
+from accounts.services import api_token_create, operator_upsert, service_account_ensure
+
+ON_POSTGRESQL = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+
+
+def pytest_collection_modifyitems(config, items):
+    if ON_POSTGRESQL:
+        return
+    skip = pytest.mark.skip(
+        reason="needs PostgreSQL (schema zakops, real concurrent connections): set DATABASE_URL=postgres://..."
+    )
+    for item in items:
+        if "postgresql" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _test_settings(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # Production serves collected, hashed files; tests read static/ directly.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def make_reviewer(db):
+    """make_reviewer("operator") -> a signed-up person with that role and a password."""
+    counter = iter(range(1, 10_000))
+
+    def make(role: str, email: str | None = None):
+        email = email or f"{role}{next(counter)}@example.com"
+        return operator_upsert(email=email, role=role, password=PASSWORD, name=f"{role.title()} Person")
+
+    return make
+
+
+@pytest.fixture
+def service_token(db) -> str:
+    user = service_account_ensure(name="action-engine")
+    return api_token_create(user=user, name="tests")[1]
+
+
+@pytest.fixture
+def api():
+    return APIClient()
+
+
+@pytest.fixture
+def engine_api(service_token):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {service_token}")
+    return client

@@ -1,0 +1,99 @@
+"""The demo data set behind `seed_demo`: deals, actions of every catalogue type, reviewers.
+
+Idempotent: fixed ids, update-or-create everywhere. Demo passwords are derived from the
+SECRET_KEY, so they stay the same from run to run and are not guessable without it.
+"""
+
+import base64
+import hashlib
+import hmac
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.services import operator_upsert
+from zakops.catalogue import ACTION_CATALOGUE
+from zakops.models import Action, ActionStatus, Deal
+
+DEMO_DEALS = (
+    ("DL-0001", "Acme Industrial Holdings", "Acme Industrial", "diligence"),
+    ("DL-0002", "Borealis Software GmbH", "Borealis", "loi"),
+    ("DL-0003", "Cobalt Logistics LLC", "Cobalt Logistics", "inbound"),
+    ("DL-0004", "Delta Marine Services", "Delta Marine", "closed"),
+    ("DL-0005", "Evergreen Health Partners", "Evergreen Health", "negotiation"),
+)
+
+DEMO_PEOPLE = (
+    ("admin@zakops.demo", "admin", "Ada Admin"),
+    ("operator@zakops.demo", "operator", "Olu Operator"),
+    ("operator2@zakops.demo", "operator", "Oona Operator"),
+    ("viewer@zakops.demo", "viewer", "Vic Viewer"),
+)
+
+# Statuses the demo actions cycle through besides their approval state.
+_SETTLED = (ActionStatus.COMPLETED, ActionStatus.QUEUED, ActionStatus.FAILED, ActionStatus.READY)
+
+
+def demo_password(email: str) -> str:
+    digest = hmac.new(settings.SECRET_KEY.encode(), f"demo:{email}".encode(), hashlib.sha256).digest()
+    return "demo-" + base64.b32encode(digest[:10]).decode().lower()
+
+
+def _deals() -> list[Deal]:
+    deals = []
+    for deal_id, canonical, display, stage in DEMO_DEALS:
+        deal, _ = Deal.objects.update_or_create(
+            deal_id=deal_id, defaults={"canonical_name": canonical, "display_name": display, "stage": stage}
+        )
+        deals.append(deal)
+    return deals
+
+
+def _actions(deals: list[Deal]) -> list[Action]:
+    base = timezone.now().replace(minute=0, second=0, microsecond=0) - timedelta(days=2)
+    actions = []
+    for index, entry in enumerate(ACTION_CATALOGUE):
+        # Two of each type: one waiting (when the type needs approval), one settled.
+        for copy in range(2):
+            number = index * 2 + copy + 1
+            waiting = copy == 0 and entry.requires_approval
+            status = ActionStatus.PENDING_APPROVAL if waiting else _SETTLED[number % len(_SETTLED)]
+            deal = deals[number % len(deals)] if number % 6 else None  # some actions have no deal
+            action, _ = Action.objects.update_or_create(
+                action_id=f"ACT-DEMO-{number:04d}",
+                defaults={
+                    "deal": deal,
+                    "capability_id": entry.capability_id,
+                    "action_type": entry.action_type,
+                    "title": entry.title + (f" ({deal.display_name})" if deal else ""),
+                    "summary": f"Demo action: {entry.title.lower()}.",
+                    "status": status,
+                    "created_by": "agent:deal-assistant",
+                    "source": "chat" if number % 2 else "system",
+                    "risk_level": entry.level,
+                    "requires_human_review": entry.requires_approval,
+                    "inputs": entry.inputs,
+                    "retry_count": 0,
+                    "max_retries": 3,
+                    "audit_trail": [],
+                    "created_at": base + timedelta(minutes=17 * number),
+                    "updated_at": base + timedelta(minutes=17 * number),
+                },
+            )
+            actions.append(action)
+    return actions
+
+
+@transaction.atomic
+def demo_seed() -> dict:
+    """Create or refresh the demo data; returns what was seeded, with the sign-in details."""
+    people = []
+    for email, role, name in DEMO_PEOPLE:
+        password = demo_password(email)
+        operator_upsert(email=email, role=role, password=password, name=name)
+        people.append((email, role, password))
+    deals = _deals()
+    actions = _actions(deals)
+    return {"people": people, "deals": len(deals), "actions": len(actions)}

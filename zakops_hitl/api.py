@@ -1,0 +1,54 @@
+"""What every /api/hitl/ view shares: errors as JSON with a `detail`, and authentication by DRF."""
+
+from django.contrib.auth.decorators import login_not_required
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+class HitlAPIView(APIView):
+    """Base of the API views. DRF authenticates (session or bearer token) and answers
+    anonymous calls with 401 JSON, so the page middleware's login redirect is skipped."""
+
+    @classmethod
+    def as_view(cls, **initkwargs):
+        return login_not_required(super().as_view(**initkwargs))
+
+
+def _first_error(errors, path=""):
+    if isinstance(errors, dict):
+        for key, value in errors.items():
+            found = _first_error(value, f"{path}.{key}" if path else str(key))
+            if found:
+                return found
+    elif isinstance(errors, list):
+        for item in errors:
+            found = _first_error(item, path)
+            if found:
+                return found
+    elif errors:
+        return f"{path}: {errors}" if path and path != "non_field_errors" else str(errors)
+    return None
+
+
+def exception_handler(exc, context):
+    """DRF's handler, with validation errors given a one-line `detail` naming the field."""
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        errors = response.data
+        response.data = {"detail": _first_error(errors) or "Invalid input.", "errors": errors}
+    return response
+
+
+class NotFoundView(HitlAPIView):
+    """Unknown paths under /api/hitl/ answer JSON, after authentication like every other."""
+
+    schema = None  # not an endpoint of the API
+
+    def get(self, request, *args, **kwargs):
+        return Response({"detail": "No such endpoint."}, status=status.HTTP_404_NOT_FOUND)
+
+    post = put = patch = delete = get

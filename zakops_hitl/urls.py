@@ -1,0 +1,36 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path, re_path
+from drf_spectacular import renderers
+from drf_spectacular.views import SpectacularAPIView
+
+from zakops_hitl import views
+from zakops_hitl.api import HitlAPIView, NotFoundView
+
+
+class SchemaView(HitlAPIView, SpectacularAPIView):
+    """The OpenAPI 3 schema, for signed-in people and token holders only.
+
+    JSON by default (errors too); YAML with `?format=yaml` or by Accept header."""
+
+    renderer_classes = [
+        renderers.OpenApiJsonRenderer2,
+        renderers.OpenApiJsonRenderer,
+        renderers.OpenApiYamlRenderer,
+        renderers.OpenApiYamlRenderer2,
+    ]
+
+
+api_patterns = [
+    path("schema/", SchemaView.as_view(), name="api-schema"),
+    re_path(r"^.*$", NotFoundView.as_view(), name="api-not-found"),
+]
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("healthz", views.health, name="health"),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+    path("api/hitl/", include(api_patterns)),
+]
