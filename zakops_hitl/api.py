@@ -1,19 +1,51 @@
-"""What every /api/hitl/ view shares: errors as JSON with a `detail`, and authentication by DRF."""
+"""What every /api/hitl/ view shares: errors as JSON with a `detail`, authentication by
+DRF, the request body limit, and a field type for JSON objects."""
 
 from django.contrib.auth.decorators import login_not_required
-from rest_framework import exceptions, status
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from zakops_hitl.parsers import DEFAULT_MAX_BODY_BYTES
 
 class HitlAPIView(APIView):
     """Base of the API views. DRF authenticates (session or bearer token) and answers
     anonymous calls with 401 JSON, so the page middleware's login redirect is skipped."""
 
+    max_body_bytes = DEFAULT_MAX_BODY_BYTES
+
     @classmethod
     def as_view(cls, **initkwargs):
         return login_not_required(super().as_view(**initkwargs))
+
+
+@extend_schema_field(OpenApiTypes.OBJECT)
+class JSONObjectField(serializers.Field):
+    """A JSON object (dict); null counts as an empty one."""
+
+    default_error_messages = {"not_object": "Must be a JSON object, not {kind}."}
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("allow_null", True)
+        super().__init__(**kwargs)
+
+    def validate_empty_values(self, data):
+        if data is None:
+            return True, {}
+        return super().validate_empty_values(data)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            kind = {list: "an array", str: "a string", bool: "a boolean"}.get(type(data), "a number")
+            self.fail("not_object", kind=kind)
+        return data
+
+    def to_representation(self, value):
+        return value
 
 
 def _first_error(errors, path=""):

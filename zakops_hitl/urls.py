@@ -23,6 +23,7 @@ class SchemaView(HitlAPIView, SpectacularAPIView):
 
 api_patterns = [
     path("schema/", SchemaView.as_view(), name="api-schema"),
+    path("", include("risk.api.urls")),
     re_path(r"^.*$", NotFoundView.as_view(), name="api-not-found"),
 ]
 

@@ -1,0 +1,37 @@
+from rest_framework import serializers
+
+from risk.models import RiskRule
+from zakops.models import RiskLevel
+from zakops_hitl.api import JSONObjectField
+
+
+class AssessRiskRequestSerializer(serializers.Serializer):
+    action_type = serializers.CharField(max_length=100)
+    action_data = JSONObjectField(help_text="The action's inputs.")
+    context = JSONObjectField(help_text="e.g. deal_stage, is_test_mode.")
+
+
+class AssessmentSerializer(serializers.Serializer):
+    level = serializers.ChoiceField(choices=RiskLevel.choices)
+    score = serializers.FloatField(min_value=0, max_value=1)
+    requires_approval = serializers.BooleanField()
+    requires_quarantine = serializers.BooleanField()
+    reasons = serializers.ListField(child=serializers.CharField())
+    recommendations = serializers.ListField(child=serializers.CharField())
+    matched_rules = serializers.ListField(child=serializers.CharField())
+
+
+class RiskRuleSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = RiskRule
+        fields = [
+            "name", "description", "risk_level", "requires_approval", "action_types", "action_type_patterns",
+            "enabled", "input_patterns", "min_amount",
+        ]
+
+
+class RiskRulesSerializer(serializers.Serializer):
+    rules = RiskRuleSerializer(many=True)
+    default_risk_level = serializers.ChoiceField(choices=RiskLevel.choices)
+    default_requires_approval = serializers.BooleanField()
+    auto_approve_low_risk = serializers.BooleanField()

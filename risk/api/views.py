@@ -1,0 +1,41 @@
+from drf_spectacular.utils import extend_schema
+from rest_framework.response import Response
+
+from risk.api.serializers import AssessmentSerializer, AssessRiskRequestSerializer, RiskRulesSerializer
+from risk.selectors import risk_config, risk_rules_all
+from risk.services import risk_assess
+from zakops_hitl.api import HitlAPIView
+
+
+class AssessRiskView(HitlAPIView):
+    @extend_schema(
+        request=AssessRiskRequestSerializer,
+        responses=AssessmentSerializer,
+        summary="Assess an action's risk",
+        description="Rates the action with the enabled rules and score modifiers (SPEC §2). Writes nothing.",
+    )
+    def post(self, request):
+        data = AssessRiskRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        assessment = risk_assess(
+            action_type=data.validated_data["action_type"],
+            inputs=data.validated_data.get("action_data") or {},
+            context=data.validated_data.get("context") or {},
+        )
+        return Response(AssessmentSerializer(assessment).data)
+
+
+class RiskRulesView(HitlAPIView):
+    @extend_schema(responses=RiskRulesSerializer, summary="The risk rules and the defaults for unmatched actions")
+    def get(self, request):
+        config = risk_config()
+        return Response(
+            RiskRulesSerializer(
+                {
+                    "rules": risk_rules_all(),
+                    "default_risk_level": config.default_level,
+                    "default_requires_approval": config.default_requires_approval,
+                    "auto_approve_low_risk": config.auto_approve_low,
+                }
+            ).data
+        )

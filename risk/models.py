@@ -1,0 +1,104 @@
+"""Risk rules and the one row of risk settings, both edited by admins (SPEC §2)."""
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+from zakops.models import RiskLevel
+
+SEVERITY = {RiskLevel.LOW: 0, RiskLevel.MEDIUM: 1, RiskLevel.HIGH: 2, RiskLevel.CRITICAL: 3}
+
+
+def _unit_interval():
+    return [MinValueValidator(0.0), MaxValueValidator(1.0)]
+
+
+class RiskRule(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    description = models.CharField(
+        max_length=500, blank=True, help_text="Shown to reviewers: 'Matched rule NAME: DESCRIPTION'."
+    )
+    risk_level = models.CharField(max_length=20, choices=RiskLevel.choices)
+    requires_approval = models.BooleanField(default=True)
+    enabled = models.BooleanField(default=True)
+    action_types = models.JSONField(
+        default=list, blank=True, help_text="Exact action types, case-insensitive."
+    )
+    action_type_patterns = models.JSONField(
+        default=list, blank=True, help_text="Glob patterns, case-insensitive: * any run of characters, ? one."
+    )
+    input_patterns = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Input key → regular expression its value must contain (RE2 syntax; anchor with ^ and $). "
+        "A key the inputs do not have does not fail the rule.",
+    )
+    min_amount = models.DecimalField(
+        max_digits=20,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="Matches only when the first of amount, value, total in the inputs is at least this. "
+        "An absent or non-numeric amount does not fail the rule.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class RiskSettings(models.Model):
+    """The single row of tunable numbers. Its defaults are SPEC §2's."""
+
+    SINGLETON_ID = 1
+
+    default_risk_level = models.CharField(
+        max_length=20,
+        choices=RiskLevel.choices,
+        blank=True,
+        help_text="Level when no rule matches. Blank: ZAKOPS_HITL_DEFAULT_RISK_LEVEL.",
+    )
+    default_requires_approval = models.BooleanField(
+        null=True, blank=True, help_text="Approval when no rule matches. Unknown: ZAKOPS_HITL_DEFAULT_REQUIRES_APPROVAL."
+    )
+    auto_approve_low_risk = models.BooleanField(
+        null=True, blank=True, help_text="A final low level never needs approval. Unknown: ZAKOPS_HITL_AUTO_APPROVE_LOW_RISK."
+    )
+    base_low = models.FloatField(default=0.10, validators=_unit_interval())
+    base_medium = models.FloatField(default=0.40, validators=_unit_interval())
+    base_high = models.FloatField(default=0.70, validators=_unit_interval())
+    base_critical = models.FloatField(default=0.90, validators=_unit_interval())
+    bulk_weight = models.FloatField(default=0.20, validators=_unit_interval())
+    financial_weight = models.FloatField(default=0.15, validators=_unit_interval())
+    external_weight = models.FloatField(default=0.10, validators=_unit_interval())
+    threshold_critical = models.FloatField(default=0.90, validators=_unit_interval())
+    threshold_high = models.FloatField(default=0.60, validators=_unit_interval())
+    threshold_medium = models.FloatField(default=0.30, validators=_unit_interval())
+    bulk_threshold = models.PositiveIntegerField(default=10, validators=[MinValueValidator(1)])
+    internal_domains = models.JSONField(
+        default=list, blank=True, help_text="E-mail domains that are not external (their subdomains neither)."
+    )
+    timeout_critical_hours = models.PositiveIntegerField(default=4, validators=[MinValueValidator(1)])
+    timeout_high_hours = models.PositiveIntegerField(default=8, validators=[MinValueValidator(1)])
+    timeout_other_hours = models.PositiveIntegerField(
+        default=24, validators=[MinValueValidator(1)], help_text="Approval timeout for medium and low."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "risk settings"
+        verbose_name_plural = "risk settings"
+
+    def __str__(self):
+        return "Risk settings"
+
+    def clean(self):
+        if not self.threshold_medium <= self.threshold_high <= self.threshold_critical:
+            raise ValidationError("Thresholds must rise: medium ≤ high ≤ critical.")
+        if not self.base_low <= self.base_medium <= self.base_high <= self.base_critical:
+            raise ValidationError("Bases must rise: low ≤ medium ≤ high ≤ critical.")
+
