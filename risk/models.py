@@ -4,9 +4,45 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+from risk.patterns import PatternError, glob_compile, regex_compile
 from zakops.models import RiskLevel
 
 SEVERITY = {RiskLevel.LOW: 0, RiskLevel.MEDIUM: 1, RiskLevel.HIGH: 2, RiskLevel.CRITICAL: 3}
+
+
+def validate_action_types(value):
+    if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
+        raise ValidationError("Give a list of action types, one per line.")
+    too_long = [item for item in value if len(item) > 100]
+    if too_long:
+        raise ValidationError(f"{too_long[0][:40]!r}…: action types have at most 100 characters.")
+
+
+def validate_type_patterns(value):
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValidationError("Give a list of glob patterns, one per line.")
+    for pattern in value:
+        try:
+            glob_compile(pattern)
+        except PatternError as exc:
+            raise ValidationError(f"{pattern!r}: {exc}") from None
+
+
+def validate_input_patterns(value):
+    if not isinstance(value, dict):
+        raise ValidationError('Give a JSON object of input key to pattern, e.g. {"to": "@competitor\\.com$"}.')
+    for key, pattern in value.items():
+        if not key.strip():
+            raise ValidationError("Input keys can not be empty.")
+        try:
+            regex_compile(pattern)
+        except PatternError as exc:
+            raise ValidationError(f"Pattern for {key!r} is refused: {exc}") from None
+
+
+def validate_domains(value):
+    if not isinstance(value, list) or not all(isinstance(item, str) and "." in item for item in value):
+        raise ValidationError("Give a list of domains such as zakops.com, one per line.")
 
 
 def _unit_interval():
@@ -22,14 +58,19 @@ class RiskRule(models.Model):
     requires_approval = models.BooleanField(default=True)
     enabled = models.BooleanField(default=True)
     action_types = models.JSONField(
-        default=list, blank=True, help_text="Exact action types, case-insensitive."
+        default=list, blank=True, validators=[validate_action_types], help_text="Exact action types, case-insensitive."
     )
     action_type_patterns = models.JSONField(
-        default=list, blank=True, help_text="Glob patterns, case-insensitive: * any run of characters, ? one."
+        default=list,
+        blank=True,
+        validators=[validate_type_patterns],
+        help_text="Glob patterns, case-insensitive: * any run of characters, ? one. "
+        "With no types and no patterns the rule matches every type.",
     )
     input_patterns = models.JSONField(
         default=dict,
         blank=True,
+        validators=[validate_input_patterns],
         help_text="Input key → regular expression its value must contain (RE2 syntax; anchor with ^ and $). "
         "A key the inputs do not have does not fail the rule.",
     )
@@ -80,7 +121,7 @@ class RiskSettings(models.Model):
     threshold_medium = models.FloatField(default=0.30, validators=_unit_interval())
     bulk_threshold = models.PositiveIntegerField(default=10, validators=[MinValueValidator(1)])
     internal_domains = models.JSONField(
-        default=list, blank=True, help_text="E-mail domains that are not external (their subdomains neither)."
+        default=list, blank=True, validators=[validate_domains], help_text="E-mail domains that are not external (their subdomains neither)."
     )
     timeout_critical_hours = models.PositiveIntegerField(default=4, validators=[MinValueValidator(1)])
     timeout_high_hours = models.PositiveIntegerField(default=8, validators=[MinValueValidator(1)])

@@ -240,12 +240,19 @@ class _FileWatcher:
 
 class _PostgresWatcher:
     RETRY_SECONDS = 2.0
+    POLL_SECONDS = 1.0  # how soon stop() is noticed; notifications themselves arrive at once
 
     def __init__(self, settings_dict: dict):
         self.settings_dict = settings_dict
         self.connected = False
         self.dirty = True
-        threading.Thread(target=self._listen_forever, name="risk-rules-listener", daemon=True).start()
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._listen_forever, name="risk-rules-listener", daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=self.POLL_SECONDS * 5)
 
     def _conninfo(self) -> str:
         from psycopg.conninfo import make_conninfo
@@ -259,20 +266,24 @@ class _PostgresWatcher:
     def _listen_forever(self):
         import psycopg
 
-        while True:
+        while not self.stopping.is_set():
             try:
                 with psycopg.connect(self._conninfo(), autocommit=True) as conn:
                     conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
                     self.connected = True
                     self.dirty = True  # whatever happened while not listening
-                    while True:
-                        for _ in conn.notifies(timeout=60):
+                    idle = 0.0
+                    while not self.stopping.is_set():
+                        for _ in conn.notifies(timeout=self.POLL_SECONDS):
                             self.dirty = True
-                        conn.execute("SELECT 1")  # notice a dead connection
+                        idle += self.POLL_SECONDS
+                        if idle >= 60:  # notice a dead connection
+                            conn.execute("SELECT 1")
+                            idle = 0.0
             except Exception:
                 logger.warning("risk rules listener disconnected; assessments reload rules until it is back", exc_info=True)
             self.connected = False
-            time.sleep(self.RETRY_SECONDS)
+            self.stopping.wait(self.RETRY_SECONDS)
 
     def changed(self) -> bool:
         if not self.connected:
@@ -318,6 +329,13 @@ def rulebook_current() -> RuleBook:
 
 def rulebook_forget() -> None:
     _cache.book = None
+
+
+def rulebook_shutdown() -> None:
+    """Stop watching for changes (closes the listener's connection); for tests and tools."""
+    watcher, _cache.watcher, _cache.book = _cache.watcher, None, None
+    if isinstance(watcher, _PostgresWatcher):
+        watcher.stop()
 
 
 def rulebook_changed() -> None:

@@ -3,6 +3,7 @@ from django.conf import settings
 from rest_framework.test import APIClient
 
 from accounts.services import api_token_create, operator_upsert, service_account_ensure
+from risk.rulebook import rulebook_forget, rulebook_shutdown
 
 ON_POSTGRESQL = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 
@@ -26,6 +27,21 @@ def _test_settings(settings):
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_rules_listener(django_db_setup):
+    yield
+    rulebook_shutdown()  # its connection would keep the test database from being dropped
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rulebook():
+    # A test's rule edits are rolled back with its transaction; the process-wide cache
+    # must not carry them into the next test.
+    rulebook_forget()
+    yield
+    rulebook_forget()
 
 
 PASSWORD = "correct horse battery staple"

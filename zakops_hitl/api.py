@@ -22,6 +22,15 @@ class HitlAPIView(APIView):
         return login_not_required(super().as_view(**initkwargs))
 
 
+class StrictCharField(serializers.CharField):
+    """A string, and only a string: DRF's CharField would turn 5 or true into text."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 @extend_schema_field(OpenApiTypes.OBJECT)
 class JSONObjectField(serializers.Field):
     """A JSON object (dict); null counts as an empty one."""

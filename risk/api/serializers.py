@@ -2,11 +2,11 @@ from rest_framework import serializers
 
 from risk.models import RiskRule
 from zakops.models import RiskLevel
-from zakops_hitl.api import JSONObjectField
+from zakops_hitl.api import JSONObjectField, StrictCharField
 
 
 class AssessRiskRequestSerializer(serializers.Serializer):
-    action_type = serializers.CharField(max_length=100)
+    action_type = StrictCharField(max_length=100)
     action_data = JSONObjectField(help_text="The action's inputs.")
     context = JSONObjectField(help_text="e.g. deal_stage, is_test_mode.")
 

@@ -1,0 +1,210 @@
+"""Admin for risk rules and settings, with a dry run and a preview of a rule being edited.
+
+Every save, delete and bulk action calls `rulebook_changed()`, so running processes use
+the new rules on their next assessment.
+"""
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.text import Truncator
+
+from risk.models import RiskRule, RiskSettings
+from risk.patterns import PatternError
+from risk.rulebook import rule_compile, rulebook_changed
+from risk.selectors import rule_preview
+from risk.services import risk_assess
+
+PREVIEW_DEFAULT_ACTIONS = 500
+PREVIEW_MAX_ACTIONS = 5000
+
+
+class LinesField(forms.CharField):
+    """A list of strings edited as one per line."""
+
+    widget = forms.Textarea(attrs={"rows": 4, "cols": 60, "spellcheck": "false"})
+
+    def prepare_value(self, value):
+        if isinstance(value, list):
+            return "\n".join(value)
+        return value
+
+    def to_python(self, value):
+        return [line.strip() for line in (value or "").splitlines() if line.strip()]
+
+
+class JSONObjectFormField(forms.JSONField):
+    widget = forms.Textarea(attrs={"rows": 4, "cols": 60, "spellcheck": "false"})
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value in (None, ""):
+            return {}
+        if not isinstance(value, dict):
+            raise forms.ValidationError('Enter a JSON object, e.g. {"key": "value"}.')
+        return value
+
+
+class RiskRuleForm(forms.ModelForm):
+    action_types = LinesField(required=False, help_text=RiskRule._meta.get_field("action_types").help_text + " One per line.")
+    action_type_patterns = LinesField(
+        required=False, help_text=RiskRule._meta.get_field("action_type_patterns").help_text + " One per line."
+    )
+    input_patterns = JSONObjectFormField(required=False, help_text=RiskRule._meta.get_field("input_patterns").help_text)
+
+    class Meta:
+        model = RiskRule
+        fields = [
+            "name", "description", "risk_level", "requires_approval", "enabled",
+            "action_types", "action_type_patterns", "input_patterns", "min_amount",
+        ]
+
+
+class RiskSettingsForm(forms.ModelForm):
+    internal_domains = LinesField(
+        required=False, help_text=RiskSettings._meta.get_field("internal_domains").help_text + " One per line."
+    )
+
+    class Meta:
+        model = RiskSettings
+        fields = "__all__"
+
+
+class DryRunForm(forms.Form):
+    action_type = forms.CharField(max_length=100, initial="COMMUNICATION.SEND_EMAIL")
+    inputs = JSONObjectFormField(required=False, initial={"to": "cfo@seller.example", "amount": 25000})
+    context = JSONObjectFormField(required=False, initial={"deal_stage": "diligence"})
+
+
+@admin.register(RiskRule)
+class RiskRuleAdmin(admin.ModelAdmin):
+    form = RiskRuleForm
+    list_display = ["name", "risk_level", "requires_approval", "enabled", "applies_to", "updated_at"]
+    list_filter = ["risk_level", "requires_approval", "enabled"]
+    list_editable = ["enabled"]
+    search_fields = ["name", "description"]
+    actions = ["enable", "disable"]
+    change_form_template = "admin/risk/riskrule/change_form.html"
+    change_list_template = "admin/risk/riskrule/change_list.html"
+    fieldsets = [
+        (None, {"fields": ["name", "description", "risk_level", "requires_approval", "enabled"]}),
+        ("Which actions", {"fields": ["action_types", "action_type_patterns", "input_patterns", "min_amount"]}),
+    ]
+
+    @admin.display(description="applies to")
+    def applies_to(self, rule):
+        parts = [*rule.action_types, *rule.action_type_patterns]
+        summary = ", ".join(parts) if parts else "every action type"
+        if rule.input_patterns:
+            summary += f"; inputs {', '.join(rule.input_patterns)}"
+        if rule.min_amount is not None:
+            summary += f"; amount ≥ {rule.min_amount:,.2f}"
+        return Truncator(summary).chars(90)
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        rulebook_changed()
+
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        rulebook_changed()
+
+    def delete_queryset(self, request, queryset):
+        super().delete_queryset(request, queryset)
+        rulebook_changed()
+
+    @admin.action(description="Enable selected rules", permissions=["change"])
+    def enable(self, request, queryset):
+        self.message_user(request, f"Enabled {queryset.update(enabled=True)} rule(s).", messages.SUCCESS)
+        rulebook_changed()
+
+    @admin.action(description="Disable selected rules", permissions=["change"])
+    def disable(self, request, queryset):
+        self.message_user(request, f"Disabled {queryset.update(enabled=False)} rule(s).", messages.SUCCESS)
+        rulebook_changed()
+
+    def get_urls(self):
+        return [
+            path("dry-run/", self.admin_site.admin_view(self.dry_run_view), name="risk_riskrule_dry_run"),
+            path("preview/", self.admin_site.admin_view(self.preview_view), name="risk_riskrule_preview"),
+            *super().get_urls(),
+        ]
+
+    def dry_run_view(self, request):
+        """Assess an action as the engine would, with the rules in force, and show why."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        form = DryRunForm(request.POST or None)
+        assessment = None
+        if request.method == "POST" and form.is_valid():
+            assessment = risk_assess(
+                action_type=form.cleaned_data["action_type"],
+                inputs=form.cleaned_data["inputs"],
+                context=form.cleaned_data["context"],
+            )
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Risk dry run",
+            "form": form,
+            "assessment": assessment,
+        }
+        return TemplateResponse(request, "admin/risk/riskrule/dry_run.html", context)
+
+    def preview_view(self, request):
+        """Which of the most recent actions the rule as typed (not yet saved) would match."""
+        if request.method != "POST" or not self.has_view_permission(request):
+            raise PermissionDenied
+        instance = None
+        if request.POST.get("_rule_id", "").isdigit():
+            instance = RiskRule.objects.filter(pk=int(request.POST["_rule_id"])).first()
+        form = RiskRuleForm(request.POST, instance=instance)
+        try:
+            limit = min(max(int(request.POST.get("_preview_limit", PREVIEW_DEFAULT_ACTIONS)), 1), PREVIEW_MAX_ACTIONS)
+        except ValueError:
+            limit = PREVIEW_DEFAULT_ACTIONS
+        context = {"limit": limit, "errors": None, "preview": None}
+        form.is_valid()  # fills cleaned_data; a duplicate name does not stop a preview
+        pattern_fields = {"action_types", "action_type_patterns", "input_patterns", "min_amount", "risk_level"}
+        errors = {name: errs for name, errs in form.errors.items() if name in pattern_fields}
+        if errors:
+            context["errors"] = errors
+        else:
+            rule = RiskRule(**{name: form.cleaned_data.get(name) for name in form.Meta.fields})
+            rule.name = rule.name or "(new rule)"
+            try:
+                context["preview"] = rule_preview(rule=rule_compile(rule), limit=limit)
+            except PatternError as exc:
+                context["errors"] = {"patterns": [str(exc)]}
+        return TemplateResponse(request, "admin/risk/riskrule/_preview.html", context)
+
+
+@admin.register(RiskSettings)
+class RiskSettingsAdmin(admin.ModelAdmin):
+    """The one settings row: the list page goes straight to it."""
+
+    form = RiskSettingsForm
+    fieldsets = [
+        ("When no rule matches", {"fields": ["default_risk_level", "default_requires_approval", "auto_approve_low_risk"]}),
+        ("Score bases by rule level", {"fields": ["base_low", "base_medium", "base_high", "base_critical"]}),
+        ("Modifiers", {"fields": ["bulk_weight", "bulk_threshold", "financial_weight", "external_weight", "internal_domains"]}),
+        ("Level thresholds (score ≥)", {"fields": ["threshold_medium", "threshold_high", "threshold_critical"]}),
+        ("Approval timeouts", {"fields": ["timeout_critical_hours", "timeout_high_hours", "timeout_other_hours"]}),
+    ]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        row, _ = RiskSettings.objects.get_or_create(pk=RiskSettings.SINGLETON_ID)
+        return redirect(reverse("admin:risk_risksettings_change", args=[row.pk]))
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        rulebook_changed()

@@ -1,0 +1,69 @@
+"""The compiled rule cache: no query while nothing changed, a change seen at once."""
+
+import threading
+import time
+
+import psycopg
+import pytest
+from django.db import connection
+
+from risk import rulebook
+from risk.models import RiskRule
+from risk.rulebook import rulebook_changed
+from risk.services import risk_assess
+
+
+@pytest.mark.django_db
+def test_assessments_make_no_query_while_nothing_changed(django_assert_num_queries):
+    risk_assess(action_type="DEAL.GET_DETAILS")
+    with django_assert_num_queries(0):
+        for _ in range(50):
+            risk_assess(action_type="COMMUNICATION.SEND_EMAIL", inputs={"to": "a@b.example"})
+
+
+@pytest.mark.django_db
+def test_a_rule_saved_through_a_service_is_seen_by_the_next_assessment():
+    assert risk_assess(action_type="DEAL.GET_DETAILS").level == "low"
+    RiskRule.objects.filter(name="read_only").update(risk_level="high")
+    rulebook_changed()
+    assert risk_assess(action_type="DEAL.GET_DETAILS").level == "high"
+
+
+def test_the_version_file_tells_other_processes_on_one_machine(tmp_path):
+    watcher = rulebook._FileWatcher(tmp_path / "db.sqlite3.risk-version")
+    other_process = rulebook._FileWatcher(tmp_path / "db.sqlite3.risk-version")
+    assert not other_process.changed()
+    watcher.announce()
+    assert other_process.changed()
+    assert not other_process.changed()  # once per change
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_an_edit_from_another_process_reaches_this_one_through_notify(django_assert_num_queries):
+    risk_assess(action_type="DEAL.GET_DETAILS")
+    watcher = rulebook._cache.watcher
+    deadline = time.monotonic() + 10
+    while not watcher.connected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert watcher.connected, "the rules listener did not connect"
+    risk_assess(action_type="DEAL.GET_DETAILS")
+    with django_assert_num_queries(0):
+        assert risk_assess(action_type="DEAL.GET_DETAILS").level == "low"
+
+    # Another process (its own connection, no call into this one) edits the rule.
+    s = connection.settings_dict
+    with psycopg.connect(
+        dbname=s["NAME"], host=s["HOST"] or None, port=s["PORT"] or None, user=s["USER"] or None,
+        password=s["PASSWORD"] or None, autocommit=True,
+    ) as other:
+        other.execute("UPDATE risk_riskrule SET risk_level = 'high' WHERE name = 'read_only'")
+
+    seen = threading.Event()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if risk_assess(action_type="DEAL.GET_DETAILS").level == "high":
+            seen.set()
+            break
+        time.sleep(0.01)
+    assert seen.is_set(), "the edit never reached this process"
