@@ -74,7 +74,9 @@ class RiskSettingsForm(forms.ModelForm):
 
 
 class DryRunForm(forms.Form):
-    action_type = forms.CharField(max_length=100, initial="COMMUNICATION.SEND_EMAIL")
+    action_type = forms.CharField(
+        max_length=100, initial="COMMUNICATION.SEND_EMAIL", widget=forms.TextInput(attrs={"size": 60})
+    )
     inputs = JSONObjectFormField(required=False, initial={"to": "cfo@seller.example", "amount": 25000})
     context = JSONObjectFormField(required=False, initial={"deal_stage": "diligence"})
 

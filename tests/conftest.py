@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
@@ -8,15 +10,19 @@ from risk.rulebook import rulebook_forget, rulebook_shutdown
 ON_POSTGRESQL = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 
 
+CHROMIUM = Path("/usr/bin/chromium")
+
+
 def pytest_collection_modifyitems(config, items):
-    if ON_POSTGRESQL:
-        return
-    skip = pytest.mark.skip(
+    skip_pg = pytest.mark.skip(
         reason="needs PostgreSQL (schema zakops, real concurrent connections): set DATABASE_URL=postgres://..."
     )
+    skip_browser = pytest.mark.skip(reason="needs Chromium at /usr/bin/chromium (scripts/test installs it as root)")
     for item in items:
-        if "postgresql" in item.keywords:
-            item.add_marker(skip)
+        if "postgresql" in item.keywords and not ON_POSTGRESQL:
+            item.add_marker(skip_pg)
+        if "browser" in item.keywords and not CHROMIUM.exists():
+            item.add_marker(skip_browser)
 
 
 @pytest.fixture(autouse=True)

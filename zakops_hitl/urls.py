@@ -21,6 +21,10 @@ class SchemaView(HitlAPIView, SpectacularAPIView):
     ]
 
 
+admin.site.site_header = "ZakOps HITL admin"
+admin.site.site_title = "ZakOps HITL admin"
+admin.site.index_title = "Rules, settings, people and tokens"
+
 api_patterns = [
     path("schema/", SchemaView.as_view(), name="api-schema"),
     path("", include("risk.api.urls")),

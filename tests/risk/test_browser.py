@@ -1,0 +1,38 @@
+"""The admin's dry run and rule preview, used in a real browser."""
+
+import pytest
+from django.core.management import call_command
+
+from risk.models import RiskRule
+from tests.browser import browser_page, sign_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+
+
+def test_dry_run_and_rule_preview_in_the_browser(live_server, make_reviewer, tmp_path):
+    make_reviewer("admin", "ada@example.com")
+    call_command("seed_demo", stdout=open("/dev/null", "w"))
+    with browser_page() as page:
+        sign_in(page, live_server.url, "ada@example.com")
+
+        page.goto(f"{live_server.url}/admin/risk/riskrule/")
+        page.click("text=Dry run")
+        page.fill("#id_action_type", "COMMUNICATION.SEND_EMAIL")
+        page.fill("#id_inputs", '{"to": "cfo@seller.example", "amount": 50000}')
+        page.fill("#id_context", '{"deal_stage": "diligence"}')
+        page.click("input[type=submit][value=Assess]")
+        result = page.locator("#assessment")
+        result.wait_for()
+        assert "critical" in result.inner_text()
+        assert "Matched rule external_email: Sending external emails requires approval" in result.inner_text()
+        assert "Financial data: inputs include amount (+0.15)" in result.inner_text()
+        page.screenshot(path=str(tmp_path / "dry-run.png"), full_page=True)
+
+        rule = RiskRule.objects.get(name="read_only")
+        page.goto(f"{live_server.url}/admin/risk/riskrule/{rule.pk}/change/")
+        page.fill("#id_action_type_patterns", "*GET*\n*LIST*")
+        page.click("#rule-preview-button")
+        summary = page.locator(".preview-summary")
+        summary.wait_for()
+        assert "Would match 4 of the last" in summary.inner_text()  # GET_DETAILS and LIST_FILES, two of each
+        assert RiskRule.objects.get(pk=rule.pk).action_type_patterns == ["*GET*", "*LIST*", "*READ*", "*FETCH*"]
