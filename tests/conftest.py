@@ -2,12 +2,16 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.db import connections
 from rest_framework.test import APIClient
 
 from accounts.services import api_token_create, operator_upsert, service_account_ensure
 from risk.rulebook import rulebook_forget, rulebook_shutdown
 
 ON_POSTGRESQL = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+# Request threads of the live server (and test threads) end; persistent connections
+# would outlive them and keep the test database from being dropped.
+connections.settings["default"]["CONN_MAX_AGE"] = 0
 
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -12,6 +12,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, seria
 def test_dry_run_and_rule_preview_in_the_browser(live_server, make_reviewer, tmp_path):
     make_reviewer("admin", "ada@example.com")
     call_command("seed_demo", stdout=open("/dev/null", "w"))
+    rule = RiskRule.objects.get(name="read_only")
+    # No ORM call inside the browser block: it runs in Playwright's event loop context.
     with browser_page() as page:
         sign_in(page, live_server.url, "ada@example.com")
 
@@ -28,11 +30,11 @@ def test_dry_run_and_rule_preview_in_the_browser(live_server, make_reviewer, tmp
         assert "Financial data: inputs include amount (+0.15)" in result.inner_text()
         page.screenshot(path=str(tmp_path / "dry-run.png"), full_page=True)
 
-        rule = RiskRule.objects.get(name="read_only")
         page.goto(f"{live_server.url}/admin/risk/riskrule/{rule.pk}/change/")
         page.fill("#id_action_type_patterns", "*GET*\n*LIST*")
         page.click("#rule-preview-button")
         summary = page.locator(".preview-summary")
         summary.wait_for()
         assert "Would match 4 of the last" in summary.inner_text()  # GET_DETAILS and LIST_FILES, two of each
-        assert RiskRule.objects.get(pk=rule.pk).action_type_patterns == ["*GET*", "*LIST*", "*READ*", "*FETCH*"]
+    rule.refresh_from_db()
+    assert rule.action_type_patterns == ["*GET*", "*LIST*", "*READ*", "*FETCH*"]  # a preview saves nothing
