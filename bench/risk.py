@@ -360,7 +360,7 @@ def report_assessor(label: str, figures: dict, target: float) -> None:
             f"rules whose type matches: {low}-{high}"
         )
     action_type, median, matching = figures["slowest"]
-    print(f"  slowest call: {action_type}, median {median:.2f} µs, {matching} rules whose type matches")
+    print(f"  slowest call: {action_type}, median {median:.2f} µs; rules whose type matches: {matching}")
     print(f"  rule book load (query + compile): {figures['load_ms']:.1f} ms")
     if not figures["settled"] or figures["reloaded"]:
         print("  warning: the rule book reloaded during the timing; figures include database reads")
@@ -625,7 +625,8 @@ def arguments():
     parser.add_argument("--skip-assess", action="store_true", help="only the HTTP part")
     parser.add_argument("--skip-http", action="store_true", help="only the in-process part")
     parser.add_argument(
-        "--timeout", type=int, default=600, help="stop everything after this many seconds, plus the wrk runs (default 600)"
+        "--timeout", type=int, default=600,
+        help="stop everything after this many seconds, plus the wrk runs (default 600)",
     )
     return parser.parse_args()
 

@@ -1,34 +1,23 @@
 """The enabled rules and the risk settings, compiled once and cached per process.
 
 An edit reaches every process on its next assessment, with no database query per
-assessment while nothing changed:
-
-- in this process, `rulebook_changed()` drops the cache at once (and again on commit);
-- on PostgreSQL, a trigger on the rule and settings tables sends NOTIFY on commit, and a
-  daemon thread per process that LISTENs marks the cache stale. While that listener is
-  not connected, every assessment reloads, so a missed notification can not leave a
-  process on old rules;
-- on an SQLite file, `rulebook_changed()` touches a version file beside the database on
-  commit, and each assessment compares its modification time (a `stat`, no query).
+assessment while nothing changed: `rulebook_changed()` drops this process's copy at
+once, and `zakops_hitl.changes` tells the other processes (on PostgreSQL through
+triggers and NOTIFY, whoever made the edit).
 """
 
 import logging
-import os
-import threading
-import time
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from pathlib import Path
 
 from django.conf import settings
-from django.db import connection, transaction
 
 from risk.models import SEVERITY, RiskRule, RiskSettings
 from risk.patterns import PatternError, glob_compile, regex_compile
+from zakops_hitl.changes import feed
 
 logger = logging.getLogger(__name__)
 
-NOTIFY_CHANNEL = "hitl_risk_rules"
 AMOUNT_KEYS = ("amount", "value", "total")
 _TYPE_MEMO_LIMIT = 10_000
 
@@ -202,152 +191,27 @@ def rulebook_load() -> RuleBook:
     return RuleBook(rules=tuple(compiled), config=RiskConfig.from_settings(settings_row()))
 
 
-# --- change detection ----------------------------------------------------------------
+# --- the cache ---------------------------------------------------------------------
 
-
-class _NoWatcher:
-    """In-memory SQLite (tests): one process, so in-process invalidation is enough."""
-
-    def changed(self) -> bool:
-        return False
-
-    def announce(self) -> None:
-        pass
-
-
-class _FileWatcher:
-    def __init__(self, path: Path):
-        self.path = path
-        self._path = str(path)
-        self.seen = self._stamp()
-
-    def _stamp(self):
-        try:
-            return os.stat(self._path).st_mtime_ns
-        except FileNotFoundError:
-            return None
-
-    def changed(self) -> bool:
-        stamp = self._stamp()
-        if stamp != self.seen:
-            self.seen = stamp
-            return True
-        return False
-
-    def announce(self) -> None:
-        self.path.write_text(str(time.time_ns()))
-
-
-class _PostgresWatcher:
-    RETRY_SECONDS = 2.0
-    POLL_SECONDS = 1.0  # how soon stop() is noticed; notifications themselves arrive at once
-
-    def __init__(self, settings_dict: dict):
-        self.settings_dict = settings_dict
-        self.connected = False
-        self.dirty = True
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._listen_forever, name="risk-rules-listener", daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.thread.join(timeout=self.POLL_SECONDS * 5)
-
-    def _conninfo(self) -> str:
-        from psycopg.conninfo import make_conninfo
-
-        s = self.settings_dict
-        return make_conninfo(
-            dbname=s["NAME"], host=s["HOST"] or None, port=s["PORT"] or None,
-            user=s["USER"] or None, password=s["PASSWORD"] or None,
-        )
-
-    def _listen_forever(self):
-        import psycopg
-
-        while not self.stopping.is_set():
-            try:
-                with psycopg.connect(self._conninfo(), autocommit=True) as conn:
-                    conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-                    self.connected = True
-                    self.dirty = True  # whatever happened while not listening
-                    idle = 0.0
-                    while not self.stopping.is_set():
-                        for _ in conn.notifies(timeout=self.POLL_SECONDS):
-                            self.dirty = True
-                        idle += self.POLL_SECONDS
-                        if idle >= 60:  # notice a dead connection
-                            conn.execute("SELECT 1")
-                            idle = 0.0
-            except Exception:
-                logger.warning("risk rules listener disconnected; assessments reload rules until it is back", exc_info=True)
-            self.connected = False
-            self.stopping.wait(self.RETRY_SECONDS)
-
-    def changed(self) -> bool:
-        if not self.connected:
-            return True
-        if self.dirty:
-            self.dirty = False  # cleared before the reload, so a change during it is not lost
-            return True
-        return False
-
-    def announce(self) -> None:
-        pass  # the database trigger sends the NOTIFY on commit
-
-
-def _watcher_for(conn):
-    if conn.vendor == "postgresql":
-        return _PostgresWatcher(dict(conn.settings_dict))
-    name = str(conn.settings_dict["NAME"])
-    if conn.is_in_memory_db() or name.startswith("file:"):
-        return _NoWatcher()
-    return _FileWatcher(Path(f"{name}.risk-version"))
-
-
-class _Cache:
-    def __init__(self):
-        self.book: RuleBook | None = None
-        self.watcher = None
-        self.lock = threading.Lock()
-
-
-_cache = _Cache()
+CHANNEL = "hitl_risk_rules"  # NOTIFY channel of the triggers in risk migration 0003
+_changes = feed.subscribe(CHANNEL)
+_book: RuleBook | None = None
 
 
 def rulebook_current() -> RuleBook:
-    """The compiled rule book; reloaded only when something changed."""
-    if _cache.watcher is None:
-        with _cache.lock:
-            if _cache.watcher is None:
-                _cache.watcher = _watcher_for(connection)
-    if _cache.watcher.changed() or _cache.book is None:
-        _cache.book = rulebook_load()
-    return _cache.book
+    """The compiled rule book; reloaded only when rules or settings changed."""
+    global _book
+    if _changes.changed() or _book is None:
+        _book = rulebook_load()
+    return _book
 
 
 def rulebook_forget() -> None:
-    _cache.book = None
-
-
-def rulebook_shutdown() -> None:
-    """Stop watching for changes (closes the listener's connection); for tests and tools."""
-    watcher, _cache.watcher, _cache.book = _cache.watcher, None, None
-    if isinstance(watcher, _PostgresWatcher):
-        watcher.stop()
+    global _book
+    _book = None
 
 
 def rulebook_changed() -> None:
     """Call after writing rules or settings: this process now, every process on commit."""
-
-    def on_commit():
-        rulebook_forget()
-        if _cache.watcher is not None:
-            _cache.watcher.announce()
-        elif connection.vendor == "sqlite":
-            _watcher_for(connection).announce()
-
     rulebook_forget()
-    transaction.on_commit(on_commit)
-
+    feed.announce(CHANNEL)

@@ -6,7 +6,8 @@ from django.db import connections
 from rest_framework.test import APIClient
 
 from accounts.services import api_token_create, operator_upsert, service_account_ensure
-from risk.rulebook import rulebook_forget, rulebook_shutdown
+from risk.rulebook import rulebook_forget
+from zakops_hitl.changes import feed
 
 ON_POSTGRESQL = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 # Request threads of the live server (and test threads) end; persistent connections
@@ -40,9 +41,9 @@ def _test_settings(settings):
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _stop_rules_listener(django_db_setup):
+def _stop_change_listener(django_db_setup):
     yield
-    rulebook_shutdown()  # its connection would keep the test database from being dropped
+    feed.stop()  # the change listener's connection would keep the test database from being dropped
 
 
 @pytest.fixture(autouse=True)

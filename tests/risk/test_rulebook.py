@@ -11,15 +11,15 @@ from risk import rulebook
 from risk.models import RiskRule
 from risk.rulebook import rulebook_changed
 from risk.services import risk_assess
+from zakops_hitl.changes import ChangeFeed, feed
 
 
 def wait_for_listener():
     """On PostgreSQL, until the NOTIFY listener is connected every assessment reloads."""
-    watcher = rulebook._cache.watcher
     deadline = time.monotonic() + 10
-    while not getattr(watcher, "connected", True) and time.monotonic() < deadline:
+    while not feed.listening(rulebook.CHANNEL) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert getattr(watcher, "connected", True), "the rules listener did not connect"
+    assert feed.listening(rulebook.CHANNEL), "the change listener did not connect"
 
 
 @pytest.mark.django_db
@@ -40,13 +40,17 @@ def test_a_rule_saved_through_a_service_is_seen_by_the_next_assessment():
     assert risk_assess(action_type="DEAL.GET_DETAILS").level == "high"
 
 
-def test_the_version_file_tells_other_processes_on_one_machine(tmp_path):
-    watcher = rulebook._FileWatcher(tmp_path / "db.sqlite3.risk-version")
-    other_process = rulebook._FileWatcher(tmp_path / "db.sqlite3.risk-version")
-    assert not other_process.changed()
-    watcher.announce()
-    assert other_process.changed()
-    assert not other_process.changed()  # once per change
+def test_on_an_sqlite_file_a_version_file_tells_other_processes(tmp_path, monkeypatch):
+    this, other = ChangeFeed(), ChangeFeed()  # two processes on one machine
+    for process in (this, other):
+        monkeypatch.setattr(process, "_mode", "file")
+        monkeypatch.setattr(process, "_base", str(tmp_path / "db.sqlite3"))
+    seen = other.subscribe("hitl_test")
+    assert seen.changed()  # first use loads
+    assert not seen.changed()
+    this.announce("hitl_test")  # outside a transaction: on_commit runs at once
+    assert seen.changed()
+    assert not seen.changed()  # once per change
 
 
 @pytest.mark.postgresql

@@ -1,0 +1,187 @@
+"""Tell every process that data behind one of its in-process caches changed.
+
+A cache subscribes to a channel and asks `changed()` before each use; that costs no
+database query while nothing changed:
+
+- PostgreSQL: triggers on the tables send NOTIFY <channel> on commit (whoever made the
+  change: admin, a script, SQL), and one daemon thread per process LISTENs to every
+  channel. While a channel is not being listened to, `changed()` answers True for it, so a missed
+  notification can never leave a cache stale; it just reloads more often.
+- SQLite file: `announce(channel)` touches `<database>.<channel>` on commit and
+  `changed()` compares its modification time (one `stat`). SQLite serves one machine,
+  so a file beside the database reaches every process that uses it.
+- In-memory SQLite (tests): one process; `announce` marks its subscribers directly.
+"""
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+
+from django.db import connection, transaction
+
+logger = logging.getLogger(__name__)
+
+
+class Subscription:
+    def __init__(self, feed, channel: str):
+        self.feed = feed
+        self.channel = channel
+        self.dirty = True
+        self.file_stamp = None
+
+    def changed(self) -> bool:
+        """True once after each change (and always while changes can not be seen)."""
+        return self.feed.changed(self)
+
+
+class _Listener:
+    """One LISTEN connection per process for every channel."""
+
+    RETRY_SECONDS = 2.0
+    POLL_SECONDS = 1.0  # how soon stop() is noticed; notifications arrive at once
+    PING_SECONDS = 60.0
+
+    def __init__(self, settings_dict: dict, feed):
+        self.settings_dict = settings_dict
+        self.feed = feed
+        self.listening_to: frozenset = frozenset()
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="hitl-change-listener", daemon=True)
+        self.thread.start()
+
+    def _conninfo(self) -> str:
+        from psycopg.conninfo import make_conninfo
+
+        s = self.settings_dict
+        return make_conninfo(
+            dbname=s["NAME"], host=s["HOST"] or None, port=s["PORT"] or None,
+            user=s["USER"] or None, password=s["PASSWORD"] or None,
+        )
+
+    def _run(self):
+        import psycopg
+
+        while not self.stopping.is_set():
+            try:
+                with psycopg.connect(self._conninfo(), autocommit=True) as conn:
+                    idle = 0.0
+                    while not self.stopping.is_set():
+                        new = [c for c in self.feed.channels() if c not in self.listening_to]
+                        for channel in new:
+                            conn.execute(f"LISTEN {channel}")
+                        if new:
+                            self.listening_to = self.listening_to | set(new)
+                            for channel in new:
+                                self.feed.mark(channel)  # whatever happened before we listened
+                        for notice in conn.notifies(timeout=self.POLL_SECONDS):
+                            self.feed.mark(notice.channel)
+                        idle += self.POLL_SECONDS
+                        if idle >= self.PING_SECONDS:  # notice a dead connection
+                            conn.execute("SELECT 1")
+                            idle = 0.0
+            except Exception:
+                logger.warning("change listener disconnected; caches reload on every use until it is back", exc_info=True)
+            self.listening_to = frozenset()
+            self.stopping.wait(self.RETRY_SECONDS)
+
+    def stop(self):
+        self.stopping.set()
+        self.thread.join(timeout=self.POLL_SECONDS * 5)
+
+
+class ChangeFeed:
+    def __init__(self):
+        self._subscriptions: list[Subscription] = []
+        self._lock = threading.Lock()
+        self._listener: _Listener | None = None
+        self._mode: str | None = None  # "postgresql", "file" or "memory"
+        self._base: str | None = None
+
+    def _setup(self):
+        with self._lock:
+            if self._mode is not None:
+                return
+            if connection.vendor == "postgresql":
+                self._listener = _Listener(dict(connection.settings_dict), self)
+                mode = "postgresql"
+            else:
+                name = str(connection.settings_dict["NAME"])
+                in_memory = connection.is_in_memory_db() or name.startswith("file:")
+                self._base = None if in_memory else name
+                mode = "memory" if in_memory else "file"
+            self._mode = mode
+
+    def channels(self) -> list[str]:
+        return sorted({s.channel for s in self._subscriptions})
+
+    def subscribe(self, channel: str) -> Subscription:
+        subscription = Subscription(self, channel)
+        with self._lock:
+            self._subscriptions.append(subscription)
+        return subscription
+
+    def mark(self, channel: str) -> None:
+        for subscription in self._subscriptions:
+            if subscription.channel == channel:
+                subscription.dirty = True
+
+    def mark_all(self) -> None:
+        for subscription in self._subscriptions:
+            subscription.dirty = True
+
+    def _path(self, channel: str) -> str:
+        return f"{self._base}.{channel}"
+
+    def _file_stamp(self, channel: str):
+        try:
+            return os.stat(self._path(channel)).st_mtime_ns
+        except FileNotFoundError:
+            return None
+
+    def changed(self, subscription: Subscription) -> bool:
+        if self._mode is None:
+            self._setup()
+        if self._mode == "postgresql" and subscription.channel not in self._listener.listening_to:
+            return True
+        if self._mode == "file":
+            stamp = self._file_stamp(subscription.channel)
+            if stamp != subscription.file_stamp:
+                subscription.file_stamp = stamp
+                subscription.dirty = True
+        if subscription.dirty:
+            subscription.dirty = False  # cleared before the reload, so a change during it is not lost
+            return True
+        return False
+
+    def listening(self, channel: str) -> bool:
+        """Whether a change made elsewhere to `channel` would be seen now."""
+        if self._mode is None:
+            self._setup()
+        return self._mode != "postgresql" or channel in self._listener.listening_to
+
+    def announce(self, channel: str) -> None:
+        """Call after writing data of `channel`: this process at once, the others on commit
+        (on PostgreSQL the table triggers do that part)."""
+        self.mark(channel)
+
+        def on_commit():
+            self.mark(channel)
+            if self._mode is None:
+                self._setup()
+            if self._mode == "file":
+                Path(self._path(channel)).write_text(str(time.time_ns()))
+
+        transaction.on_commit(on_commit)
+
+    def stop(self) -> None:
+        """Close the listener's connection (tests and tools); the next use starts anew."""
+        with self._lock:
+            listener, self._listener, self._mode = self._listener, None, None
+        if listener is not None:
+            listener.stop()
+        self.mark_all()
+
+
+feed = ChangeFeed()
