@@ -4,11 +4,9 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
-from django.utils import timezone
-
 from accounts.models import ApiToken
 from accounts.selectors import user_is_service, user_role
-from accounts.services import api_token_create, operator_sync, user_role_set
+from accounts.services import api_token_create, api_tokens_changed, api_tokens_revoke, operator_sync, user_role_set
 from zakops.models import OperatorRole
 
 User = get_user_model()
@@ -29,15 +27,24 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            return super().save_model(request, obj, form, change)
+            super().save_model(request, obj, form, change)
+            api_tokens_changed()
+            return
         token, raw = api_token_create(user=obj.user, name=obj.name)
         obj.pk = token.pk
         messages.warning(request, f"Copy this token now, it is not shown again: {raw}")
 
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        api_tokens_changed()
+
+    def delete_queryset(self, request, queryset):
+        super().delete_queryset(request, queryset)
+        api_tokens_changed()
+
     @admin.action(description="Revoke selected tokens")
     def revoke(self, request, queryset):
-        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
-        messages.success(request, f"Revoked {count} token(s).")
+        messages.success(request, f"Revoked {api_tokens_revoke(tokens=queryset)} token(s).")
 
 
 admin.site.unregister(User)
@@ -60,6 +67,18 @@ class ReviewerAdmin(UserAdmin):
         if obj is not None and "role" in form.base_fields:
             form.base_fields["role"].initial = user_role(obj) or ""
         return form
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        api_tokens_changed()  # e.g. deactivated: the person's tokens stop working
+
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        api_tokens_changed()
+
+    def delete_queryset(self, request, queryset):
+        super().delete_queryset(request, queryset)
+        api_tokens_changed()
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)

@@ -1,5 +1,12 @@
-"""`Authorization: Bearer <token>` for the REST API."""
+"""`Authorization: Bearer <token>` for the REST API.
 
+Tokens are looked up once and kept in a per-process cache, so an API call costs no
+query for its token. Any change that could make a cached token wrong (revoked, deleted,
+its user deactivated, its account changed) is announced on the `hitl_api_tokens`
+channel (zakops_hitl.changes), and every process drops its cache on its next call.
+"""
+
+import copy
 from datetime import timedelta
 
 from django.utils import timezone
@@ -7,10 +14,32 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from accounts.models import ApiToken
-from accounts.services import token_hash
+from accounts.services import TOKENS_CHANNEL, token_hash
+from zakops_hitl.changes import feed
 
 # Recording every use would turn each API read into a write; a few minutes' precision is enough.
 LAST_USED_PRECISION = timedelta(minutes=5)
+_CACHE_LIMIT = 10_000
+_changes = feed.subscribe(TOKENS_CHANNEL)
+_tokens: dict[str, ApiToken] = {}
+
+
+def _token_for(key_hash: str) -> ApiToken | None:
+    if _changes.changed():
+        _tokens.clear()
+    token = _tokens.get(key_hash)
+    if token is None:
+        token = (
+            ApiToken.objects.select_related("user", "user__account")
+            .filter(key_hash=key_hash, revoked_at__isnull=True, user__is_active=True)
+            .first()
+        )
+        if token is None:  # unknown tokens are not cached: guessing must not fill memory
+            return None
+        if len(_tokens) >= _CACHE_LIMIT:
+            _tokens.clear()
+        _tokens[key_hash] = token
+    return token
 
 
 class BearerTokenAuthentication(authentication.BaseAuthentication):
@@ -26,17 +55,15 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             raw = header[1].decode()
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed("Invalid token.") from None
-        token = (
-            ApiToken.objects.select_related("user", "user__account")
-            .filter(key_hash=token_hash(raw), revoked_at__isnull=True)
-            .first()
-        )
-        if token is None or not token.user.is_active:
+        token = _token_for(token_hash(raw))
+        if token is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked token.")
         now = timezone.now()
         if token.last_used_at is None or now - token.last_used_at > LAST_USED_PRECISION:
             ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-        return token.user, token
+            token.last_used_at = now
+        # Each request gets its own user object: views may cache per-request facts on it.
+        return copy.copy(token.user), token
 
     def authenticate_header(self, request):
         return self.keyword

@@ -13,8 +13,12 @@ from django.utils import timezone
 
 from accounts.models import Account, ApiToken
 from zakops.models import Operator, OperatorRole
+from zakops_hitl.changes import feed
 
 TOKEN_PREFIX = "zkh_"
+# Announced when a token, or the user or account behind one, changes (accounts 0003 has
+# the PostgreSQL triggers); API processes then drop their cached tokens.
+TOKENS_CHANNEL = "hitl_api_tokens"
 SERVICE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
 
 
@@ -87,6 +91,18 @@ def service_account_ensure(*, name: str):
         raise ValidationError(f"{name!r} is a person's account, not a service account")
     Account.objects.get_or_create(user=user, defaults={"is_service": True})
     return user
+
+
+def api_tokens_changed() -> None:
+    feed.announce(TOKENS_CHANNEL)
+
+
+@transaction.atomic
+def api_tokens_revoke(*, tokens) -> int:
+    """Revoke the given tokens (a queryset); they stop working at once in every process."""
+    count = tokens.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+    api_tokens_changed()
+    return count
 
 
 def api_token_create(*, user, name: str) -> tuple[ApiToken, str]:

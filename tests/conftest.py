@@ -6,7 +6,6 @@ from django.db import connections
 from rest_framework.test import APIClient
 
 from accounts.services import api_token_create, operator_upsert, service_account_ensure
-from risk.rulebook import rulebook_forget
 from zakops_hitl.changes import feed
 
 ON_POSTGRESQL = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
@@ -47,12 +46,12 @@ def _stop_change_listener(django_db_setup):
 
 
 @pytest.fixture(autouse=True)
-def _fresh_rulebook():
-    # A test's rule edits are rolled back with its transaction; the process-wide cache
-    # must not carry them into the next test.
-    rulebook_forget()
+def _fresh_caches():
+    # A test's writes are rolled back with its transaction; the process-wide caches
+    # (rules, tokens) must not carry them into the next test.
+    feed.mark_all()
     yield
-    rulebook_forget()
+    feed.mark_all()
 
 
 PASSWORD = "correct horse battery staple"

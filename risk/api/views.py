@@ -1,3 +1,5 @@
+from dataclasses import asdict
+
 from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 
@@ -22,7 +24,8 @@ class AssessRiskView(HitlAPIView):
             inputs=data.validated_data.get("action_data") or {},
             context=data.validated_data.get("context") or {},
         )
-        return Response(AssessmentSerializer(assessment).data)
+        # The assessment is already plain data; AssessmentSerializer documents its shape.
+        return Response(asdict(assessment))
 
 
 class RiskRulesView(HitlAPIView):

@@ -1,9 +1,14 @@
 """Every /api/hitl/ endpoint refuses anonymous calls with 401 JSON."""
 
+import time
+
+import psycopg
 import pytest
-from django.utils import timezone
+from django.db import connection
 
 from accounts.models import ApiToken
+from accounts.services import TOKENS_CHANNEL, api_tokens_revoke
+from zakops_hitl.changes import feed
 
 pytestmark = pytest.mark.django_db
 SCHEMA = "/api/hitl/schema/"
@@ -32,10 +37,60 @@ def test_a_wrong_or_malformed_token_is_401(api, service_token, header):
     assert response.json()["detail"]
 
 
-def test_a_revoked_token_stops_working(api, service_token):
-    ApiToken.objects.update(revoked_at=timezone.now())
+def test_a_revoked_token_stops_working_at_once(api, service_token):
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {service_token}")
+    assert api.get(SCHEMA).status_code == 200  # now cached
+    assert api_tokens_revoke(tokens=ApiToken.objects.all()) == 1
     assert api.get(SCHEMA).status_code == 401
+
+
+def test_revoking_in_admin_stops_the_token(client, api, service_token, make_reviewer):
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {service_token}")
+    assert api.get(SCHEMA).status_code == 200
+    client.force_login(make_reviewer("admin"))
+    client.post("/admin/accounts/apitoken/", {"action": "revoke", "_selected_action": [ApiToken.objects.get().pk]})
+    assert ApiToken.objects.get().revoked_at is not None
+    assert api.get(SCHEMA).status_code == 401
+
+
+def test_deactivating_a_person_in_admin_stops_their_tokens(client, api, make_reviewer):
+    from accounts.services import api_token_create
+
+    person = make_reviewer("operator")
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {api_token_create(user=person, name='laptop')[1]}")
+    assert api.get(SCHEMA).status_code == 200
+    client.force_login(make_reviewer("admin"))
+    page = client.get(f"/admin/auth/user/{person.pk}/change/")
+    form = page.context["adminform"].form
+    data = {k: v for k, v in form.initial.items() if k in form.fields and v is not None and k not in ("groups", "user_permissions", "password", "is_active", "is_staff", "is_superuser", "last_login", "date_joined")}
+    data.update({"date_joined_0": "2026-01-01", "date_joined_1": "10:00:00", "role": "operator"})
+    response = client.post(f"/admin/auth/user/{person.pk}/change/", data)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    person.refresh_from_db()
+    assert not person.is_active
+    assert api.get(SCHEMA).status_code == 401
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_token_revoked_by_another_process_stops_working_here(api, service_token):
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {service_token}")
+    assert api.get(SCHEMA).status_code == 200
+    deadline = time.monotonic() + 10
+    while not feed.listening(TOKENS_CHANNEL) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert api.get(SCHEMA).status_code == 200
+    s = connection.settings_dict
+    with psycopg.connect(
+        dbname=s["NAME"], host=s["HOST"] or None, port=s["PORT"] or None, user=s["USER"] or None, autocommit=True
+    ) as other:
+        other.execute("UPDATE accounts_apitoken SET revoked_at = now()")
+    deadline = time.monotonic() + 10
+    status = 200
+    while status == 200 and time.monotonic() < deadline:
+        status = api.get(SCHEMA).status_code
+        time.sleep(0.01)
+    assert status == 401
 
 
 def test_tokens_are_stored_only_as_hashes(service_token):
