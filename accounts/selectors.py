@@ -22,3 +22,14 @@ def user_role(user) -> str | None:
 def user_is_service(user) -> bool:
     account = getattr(user, "account", None) if user.is_authenticated else None
     return bool(account and account.is_service)
+
+
+def user_actor_id(user):
+    """The UUID that goes into approved_by / resumed_by for this user, or None."""
+    account = getattr(user, "account", None) if user.is_authenticated else None
+    return account.actor_id if account else None
+
+
+def user_can_act(user) -> bool:
+    """Service accounts, operators and admins may change state; viewers only read."""
+    return user_is_service(user) or user_role(user) in ("operator", "admin")

@@ -7,6 +7,7 @@ SECRET_KEY, so they stay the same from run to run and are not guessable without 
 import base64
 import hashlib
 import hmac
+import uuid
 from datetime import timedelta
 
 from django.conf import settings
@@ -15,7 +16,7 @@ from django.utils import timezone
 
 from accounts.services import operator_upsert
 from zakops.catalogue import ACTION_CATALOGUE
-from zakops.models import Action, ActionStatus, Deal
+from zakops.models import Action, ActionStatus, CheckpointStatus, Deal, ExecutionCheckpoint
 
 DEMO_DEALS = (
     ("DL-0001", "Acme Industrial Holdings", "Acme Industrial", "diligence"),
@@ -86,14 +87,51 @@ def _actions(deals: list[Deal]) -> list[Action]:
     return actions
 
 
+# (action, name, type, status, data) — the checkpoints an engine would leave behind.
+DEMO_CHECKPOINTS = (
+    ("ACT-DEMO-0005", "before_approval", "approval_gate", "active", {"step": 2, "draft_id": "loi-2201"}),
+    ("ACT-DEMO-0006", "after_document_generation", "state", "resumed", {"step": 3, "pages": 4}),
+    ("ACT-DEMO-0006", "before_send", "approval_gate", "active", {"step": 4}),
+    ("ACT-DEMO-0011", "awaiting_bank_confirmation", "external_call", "expired", {"request_id": "tx-99"}),
+    ("ACT-DEMO-0013", "enrichment_page_1", "state", "resumed", {"cursor": "p1", "rows": 250}),
+    ("ACT-DEMO-0013", "enrichment_page_2", "state", "active", {"cursor": "p2", "rows": 250}),
+    ("ACT-DEMO-0001", "before_send", "approval_gate", "active", {"step": 1, "subject": "Next steps"}),
+)
+
+
+def _checkpoints(operator_id) -> int:
+    now = timezone.now()
+    per_action: dict[str, int] = {}
+    for action_id, name, kind, status, data in DEMO_CHECKPOINTS:
+        sequence = per_action.get(action_id, 0)
+        per_action[action_id] = sequence + 1
+        ExecutionCheckpoint.objects.update_or_create(
+            action_id=action_id,
+            checkpoint_name=name,
+            sequence_number=sequence,
+            defaults={
+                "correlation_id": uuid.uuid5(uuid.NAMESPACE_URL, f"zakops-demo:{action_id}"),
+                "checkpoint_type": kind,
+                "checkpoint_data": data,
+                "status": status,
+                "expires_at": now - timedelta(hours=1) if status == CheckpointStatus.EXPIRED else now + timedelta(days=2),
+                "resumed_at": now - timedelta(hours=3) if status == CheckpointStatus.RESUMED else None,
+                "resumed_by": operator_id if status == CheckpointStatus.RESUMED else None,
+                "created_at": now - timedelta(hours=6 - sequence),
+            },
+        )
+    return len(DEMO_CHECKPOINTS)
+
+
 @transaction.atomic
 def demo_seed() -> dict:
     """Create or refresh the demo data; returns what was seeded, with the sign-in details."""
-    people = []
+    people, users = [], {}
     for email, role, name in DEMO_PEOPLE:
         password = demo_password(email)
-        operator_upsert(email=email, role=role, password=password, name=name)
+        users[email] = operator_upsert(email=email, role=role, password=password, name=name)
         people.append((email, role, password))
     deals = _deals()
     actions = _actions(deals)
-    return {"people": people, "deals": len(deals), "actions": len(actions)}
+    checkpoints = _checkpoints(users["operator@zakops.demo"].account.actor_id)
+    return {"people": people, "deals": len(deals), "actions": len(actions), "checkpoints": checkpoints}

@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from zakops_hitl.errors import HitlError
 from zakops_hitl.parsers import DEFAULT_MAX_BODY_BYTES
 
 class HitlAPIView(APIView):
@@ -33,7 +34,7 @@ class StrictCharField(serializers.CharField):
 
 @extend_schema_field(OpenApiTypes.OBJECT)
 class JSONObjectField(serializers.Field):
-    """A JSON object (dict); null counts as an empty one."""
+    """A JSON object (dict); where null is allowed it counts as an empty one."""
 
     default_error_messages = {"not_object": "Must be a JSON object, not {kind}."}
 
@@ -43,7 +44,7 @@ class JSONObjectField(serializers.Field):
         super().__init__(**kwargs)
 
     def validate_empty_values(self, data):
-        if data is None:
+        if data is None and self.allow_null:
             return True, {}
         return super().validate_empty_values(data)
 
@@ -74,7 +75,10 @@ def _first_error(errors, path=""):
 
 
 def exception_handler(exc, context):
-    """DRF's handler, with validation errors given a one-line `detail` naming the field."""
+    """DRF's handler, with validation errors given a one-line `detail` naming the field,
+    and the services' domain errors answered with their status."""
+    if isinstance(exc, HitlError):
+        return Response({"detail": exc.detail, **exc.extra}, status=exc.status)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

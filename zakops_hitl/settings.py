@@ -234,7 +234,11 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "SCHEMA_PATH_PREFIX": "/api/hitl",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"RiskLevelEnum": "zakops.models.RiskLevel"},
+    "ENUM_NAME_OVERRIDES": {
+        "RiskLevelEnum": "zakops.models.RiskLevel",
+        "CheckpointStatusEnum": "zakops.models.CheckpointStatus",
+        "CheckpointTypeEnum": "zakops.models.CheckpointType",
+    },
 }
 
 LOGGING = {

@@ -28,6 +28,7 @@ admin.site.index_title = "Rules, settings, people and tokens"
 api_patterns = [
     path("schema/", SchemaView.as_view(), name="api-schema"),
     path("", include("risk.api.urls")),
+    path("", include("checkpoints.api.urls")),
     re_path(r"^.*$", NotFoundView.as_view(), name="api-not-found"),
 ]
 

@@ -108,3 +108,20 @@ def test_unknown_api_paths_are_json_404_once_authenticated(engine_api):
     response = engine_api.post("/api/hitl/no-such-thing", {}, format="json")
     assert response.status_code == 404
     assert response.json() == {"detail": "No such endpoint."}
+
+
+def test_every_operation_in_the_schema_refuses_anonymous_calls(api, engine_api):
+    schema = engine_api.get("/api/hitl/schema/").json()
+    checked = 0
+    for template, operations in schema["paths"].items():
+        path = (
+            template.replace("{action_id}", "ACT-1")
+            .replace("{checkpoint_id}", "00000000-0000-4000-8000-000000000000")
+            .replace("{checkpoint_name}", "step")
+        )
+        assert "{" not in path, f"unfilled parameter in {template}"
+        for method in operations:
+            response = getattr(api, method)(path, {}, format="json")
+            assert response.status_code == 401, f"{method.upper()} {template} answered {response.status_code}"
+            checked += 1
+    assert checked >= 8

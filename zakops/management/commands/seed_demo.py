@@ -8,7 +8,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         seeded = demo_seed()
-        self.stdout.write(f"Demo data: {seeded['deals']} deals, {seeded['actions']} actions.")
+        self.stdout.write(
+            f"Demo data: {seeded['deals']} deals, {seeded['actions']} actions, {seeded['checkpoints']} checkpoints."
+        )
         self.stdout.write("Sign in with one of:")
         for email, role, password in seeded["people"]:
             self.stdout.write(f"  {role:<9} {email:<24} password {password}")

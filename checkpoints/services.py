@@ -1,0 +1,132 @@
+"""Writes of durable execution checkpoints (SPEC §4) on zakops.execution_checkpoints.
+
+Sequence numbers are 0, 1, 2, … per action with no gap or duplicate: a save locks the
+action's row first (PostgreSQL), or holds SQLite's write lock (transactions begin
+IMMEDIATE), so concurrent writers for one action take turns. Resume and cancel are one
+conditional UPDATE on `status = 'active'`: its row count says whether this caller won.
+"""
+
+import json
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from checkpoints.selectors import active_q, checkpoint_for_action
+from zakops.models import Action, CheckpointStatus, CheckpointType, ExecutionCheckpoint
+from zakops_hitl.errors import Conflict, InvalidInput, NotFound, TooLarge
+
+# Correlation ids derived from an action id when the action has none.
+CORRELATION_NAMESPACE = uuid.UUID("5b0f6c1e-7a43-4c1d-9a55-2f3e8d1c0b7a")
+
+
+def correlation_for(action: Action) -> uuid.UUID:
+    return action.correlation_id or uuid.uuid5(CORRELATION_NAMESPACE, action.action_id)
+
+
+def _data_size(data) -> int:
+    return len(json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+@transaction.atomic
+def checkpoint_save(
+    *,
+    action_id: str,
+    checkpoint_name: str,
+    checkpoint_data: dict,
+    checkpoint_type: str = CheckpointType.STATE,
+    correlation_id: uuid.UUID | None = None,
+    run_id: uuid.UUID | None = None,
+    expires_in_hours: float | None = None,
+) -> ExecutionCheckpoint:
+    if checkpoint_type not in CheckpointType.values:
+        raise InvalidInput(
+            f"checkpoint_type must be one of {', '.join(CheckpointType.values)}", field="checkpoint_type"
+        )
+    if not isinstance(checkpoint_data, dict):
+        raise InvalidInput("checkpoint_data must be a JSON object", field="checkpoint_data")
+    size, limit = _data_size(checkpoint_data), settings.HITL_CHECKPOINT_MAX_BYTES
+    if size > limit:
+        raise TooLarge(f"checkpoint_data is {size} bytes; the limit is {limit} bytes (HITL_CHECKPOINT_MAX_BYTES).")
+    action = Action.objects.select_for_update().only("action_id", "correlation_id").filter(pk=action_id).first()
+    if action is None:
+        raise NotFound(f"No action {action_id}.")
+    last = ExecutionCheckpoint.objects.filter(action_id=action_id).aggregate(last=Max("sequence_number"))["last"]
+    now = timezone.now()
+    return ExecutionCheckpoint.objects.create(
+        action_id=action_id,
+        correlation_id=correlation_id or correlation_for(action),
+        run_id=run_id,
+        checkpoint_name=checkpoint_name,
+        checkpoint_type=checkpoint_type,
+        checkpoint_data=checkpoint_data,
+        sequence_number=0 if last is None else last + 1,
+        status=CheckpointStatus.ACTIVE,
+        expires_at=now + timedelta(hours=expires_in_hours) if expires_in_hours else None,
+        created_at=now,
+    )
+
+
+def _not_active_conflict(checkpoint: ExecutionCheckpoint, verb: str, now) -> Conflict:
+    status = checkpoint.status
+    if status == CheckpointStatus.ACTIVE:  # overdue, the sweep has not marked it yet
+        status = CheckpointStatus.EXPIRED
+    extra = {"checkpoint_id": str(checkpoint.id), "status": status}
+    detail = f"Checkpoint {checkpoint.id} is {status}, it can not be {verb}"
+    if checkpoint.status == CheckpointStatus.RESUMED:
+        extra.update(resumed_by=str(checkpoint.resumed_by) if checkpoint.resumed_by else None, resumed_at=checkpoint.resumed_at)
+        detail += f": resumed by {checkpoint.resumed_by} at {checkpoint.resumed_at:%Y-%m-%d %H:%M:%S} UTC"
+    elif status == CheckpointStatus.EXPIRED and checkpoint.expires_at:
+        detail += f": it expired at {checkpoint.expires_at:%Y-%m-%d %H:%M:%S} UTC"
+    return Conflict(detail + ".", **extra)
+
+
+def checkpoint_resume(*, action_id: str, checkpoint_id: uuid.UUID, resumed_by: uuid.UUID) -> ExecutionCheckpoint:
+    """Mark an active checkpoint resumed. Exactly one caller wins; the others get 409."""
+    now = timezone.now()
+    won = ExecutionCheckpoint.objects.filter(active_q(now), pk=checkpoint_id, action_id=action_id).update(
+        status=CheckpointStatus.RESUMED, resumed_at=now, resumed_by=resumed_by
+    )
+    checkpoint = checkpoint_for_action(action_id=action_id, checkpoint_id=checkpoint_id)
+    if not won:
+        raise _not_active_conflict(checkpoint, "resumed", now)
+    return checkpoint
+
+
+def checkpoint_cancel(*, action_id: str, checkpoint_id: uuid.UUID) -> ExecutionCheckpoint:
+    now = timezone.now()
+    won = ExecutionCheckpoint.objects.filter(active_q(now), pk=checkpoint_id, action_id=action_id).update(
+        status=CheckpointStatus.CANCELLED
+    )
+    checkpoint = checkpoint_for_action(action_id=action_id, checkpoint_id=checkpoint_id)
+    if not won:
+        raise _not_active_conflict(checkpoint, "cancelled", now)
+    return checkpoint
+
+
+def checkpoints_cancel_for_action(*, action_id: str) -> int:
+    """Cancel every active checkpoint of an action (the action will not run)."""
+    return ExecutionCheckpoint.objects.filter(action_id=action_id, status=CheckpointStatus.ACTIVE).update(
+        status=CheckpointStatus.CANCELLED
+    )
+
+
+def checkpoints_expire(*, now=None) -> int:
+    """Mark active checkpoints past `expires_at` expired. One UPDATE: safe to run from
+    several machines at once; a second run finds nothing left."""
+    now = now or timezone.now()
+    return ExecutionCheckpoint.objects.filter(status=CheckpointStatus.ACTIVE, expires_at__lte=now).update(
+        status=CheckpointStatus.EXPIRED
+    )
+
+
+def checkpoints_delete_old(*, days: int, now=None) -> int:
+    """Delete resumed, expired and cancelled checkpoints created more than `days` ago."""
+    cutoff = (now or timezone.now()) - timedelta(days=days)
+    deleted, _ = (
+        ExecutionCheckpoint.objects.exclude(status=CheckpointStatus.ACTIVE).filter(created_at__lt=cutoff).delete()
+    )
+    return deleted
