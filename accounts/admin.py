@@ -8,6 +8,7 @@ from accounts.models import ApiToken
 from accounts.selectors import user_is_service, user_role
 from accounts.services import api_token_create, api_tokens_changed, api_tokens_revoke, operator_sync, user_role_set
 from zakops.models import OperatorRole
+from zakops_hitl.admin import AnnouncesChanges
 
 User = get_user_model()
 
@@ -17,7 +18,7 @@ class ReviewerChangeForm(UserAdmin.form):
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
+class ApiTokenAdmin(AnnouncesChanges, admin.ModelAdmin):
     list_display = ["prefix", "name", "user", "created_at", "last_used_at", "revoked_at"]
     list_filter = ["revoked_at"]
     search_fields = ["name", "user__username", "prefix"]
@@ -25,22 +26,15 @@ class ApiTokenAdmin(admin.ModelAdmin):
     readonly_fields = ["prefix", "created_at", "last_used_at"]
     actions = ["revoke"]
 
+    def announce_change(self):
+        api_tokens_changed()
+
     def save_model(self, request, obj, form, change):
         if change:
-            super().save_model(request, obj, form, change)
-            api_tokens_changed()
-            return
+            return super().save_model(request, obj, form, change)
         token, raw = api_token_create(user=obj.user, name=obj.name)
         obj.pk = token.pk
         messages.warning(request, f"Copy this token now, it is not shown again: {raw}")
-
-    def delete_model(self, request, obj):
-        super().delete_model(request, obj)
-        api_tokens_changed()
-
-    def delete_queryset(self, request, queryset):
-        super().delete_queryset(request, queryset)
-        api_tokens_changed()
 
     @admin.action(description="Revoke selected tokens")
     def revoke(self, request, queryset):
@@ -51,7 +45,7 @@ admin.site.unregister(User)
 
 
 @admin.register(User)
-class ReviewerAdmin(UserAdmin):
+class ReviewerAdmin(AnnouncesChanges, UserAdmin):
     """Users with their HITL role; saving keeps zakops.operators in step."""
 
     form = ReviewerChangeForm
@@ -68,17 +62,8 @@ class ReviewerAdmin(UserAdmin):
             form.base_fields["role"].initial = user_role(obj) or ""
         return form
 
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
+    def announce_change(self):
         api_tokens_changed()  # e.g. deactivated: the person's tokens stop working
-
-    def delete_model(self, request, obj):
-        super().delete_model(request, obj)
-        api_tokens_changed()
-
-    def delete_queryset(self, request, queryset):
-        super().delete_queryset(request, queryset)
-        api_tokens_changed()
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)

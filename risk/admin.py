@@ -17,6 +17,7 @@ from risk.patterns import PatternError
 from risk.rulebook import rule_compile, rulebook_changed
 from risk.selectors import rule_preview
 from risk.services import risk_assess
+from zakops_hitl.admin import AnnouncesChanges
 
 PREVIEW_DEFAULT_ACTIONS = 500
 PREVIEW_MAX_ACTIONS = 5000
@@ -82,7 +83,7 @@ class DryRunForm(forms.Form):
 
 
 @admin.register(RiskRule)
-class RiskRuleAdmin(admin.ModelAdmin):
+class RiskRuleAdmin(AnnouncesChanges, admin.ModelAdmin):
     form = RiskRuleForm
     list_display = ["name", "risk_level", "requires_approval", "enabled", "applies_to", "updated_at"]
     list_filter = ["risk_level", "requires_approval", "enabled"]
@@ -106,16 +107,7 @@ class RiskRuleAdmin(admin.ModelAdmin):
             summary += f"; amount ≥ {rule.min_amount:,.2f}"
         return Truncator(summary).chars(90)
 
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        rulebook_changed()
-
-    def delete_model(self, request, obj):
-        super().delete_model(request, obj)
-        rulebook_changed()
-
-    def delete_queryset(self, request, queryset):
-        super().delete_queryset(request, queryset)
+    def announce_change(self):
         rulebook_changed()
 
     @admin.action(description="Enable selected rules", permissions=["change"])
@@ -185,7 +177,7 @@ class RiskRuleAdmin(admin.ModelAdmin):
 
 
 @admin.register(RiskSettings)
-class RiskSettingsAdmin(admin.ModelAdmin):
+class RiskSettingsAdmin(AnnouncesChanges, admin.ModelAdmin):
     """The one settings row: the list page goes straight to it."""
 
     form = RiskSettingsForm
@@ -207,6 +199,5 @@ class RiskSettingsAdmin(admin.ModelAdmin):
         row, _ = RiskSettings.objects.get_or_create(pk=RiskSettings.SINGLETON_ID)
         return redirect(reverse("admin:risk_risksettings_change", args=[row.pk]))
 
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
+    def announce_change(self):
         rulebook_changed()

@@ -185,3 +185,35 @@ class ChangeFeed:
 
 
 feed = ChangeFeed()
+
+
+# --- PostgreSQL triggers, for the migrations that make tables announce their changes ----
+
+
+def notify_triggers_create(schema_editor, *, channel: str, tables: dict) -> None:
+    """Triggers sending NOTIFY `channel` on commit after the given events of each table,
+    e.g. {"risk_riskrule": "AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE"}."""
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    schema_editor.execute(
+        f"""
+        CREATE OR REPLACE FUNCTION {channel}_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            PERFORM pg_notify('{channel}', TG_TABLE_NAME);
+            RETURN NULL;
+        END
+        $$
+        """
+    )
+    for table, events in tables.items():
+        schema_editor.execute(
+            f"CREATE TRIGGER {table}_{channel} {events} ON {table} FOR EACH STATEMENT EXECUTE FUNCTION {channel}_notify()"
+        )
+
+
+def notify_triggers_drop(schema_editor, *, channel: str, tables: dict) -> None:
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    for table in tables:
+        schema_editor.execute(f"DROP TRIGGER IF EXISTS {table}_{channel} ON {table}")
+    schema_editor.execute(f"DROP FUNCTION IF EXISTS {channel}_notify()")
