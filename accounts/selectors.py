@@ -1,5 +1,8 @@
 """Reads about who a user is: role, service account, actor id."""
 
+import uuid
+from dataclasses import dataclass
+
 from zakops.models import OperatorRole
 
 
@@ -33,3 +36,22 @@ def user_actor_id(user):
 def user_can_act(user) -> bool:
     """Service accounts, operators and admins may change state; viewers only read."""
     return user_is_service(user) or user_role(user) in ("operator", "admin")
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who did something, as the audit trail records it."""
+
+    kind: str  # "user", "service" or "system"
+    name: str  # an email, a service account's name, or "zakops-hitl"
+    actor_id: uuid.UUID | None  # operators.id for people, the account's id for services
+    role: str | None  # admin, operator, viewer; None for services and the system
+
+
+SYSTEM = Actor(kind="system", name="zakops-hitl", actor_id=None, role=None)
+
+
+def actor_of(user) -> Actor:
+    if user_is_service(user):
+        return Actor(kind="service", name=user.get_username(), actor_id=user_actor_id(user), role=None)
+    return Actor(kind="user", name=user.email or user.get_username(), actor_id=user_actor_id(user), role=user_role(user))

@@ -19,14 +19,6 @@ from checkpoints.selectors import active_q, checkpoint_for_action
 from zakops.models import Action, CheckpointStatus, CheckpointType, ExecutionCheckpoint
 from zakops_hitl.errors import Conflict, InvalidInput, NotFound, TooLarge
 
-# Correlation ids derived from an action id when the action has none.
-CORRELATION_NAMESPACE = uuid.UUID("5b0f6c1e-7a43-4c1d-9a55-2f3e8d1c0b7a")
-
-
-def correlation_for(action: Action) -> uuid.UUID:
-    return action.correlation_id or uuid.uuid5(CORRELATION_NAMESPACE, action.action_id)
-
-
 def _data_size(data) -> int:
     return len(json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode())
 
@@ -58,7 +50,7 @@ def checkpoint_save(
     now = timezone.now()
     return ExecutionCheckpoint.objects.create(
         action_id=action_id,
-        correlation_id=correlation_id or correlation_for(action),
+        correlation_id=correlation_id or action.correlation,
         run_id=run_id,
         checkpoint_name=checkpoint_name,
         checkpoint_type=checkpoint_type,

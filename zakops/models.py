@@ -71,6 +71,10 @@ class Deal(models.Model):
         return f"{self.deal_id} {self.display_name or self.canonical_name}"
 
 
+# Correlation ids derived from an action id, for actions that have none of their own.
+CORRELATION_NAMESPACE = uuid.UUID("5b0f6c1e-7a43-4c1d-9a55-2f3e8d1c0b7a")
+
+
 class Action(models.Model):
     action_id = models.CharField(max_length=50, primary_key=True)
     deal = models.ForeignKey(
@@ -115,6 +119,11 @@ class Action(models.Model):
 
     def __str__(self):
         return f"{self.action_id} {self.action_type}"
+
+    @property
+    def correlation(self) -> uuid.UUID:
+        """The action's correlation id, or one derived from its id (stable)."""
+        return self.correlation_id or uuid.uuid5(CORRELATION_NAMESPACE, self.action_id)
 
 
 class DealEvent(models.Model):

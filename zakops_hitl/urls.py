@@ -29,6 +29,7 @@ api_patterns = [
     path("schema/", SchemaView.as_view(), name="api-schema"),
     path("", include("risk.api.urls")),
     path("", include("checkpoints.api.urls")),
+    path("", include("approvals.api.urls")),
     re_path(r"^.*$", NotFoundView.as_view(), name="api-not-found"),
 ]
 

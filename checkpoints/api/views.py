@@ -5,6 +5,7 @@ from rest_framework.response import Response
 
 from accounts.permissions import ActorOrReadOnly
 from accounts.selectors import user_actor_id
+from approvals.idempotency import idempotent
 from checkpoints import selectors, services
 from checkpoints.api import serializers as s
 from zakops_hitl.api import HitlAPIView
@@ -45,6 +46,7 @@ class CheckpointsView(HitlAPIView):
         responses={201: s.CheckpointSerializer, 404: NOT_FOUND, 413: OpenApiResponse(description="checkpoint_data too large")},
         summary="Save a checkpoint with the action's next sequence number",
     )
+    @idempotent
     def post(self, request, action_id):
         data = s.CheckpointSaveSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -86,6 +88,7 @@ class CheckpointResumeView(HitlAPIView):
         responses={200: s.CheckpointResumedSerializer, 404: NOT_FOUND, 409: CONFLICT},
         summary="Resume a checkpoint, exactly once",
     )
+    @idempotent
     def post(self, request, action_id, checkpoint_id):
         checkpoint = services.checkpoint_resume(
             action_id=action_id, checkpoint_id=checkpoint_id, resumed_by=user_actor_id(request.user)
@@ -97,6 +100,7 @@ class CheckpointCancelView(HitlAPIView):
     permission_classes = [ActorOrReadOnly]
 
     @extend_schema(request=None, responses={200: s.CheckpointSerializer, 404: NOT_FOUND, 409: CONFLICT}, summary="Cancel an active checkpoint")
+    @idempotent
     def post(self, request, action_id, checkpoint_id):
         checkpoint = services.checkpoint_cancel(action_id=action_id, checkpoint_id=checkpoint_id)
         return Response(s.CheckpointSerializer(checkpoint).data)

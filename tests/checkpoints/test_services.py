@@ -39,7 +39,7 @@ def test_save_defaults_correlation_to_the_actions_and_sets_expiry(action):
 def test_without_an_action_correlation_the_id_is_derived_from_the_action_id():
     Action.objects.create(action_id="ACT-9", action_type="X")
     first = save(action_id="ACT-9")
-    assert first.correlation_id == save(action_id="ACT-9").correlation_id == services.correlation_for(Action(action_id="ACT-9"))
+    assert first.correlation_id == save(action_id="ACT-9").correlation_id == Action(action_id="ACT-9").correlation
 
 
 def test_saving_for_an_unknown_action_is_not_found():

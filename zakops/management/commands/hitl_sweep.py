@@ -1,13 +1,15 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from approvals.services import approvals_expire, idempotency_records_forget
 from checkpoints.services import checkpoints_delete_old, checkpoints_expire
 
 
 class Command(BaseCommand):
     help = (
-        "Expire overdue checkpoints and delete old non-active ones "
-        "(HITL_CHECKPOINT_RETENTION_DAYS), once, then exit. Safe to run on several machines at once."
+        "Expire overdue approval requests and checkpoints, delete old non-active checkpoints "
+        "(HITL_CHECKPOINT_RETENTION_DAYS) and old idempotency keys, once, then exit. "
+        "Safe to run on several machines at once."
     )
 
     def add_arguments(self, parser):
@@ -21,6 +23,9 @@ class Command(BaseCommand):
         if days < 1:
             self.stderr.write("--retention-days must be at least 1")
             raise SystemExit(2)
+        requests = approvals_expire()
+        self.stdout.write(f"approval requests: {requests} expired")
         expired = checkpoints_expire()
         deleted = checkpoints_delete_old(days=days)
         self.stdout.write(f"checkpoints: {expired} expired, {deleted} older than {days} days deleted")
+        self.stdout.write(f"idempotency keys: {idempotency_records_forget()} older than 48 hours forgotten")

@@ -1,0 +1,94 @@
+from rest_framework import serializers
+
+from approvals.models import ApprovalRequest, RequestState
+from approvals.services import MAX_REASON
+from zakops.models import ActionStatus, RiskLevel
+from zakops_hitl.api import JSONObjectField, StrictCharField
+
+
+class QueueQuerySerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=ActionStatus.choices, default=ActionStatus.PENDING_APPROVAL)
+    risk_level = serializers.ChoiceField(choices=RiskLevel.choices, required=False)
+    deal_id = serializers.CharField(required=False, max_length=20)
+    limit = serializers.IntegerField(default=50, min_value=1, max_value=200)
+
+
+class QueueItemSerializer(serializers.Serializer):
+    action_id = serializers.CharField()
+    action_type = serializers.CharField()
+    title = serializers.CharField(allow_null=True)
+    risk_level = serializers.CharField(allow_null=True)
+    status = serializers.CharField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    deal_id = serializers.CharField(allow_null=True)
+    request_id = serializers.UUIDField(allow_null=True, help_text="The open approval request, if any.")
+    state = serializers.CharField(allow_null=True)
+    score = serializers.FloatField(allow_null=True)
+    expires_at = serializers.DateTimeField(allow_null=True)
+
+    def to_representation(self, action):
+        request = action.open_requests[0] if action.open_requests else None
+        return {
+            "action_id": action.action_id,
+            "action_type": action.action_type,
+            "title": action.title,
+            "risk_level": action.risk_level,
+            "status": action.status,
+            "created_at": serializers.DateTimeField().to_representation(action.created_at),
+            "deal_id": action.deal_id,
+            "request_id": str(request.id) if request else None,
+            "state": request.state if request else None,
+            "score": request.score if request else None,
+            "expires_at": serializers.DateTimeField().to_representation(request.expires_at) if request else None,
+        }
+
+
+class DecisionSerializer(serializers.Serializer):
+    reason = StrictCharField(required=False, allow_blank=True, max_length=MAX_REASON, default="")
+
+
+class ReasonRequiredSerializer(serializers.Serializer):
+    reason = StrictCharField(max_length=MAX_REASON)
+
+
+class ApprovalRequestCreateSerializer(serializers.Serializer):
+    action_id = StrictCharField(max_length=50)
+    action_type = StrictCharField(max_length=100)
+    title = StrictCharField(required=False, allow_null=True, max_length=255)
+    summary = StrictCharField(required=False, allow_null=True, allow_blank=True, max_length=10_000)
+    deal_id = StrictCharField(required=False, allow_null=True, max_length=20)
+    capability_id = StrictCharField(required=False, allow_null=True, max_length=100)
+    correlation_id = serializers.UUIDField(required=False, allow_null=True)
+    inputs = JSONObjectField(required=False, allow_null=True, default=None)
+    context = JSONObjectField()
+    requested_by = StrictCharField(
+        required=False, allow_blank=True, max_length=255, default="",
+        help_text="The person who asked for the action (email or operator id); they may not decide it.",
+    )
+
+    def validate_inputs(self, value):
+        return value  # None: use the action's stored inputs
+
+
+class ApprovalRequestSerializer(serializers.ModelSerializer):
+    request_id = serializers.UUIDField(source="id")
+    action_id = serializers.CharField()
+    decided_by_name = serializers.CharField()
+    escalated_by_name = serializers.CharField()
+
+    class Meta:
+        model = ApprovalRequest
+        fields = [
+            "request_id", "action_id", "round", "state", "risk_level", "score", "reasons", "recommendations",
+            "matched_rules", "requires_approval", "requested_by", "expires_at", "decided_by", "decided_by_name",
+            "decided_at", "reason", "escalated_by", "escalated_by_name", "escalated_at", "escalation_reason",
+            "created_at",
+        ]
+
+
+class DecisionResultSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=[RequestState.APPROVED, RequestState.REJECTED, RequestState.QUARANTINED])
+    action_id = serializers.CharField()
+    reason = serializers.CharField(allow_blank=True)
+    request_id = serializers.UUIDField()
+    decided_at = serializers.DateTimeField()

@@ -1,0 +1,94 @@
+"""Approval requests (SPEC §3): one open request per action at a time, past rounds kept.
+
+The request is this app's record of the workflow; the action's row in zakops.actions is
+what the engine reads, and every transition updates both in one transaction
+(approvals.services).
+"""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from zakops.models import Action, RiskLevel
+
+
+class RequestState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    QUARANTINED = "quarantined", "Quarantined"
+    EXPIRED = "expired", "Expired"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+OPEN_STATES = (RequestState.PENDING, RequestState.QUARANTINED)
+
+
+class ApprovalRequest(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # No database constraint: the actions table is the backend's, and a foreign key from
+    # here would stop the backend from deleting its own rows.
+    action = models.ForeignKey(
+        Action, on_delete=models.DO_NOTHING, db_constraint=False, db_column="action_id", related_name="approval_requests"
+    )
+    round = models.PositiveIntegerField(default=1, help_text="1 for the first request of the action, then 2, 3, …")
+    state = models.CharField(max_length=20, choices=RequestState.choices, default=RequestState.PENDING)
+    risk_level = models.CharField(max_length=20, choices=RiskLevel.choices)
+    score = models.FloatField()
+    reasons = models.JSONField(default=list)
+    recommendations = models.JSONField(default=list)
+    matched_rules = models.JSONField(default=list)
+    requires_approval = models.BooleanField(default=True)
+    requested_by = models.CharField(
+        max_length=255, blank=True, help_text="Who asked for the action (an email or operator id): they may not decide it."
+    )
+    requested_via = models.CharField(max_length=255, blank=True, help_text="The account that made the request.")
+    expires_at = models.DateTimeField()
+    escalated_by = models.UUIDField(null=True, blank=True)
+    escalated_by_name = models.CharField(max_length=255, blank=True)
+    escalated_at = models.DateTimeField(null=True, blank=True)
+    escalation_reason = models.TextField(blank=True)
+    decided_by = models.UUIDField(null=True, blank=True, help_text="Operator id; empty for the system.")
+    decided_by_name = models.CharField(max_length=255, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["action"], condition=Q(state__in=OPEN_STATES), name="approvals_one_open_request_per_action"
+            ),
+            models.UniqueConstraint(fields=["action", "round"], name="approvals_one_request_per_round"),
+        ]
+        indexes = [
+            models.Index(fields=["state", "expires_at"], name="approvals_state_expiry"),
+        ]
+
+    def __str__(self):
+        return f"{self.action_id} round {self.round}: {self.state}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in OPEN_STATES
+
+
+class IdempotencyRecord(models.Model):
+    """The first response to a POST sent with an `Idempotency-Key`, replayed for a repeat."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of method, path and body.")
+    status_code = models.PositiveSmallIntegerField()
+    body = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "key"], name="approvals_idempotency_key_per_user")]
+
+    def __str__(self):
+        return self.key
