@@ -14,7 +14,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.services import operator_upsert
+from accounts.selectors import actor_of
+from accounts.services import operator_upsert, service_account_ensure
 from zakops.catalogue import ACTION_CATALOGUE
 from zakops.models import Action, ActionStatus, CheckpointStatus, Deal, ExecutionCheckpoint
 
@@ -33,8 +34,15 @@ DEMO_PEOPLE = (
     ("viewer@zakops.demo", "viewer", "Vic Viewer"),
 )
 
-# Statuses the demo actions cycle through besides their approval state.
+# Statuses of the demo actions that went through the engine before (no approval request).
 _SETTLED = (ActionStatus.COMPLETED, ActionStatus.QUEUED, ActionStatus.FAILED, ActionStatus.READY)
+# Decisions taken on some of the waiting actions, so the queue has history:
+# action -> (who, decision, reason).
+DEMO_DECISIONS = {
+    "ACT-DEMO-0003": ("admin@zakops.demo", "reject", "The deal is closed; no more outreach."),
+    "ACT-DEMO-0007": ("operator@zakops.demo", "approve", "NDA terms match the standard template."),
+    "ACT-DEMO-0011": ("operator@zakops.demo", "quarantine", "Transfer amount is far above this deal's escrow."),
+}
 
 
 def demo_password(email: str) -> str:
@@ -60,9 +68,10 @@ def _actions(deals: list[Deal]) -> list[Action]:
         for copy in range(2):
             number = index * 2 + copy + 1
             waiting = copy == 0 and entry.requires_approval
-            status = ActionStatus.PENDING_APPROVAL if waiting else _SETTLED[number % len(_SETTLED)]
+            # Waiting actions go through approval_request below, which sets their status.
+            status = ActionStatus.READY if waiting else _SETTLED[number % len(_SETTLED)]
             deal = deals[number % len(deals)] if number % 6 else None  # some actions have no deal
-            action, _ = Action.objects.update_or_create(
+            action, _ = Action.objects.get_or_create(  # an existing row keeps its state
                 action_id=f"ACT-DEMO-{number:04d}",
                 defaults={
                     "deal": deal,
@@ -73,8 +82,8 @@ def _actions(deals: list[Deal]) -> list[Action]:
                     "status": status,
                     "created_by": "agent:deal-assistant",
                     "source": "chat" if number % 2 else "system",
-                    "risk_level": entry.level,
-                    "requires_human_review": entry.requires_approval,
+                    "risk_level": None if waiting else entry.level,
+                    "requires_human_review": None if waiting else entry.requires_approval,
                     "inputs": entry.inputs,
                     "retry_count": 0,
                     "max_retries": 3,
@@ -85,6 +94,29 @@ def _actions(deals: list[Deal]) -> list[Action]:
             )
             actions.append(action)
     return actions
+
+
+def _approvals(actions: list[Action], users: dict) -> int:
+    """Approval requests for the waiting actions, through the real workflow, and a few
+    decisions. Actions that already have a request are left as they are."""
+    from approvals.models import ApprovalRequest
+    from approvals.services import approval_decide, approval_request
+
+    engine = actor_of(service_account_ensure(name="action-engine"))
+    requested = set(ApprovalRequest.objects.values_list("action_id", flat=True))
+    count = 0
+    for action in actions:
+        if action.status != ActionStatus.READY or action.action_id in requested:
+            continue
+        approval_request(
+            action_id=action.action_id, action_type=action.action_type, requester=engine,
+            requested_by="deal-assistant@zakops.demo",
+        )
+        count += 1
+        if action.action_id in DEMO_DECISIONS:
+            email, decision, reason = DEMO_DECISIONS[action.action_id]
+            approval_decide(action_id=action.action_id, actor=actor_of(users[email]), decision=decision, reason=reason)
+    return count
 
 
 # (action, name, type, status, data) — the checkpoints an engine would leave behind.
@@ -133,5 +165,11 @@ def demo_seed() -> dict:
         people.append((email, role, password))
     deals = _deals()
     actions = _actions(deals)
+    _approvals(actions, users)
     checkpoints = _checkpoints(users["operator@zakops.demo"].account.actor_id)
-    return {"people": people, "deals": len(deals), "actions": len(actions), "checkpoints": checkpoints}
+    from approvals.models import ApprovalRequest
+
+    return {
+        "people": people, "deals": len(deals), "actions": len(actions), "checkpoints": checkpoints,
+        "requests": ApprovalRequest.objects.filter(action__action_id__startswith="ACT-DEMO-").count(),
+    }

@@ -17,7 +17,13 @@ def seed() -> str:
 
 
 def counts():
-    return Deal.objects.count(), Action.objects.count(), Operator.objects.count()
+    from approvals.models import ApprovalRequest
+    from zakops.models import DealEvent, ExecutionCheckpoint
+
+    return (
+        Deal.objects.count(), Action.objects.count(), Operator.objects.count(), ApprovalRequest.objects.count(),
+        ExecutionCheckpoint.objects.count(), DealEvent.objects.count(),
+    )
 
 
 def test_seed_demo_is_idempotent_and_covers_the_catalogue():
@@ -29,6 +35,20 @@ def test_seed_demo_is_idempotent_and_covers_the_catalogue():
     assert Action.objects.values("status").distinct().count() >= 4
     assert Action.objects.filter(status="PENDING_APPROVAL").exists()
     assert Deal.objects.filter(stage="closed").exists()
+
+
+def test_seed_demo_has_requests_in_every_state_a_reviewer_meets_and_checkpoints():
+    from approvals.models import ApprovalRequest
+    from zakops.models import ExecutionCheckpoint
+
+    seed()
+    states = set(ApprovalRequest.objects.values_list("state", flat=True))
+    assert {"pending", "quarantined", "approved", "rejected"} <= states
+    assert set(ApprovalRequest.objects.filter(state="pending").values_list("risk_level", flat=True)) >= {"critical", "high", "medium"}
+    for request in ApprovalRequest.objects.select_related("action"):
+        expected = {"pending": "PENDING_APPROVAL", "quarantined": "PENDING_APPROVAL", "approved": "QUEUED", "rejected": "REJECTED"}
+        assert request.action.status == expected[request.state]
+    assert {"active", "resumed", "expired"} <= set(ExecutionCheckpoint.objects.values_list("status", flat=True))
 
 
 def test_seed_demo_prints_passwords_that_sign_in(client):

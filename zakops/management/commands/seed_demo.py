@@ -9,7 +9,8 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         seeded = demo_seed()
         self.stdout.write(
-            f"Demo data: {seeded['deals']} deals, {seeded['actions']} actions, {seeded['checkpoints']} checkpoints."
+            f"Demo data: {seeded['deals']} deals, {seeded['actions']} actions, "
+            f"{seeded['requests']} approval requests, {seeded['checkpoints']} checkpoints."
         )
         self.stdout.write("Sign in with one of:")
         for email, role, password in seeded["people"]:
