@@ -23,31 +23,18 @@ import argparse
 import contextlib
 import gc
 import json
-import logging
 import os
-import platform
 import random
-import secrets
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import timeit
-import urllib.error
-import urllib.request
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-ROOT = Path(__file__).resolve().parent.parent
-PYTHON = Path(sys.executable)  # the venv's python: gunicorn sits beside it
-GUNICORN = PYTHON.parent / "gunicorn"
-PG_SERVER = "postgres://postgres@127.0.0.1:5432"
+import _common as common  # bench/_common.py: this script's folder is first on sys.path
 
 TARGET_DEFAULT_US = 8.0
 TARGET_MANY_US = 100.0
@@ -61,124 +48,26 @@ ENDPOINT = "/api/hitl/assess-risk"
 REQUEST_BODY = {"action_type": "COMMUNICATION.SEND_EMAIL", "action_data": {"to": "cfo@seller.example"}}
 
 
-class BenchError(Exception):
-    """A step failed; the message says which and why."""
-
-
-# --- helpers ---------------------------------------------------------------------------
-
-
-def run(cmd, *, env=None, timeout=120) -> str:
-    """Run a command from the project folder; its stdout, or BenchError with its output."""
-    try:
-        done = subprocess.run(
-            [str(c) for c in cmd], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
-        )
-    except subprocess.TimeoutExpired:
-        raise BenchError(f"{cmd[0]} took more than {timeout} s") from None
-    except FileNotFoundError:
-        raise BenchError(f"{cmd[0]} is not installed") from None
-    if done.returncode != 0:
-        raise BenchError(f"{' '.join(map(str, cmd))} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
-    return done.stdout
-
-
-def percentile(sorted_values, fraction: float):
-    return sorted_values[min(len(sorted_values) - 1, int(fraction * len(sorted_values)))]
-
-
-def heading(text: str) -> None:
-    print(f"\n== {text}", flush=True)
-
-
-def redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
-
-
-def on_alarm(signum, frame):
-    raise TimeoutError("the benchmark ran past --timeout; stopped")
-
-
 # --- the database ----------------------------------------------------------------------
-
-
-@dataclass
-class Database:
-    url: str
-    label: str
-    scratch: bool  # created here, dropped at the end
 
 
 @contextlib.contextmanager
 def database(args):
     """The database to run on: the given one, a temporary SQLite file, or a scratch PostgreSQL one."""
     if args.database_url:
-        yield Database(args.database_url, f"given: {redact(args.database_url)}", scratch=False)
+        yield common.given_database(args.database_url)
     elif args.sqlite:
         folder = tempfile.mkdtemp(prefix="hitl-bench-")
         try:
-            yield Database(f"sqlite:///{folder}/bench.sqlite3", f"SQLite, temporary file in {folder}", scratch=True)
+            label = f"SQLite, temporary file in {folder}"
+            yield common.Database(f"sqlite:///{folder}/bench.sqlite3", label, scratch=True)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
     else:
+        # On PostgreSQL the rule cache's LISTEN thread would log its lost connection.
         name = f"hitl_bench_{os.getpid()}"
-        server = ["-h", "127.0.0.1", "-p", "5432", "-U", "postgres"]
-        try:
-            run(["createdb", *server, name], timeout=30)
-        except BenchError as exc:
-            hint = "Is PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth)? Or use --sqlite."
-            raise BenchError(f"{exc}\n{hint}") from None
-        try:
-            yield Database(f"{PG_SERVER}/{name}", f"PostgreSQL, scratch database {name}", scratch=True)
-        finally:
-            django_disconnect()
-            try:
-                run(["dropdb", *server, "--force", "--if-exists", name], timeout=60)
-            except BenchError as exc:
-                print(f"warning: could not drop {name}: {exc}", file=sys.stderr)
-
-
-def django_environment(database_url: str) -> dict:
-    """Production settings for this process and for gunicorn: no debug, no TLS redirect."""
-    env = dict(os.environ)
-    env.update(
-        DJANGO_SETTINGS_MODULE="zakops_hitl.settings",
-        DATABASE_URL=database_url,
-        DJANGO_DEBUG="false",
-        DJANGO_SECURE="false",
-        DJANGO_SECRET_KEY=os.environ.get("DJANGO_SECRET_KEY") or secrets.token_urlsafe(50),
-    )
-    env.setdefault("LOG_LEVEL", "WARNING")
-    hosts = env.get("DJANGO_ALLOWED_HOSTS")
-    if hosts and "127.0.0.1" not in [h.strip() for h in hosts.split(",")]:
-        env["DJANGO_ALLOWED_HOSTS"] = f"{hosts},127.0.0.1"
-    return env
-
-
-def django_setup(env: dict) -> None:
-    """Configure Django in this process on the bench database and migrate it."""
-    os.environ.update(env)
-    sys.path.insert(0, str(ROOT))
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", interactive=False, verbosity=0)
-
-
-def django_disconnect() -> None:
-    """Close this process's connections before the scratch database is dropped."""
-    if "django.db" not in sys.modules:
-        return
-    from django.db import connections
-
-    # On PostgreSQL the rule cache's LISTEN thread would log its lost connection.
-    logging.getLogger("risk.rulebook").disabled = True
-    connections.close_all()
+        with common.scratch_postgres(name, hint=" Or use --sqlite.", quiet_loggers=("risk.rulebook",)) as db:
+            yield db
 
 
 # --- 1. the assessor in this process ---------------------------------------------------
@@ -319,7 +208,7 @@ def time_assessor(cases, rounds: int, warmup: int) -> dict:
         "rules": len(book.rules),
         "calls": len(everything),
         "median": statistics.median(everything) / 1000,
-        "p95": percentile(everything, 0.95) / 1000,
+        "p95": common.percentile(everything, 0.95) / 1000,
         "mean": statistics.fmean(everything) / 1000,
         "slowest": (  # (action type, median µs, rules whose type matches)
             cases[slowest][1],
@@ -367,7 +256,7 @@ def report_assessor(label: str, figures: dict, target: float) -> None:
 
 
 def bench_assessor(args) -> dict:
-    heading("1. risk_assess() in process")
+    common.heading("1. risk_assess() in process")
     cases = assess_cases()
     types = len({action_type.upper() for _, action_type, _, _ in cases})
     print(f"{len(cases)} calls per pass over {types} action types; {args.warmup} warm-up passes, {args.rounds} timed.")
@@ -398,154 +287,36 @@ wrk.body = {body}
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer {token}"
 
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format("BENCH-RESULT %.0f %.0f %.0f %.0f %.0f %.0f %.0f %.0f %.0f %.0f\\n",
-    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
-    latency:percentile(50), latency:percentile(99), latency.max))
-end
-"""
-WRK_FIELDS = ("requests", "duration_us", "connect", "read", "write", "non2xx", "timeout", "p50_us", "p99_us", "max_us")
-
-# Straight to 127.0.0.1, whatever http_proxy says.
-HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def free_port(preferred: int) -> int:
-    for port in (preferred, 0):
-        with socket.socket() as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn does
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return sock.getsockname()[1]
-    raise BenchError("no free port on 127.0.0.1")
-
-
-def service_token(env: dict) -> str:
-    output = run([PYTHON, "manage.py", "create_service_token", "bench"], env=env, timeout=60)
-    return output.strip().splitlines()[-1].strip()
-
-
-def http_call(url: str, *, body: dict | None = None, token: str | None = None, timeout: float = 5) -> tuple:
-    """(status, body text) of a GET, or of a JSON POST when `body` is given."""
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, headers=headers)
-    try:
-        with HTTP.open(request, timeout=timeout) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode(errors="replace")
-
-
-def log_tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
-def server_wait(proc, base_url: str, log_path: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise BenchError(f"gunicorn exited with {proc.returncode}:\n{log_tail(log_path)}")
-        try:
-            if http_call(f"{base_url}/healthz", timeout=1)[0] == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise BenchError(f"gunicorn did not answer /healthz within {timeout:g} s:\n{log_tail(log_path)}")
-
-
-def server_stop(proc) -> None:
-    """TERM to the gunicorn master (graceful); KILL to its process group if it lingers."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)  # its own session: the master and its workers
-            proc.wait(timeout=5)
-
-
-@contextlib.contextmanager
-def gunicorn(env: dict, port: int, workers: int, folder: Path):
-    """gunicorn serving the app on 127.0.0.1:port until the block ends, however it ends."""
-    log_path = folder / "gunicorn.log"
-    cmd = [GUNICORN, "zakops_hitl.wsgi", "-w", str(workers), "-b", f"127.0.0.1:{port}", "--chdir", ROOT]
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [str(c) for c in cmd], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        try:
-            base_url = f"http://127.0.0.1:{port}"
-            server_wait(proc, base_url, log_path)
-            yield base_url
-        finally:
-            server_stop(proc)
-
-
-def wrk(args, url: str, script: Path, seconds: float) -> tuple[dict, str]:
-    cmd = [
-        "wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{seconds:g}s",
-        "--timeout", "5s", "--latency", "-s", script, url,
-    ]
-    output = run(cmd, timeout=seconds + 30)
-    lines = output.splitlines()
-    result = next((line for line in lines if line.startswith("BENCH-RESULT ")), None)
-    if result is None:
-        raise BenchError(f"wrk printed no result:\n{output}")
-    figures = dict(zip(WRK_FIELDS, (float(v) for v in result.split()[1:])))
-    figures["rps"] = figures["requests"] / (figures["duration_us"] / 1e6)
-    return figures, "\n".join(line for line in lines if line is not result)
+""" + common.WRK_DONE_LUA
 
 
 def bench_http(args, env: dict) -> dict:
-    heading(f"2. POST {ENDPOINT} under gunicorn")
-    token = service_token(env)
-    port = free_port(args.port)
+    common.heading(f"2. POST {ENDPOINT} under gunicorn")
+    token = common.service_token(env)
+    port = common.free_port(args.port)
     folder = Path(tempfile.mkdtemp(prefix="hitl-bench-http-"))
     try:
         script = folder / "assess.lua"
         script.write_text(WRK_LUA.format(body=json.dumps(json.dumps(REQUEST_BODY)), token=token))
-        with gunicorn(env, port, args.workers, folder) as base_url:
-            status, body = http_call(f"{base_url}{ENDPOINT}", body=REQUEST_BODY, token=token)
+        with common.gunicorn(env, port, args.workers, folder) as base_url:
+            status, body = common.http_call(f"{base_url}{ENDPOINT}", body=REQUEST_BODY, token=token)
             print(f"gunicorn -w {args.workers} on 127.0.0.1:{port}; one request first: HTTP {status} {body[:160]}")
             if status != 200:
-                raise BenchError(f"{ENDPOINT} answered {status}, not 200; not loading it")
+                raise common.BenchError(f"{ENDPOINT} answered {status}, not 200; not loading it")
             if args.http_warmup > 0:
-                wrk(args, f"{base_url}{ENDPOINT}", script, args.http_warmup)
+                common.wrk_run(args, f"{base_url}{ENDPOINT}", script, args.http_warmup)
             load = f"-t{args.threads} -c{args.connections} -d{args.seconds:g}s"
             print(f"wrk {load} (after a {args.http_warmup:g} s warm-up):")
-            figures, output = wrk(args, f"{base_url}{ENDPOINT}", script, args.seconds)
+            figures, output = common.wrk_run(args, f"{base_url}{ENDPOINT}", script, args.seconds)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    print("\n".join(f"  | {line}" for line in output.splitlines()))
-    errors = figures["connect"] + figures["read"] + figures["write"] + figures["timeout"]
+    common.wrk_print(output)
     print(
         f"  {figures['rps']:,.0f} req/s, p50 {figures['p50_us'] / 1000:.2f} ms, p99 {figures['p99_us'] / 1000:.2f} ms, "
-        f"non-2xx/3xx {figures['non2xx']:.0f}, socket errors {errors:.0f}\n"
+        f"non-2xx/3xx {figures['non2xx']:.0f}, socket errors {figures['errors']:.0f}\n"
         f"  old design: ~{OLD_HTTP_RPS:,.0f} req/s without authentication -> {figures['rps'] / OLD_HTTP_RPS:.2f}x"
     )
-    figures["errors"] = errors
     return figures
-
-
-def token_revoke() -> None:
-    """On a database that is not ours, the bench tokens do not outlive the run."""
-    from django.utils import timezone
-
-    from accounts.models import ApiToken
-
-    tokens = ApiToken.objects.filter(name="create_service_token bench", revoked_at__isnull=True)
-    tokens.update(revoked_at=timezone.now())
 
 
 # --- summary ---------------------------------------------------------------------------
@@ -581,7 +352,7 @@ def http_rows(args, http: dict) -> list:
     ]
 
 
-def summary(args, results: dict) -> None:
+def in_process_rows(args, results: dict) -> list:
     rows = []
     assess = results.get("assess", {})
     if "default" in assess:
@@ -590,16 +361,7 @@ def summary(args, results: dict) -> None:
         rows.append(("old design, 6 rules", f"~{OLD_ASSESS_US:g} µs", f"now {speedup:.1f}x faster"))
     if "many" in assess:
         rows += assess_rows(f"{assess['many']['rules']} rules", assess["many"], TARGET_MANY_US)
-    if "http" in results:
-        rows += http_rows(args, results["http"])
-    elif "http_skipped" in results:
-        rows.append(("HTTP assess-risk", "skipped", results["http_skipped"]))
-    if not rows:
-        return
-    widths = [max(len(row[i]) for row in rows) for i in range(2)]
-    heading("Summary")
-    for name, value, note in rows:
-        print(f"{name:<{widths[0]}}  {value:>{widths[1]}}  {note}".rstrip())
+    return rows
 
 
 # --- main ------------------------------------------------------------------------------
@@ -609,68 +371,40 @@ def arguments():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--sqlite", action="store_true", help="a temporary SQLite file instead of scratch PostgreSQL")
-    where.add_argument(
-        "--database-url", default=os.environ.get("DATABASE_URL") or None,
-        help="run on this database as it is (default: DATABASE_URL if set, else a scratch PostgreSQL database)",
+    common.add_database_argument(
+        where, help="run on this database as it is (default: DATABASE_URL if set, else a scratch PostgreSQL database)"
     )
-    parser.add_argument("--seconds", type=float, default=10, help="wrk duration (default 10)")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
-    parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
-    parser.add_argument("--connections", type=int, default=16, help="wrk connections (default 16)")
-    parser.add_argument("--port", type=int, default=8765, help="preferred port on 127.0.0.1 (default 8765)")
-    parser.add_argument("--http-warmup", type=float, default=2, help="seconds of wrk before the measured run")
+    common.add_load_arguments(
+        parser, port=8765, seconds_help="wrk duration (default 10)",
+        warmup_help="seconds of wrk before the measured run",
+    )
     parser.add_argument("--rules", type=int, default=1000, help="generated rules for (b) (default 1000)")
     parser.add_argument("--rounds", type=int, default=2000, help="timed passes over the 20 calls (default 2000)")
     parser.add_argument("--warmup", type=int, default=200, help="untimed passes first (default 200)")
     parser.add_argument("--skip-assess", action="store_true", help="only the HTTP part")
-    parser.add_argument("--skip-http", action="store_true", help="only the in-process part")
-    parser.add_argument(
-        "--timeout", type=int, default=600,
-        help="stop everything after this many seconds, plus the wrk runs (default 600)",
-    )
+    common.add_final_arguments(parser)
     return parser.parse_args()
+
+
+def measure(args, results: dict) -> None:
+    with database(args) as db:
+        env = common.django_start(db, "wrk and gunicorn")
+        try:
+            if not args.skip_assess:
+                results["assess"] = bench_assessor(args)
+            if "http_skipped" not in results:
+                results["http"] = bench_http(args, env)
+        finally:
+            if not db.scratch:
+                common.token_revoke()
 
 
 def main() -> int:
     args = arguments()
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(args.timeout + int(args.seconds + args.http_warmup))
-    results = {}
-    if args.skip_http:
-        results["http_skipped"] = "--skip-http"
-    elif shutil.which("wrk") is None:
-        results["http_skipped"] = "wrk not installed: apt-get install wrk"
-        print("wrk is not installed, so the HTTP part is skipped: install it with `sudo apt-get install wrk`.")
-    try:
-        with database(args) as db:
-            env = django_environment(db.url)
-            django_setup(env)
-            import django
-
-            print(
-                f"database: {db.label} (migrated)\n"
-                f"Python {platform.python_version()}, Django {django.get_version()}, "
-                f"{os.cpu_count()} CPUs ({platform.machine()}), shared by wrk and gunicorn"
-            )
-            try:
-                if not args.skip_assess:
-                    results["assess"] = bench_assessor(args)
-                if "http_skipped" not in results:
-                    results["http"] = bench_http(args, env)
-            finally:
-                if not db.scratch:
-                    token_revoke()
-    except (BenchError, TimeoutError) as exc:
-        print(f"\nerror: {exc}", file=sys.stderr)
-        summary(args, results)
-        return 1
-    except KeyboardInterrupt:
-        print("\ninterrupted; cleaned up", file=sys.stderr)
-        return 130
-    finally:
-        signal.alarm(0)
-    summary(args, results)
-    return 0
+    return common.bench_main(
+        args, wrk_seconds=args.seconds + args.http_warmup, measure=measure,
+        in_process_rows=in_process_rows, http_rows=http_rows, http_name="HTTP assess-risk",
+    )
 
 
 if __name__ == "__main__":
