@@ -4,6 +4,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
+
 from accounts.models import ApiToken
 from accounts.selectors import user_is_service, user_role
 from accounts.services import api_token_create, api_tokens_changed, api_tokens_revoke, operator_sync, user_role_set

@@ -19,6 +19,7 @@ from checkpoints.selectors import active_q, checkpoint_for_action
 from zakops.models import Action, CheckpointStatus, CheckpointType, ExecutionCheckpoint
 from zakops_hitl.errors import Conflict, InvalidInput, NotFound, TooLarge
 
+
 def _data_size(data) -> int:
     return len(json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode())
 

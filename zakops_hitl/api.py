@@ -12,6 +12,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from zakops_hitl.errors import HitlError
 from zakops_hitl.parsers import DEFAULT_MAX_BODY_BYTES
 
+
 class HitlAPIView(APIView):
     """Base of the API views. DRF authenticates (session or bearer token) and answers
     anonymous calls with 401 JSON, so the page middleware's login redirect is skipped."""

@@ -59,15 +59,12 @@ class ApprovalRequestCreateSerializer(serializers.Serializer):
     deal_id = StrictCharField(required=False, allow_null=True, max_length=20)
     capability_id = StrictCharField(required=False, allow_null=True, max_length=100)
     correlation_id = serializers.UUIDField(required=False, allow_null=True)
-    inputs = JSONObjectField(required=False, allow_null=True, default=None)
+    inputs = JSONObjectField(default=None, help_text="Default: the action's stored inputs.")
     context = JSONObjectField()
     requested_by = StrictCharField(
         required=False, allow_blank=True, max_length=255, default="",
         help_text="The person who asked for the action (email or operator id); they may not decide it.",
     )
-
-    def validate_inputs(self, value):
-        return value  # None: use the action's stored inputs
 
 
 class ApprovalRequestSerializer(serializers.ModelSerializer):
