@@ -66,7 +66,7 @@ def database(args):
     else:
         # On PostgreSQL the rule cache's LISTEN thread would log its lost connection.
         name = f"hitl_bench_{os.getpid()}"
-        with common.scratch_postgres(name, hint=" Or use --sqlite.", quiet_loggers=("risk.rulebook",)) as db:
+        with common.scratch_postgres(name, hint=" Or use --sqlite.") as db:
             yield db
 
 
@@ -371,12 +371,12 @@ def arguments():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--sqlite", action="store_true", help="a temporary SQLite file instead of scratch PostgreSQL")
-    common.add_database_argument(
-        where, help="run on this database as it is (default: DATABASE_URL if set, else a scratch PostgreSQL database)"
-    )
-    common.add_load_arguments(
-        parser, port=8765, seconds_help="wrk duration (default 10)",
-        warmup_help="seconds of wrk before the measured run",
+    common.add_shared_arguments(
+        parser, database_group=where,
+        database_help=(
+            "run on this database as it is (default: DATABASE_URL if set, else a scratch PostgreSQL database)"
+        ),
+        port=8765, seconds_help="wrk duration (default 10)", warmup_help="seconds of wrk before the measured run",
     )
     parser.add_argument("--rules", type=int, default=1000, help="generated rules for (b) (default 1000)")
     parser.add_argument("--rounds", type=int, default=2000, help="timed passes over the 20 calls (default 2000)")

@@ -1,0 +1,606 @@
+"""Benchmark of checkpoint saves and reads, in process and over HTTP. It prints figures and asserts nothing.
+
+1. In this process, on PostgreSQL, with 10,000 checkpoints already in the table (1,000
+   actions, 10 each) and about 2 KB of nested JSON per checkpoint: p50 and p95 milliseconds of
+   - save: `checkpoints.services.checkpoint_save()`, one transaction per call (it locks the
+     action's row and takes the next sequence number), on actions picked at random;
+   - get-latest: `checkpoints.selectors.checkpoint_latest(action_id=...)`.
+   For scale: LangGraph's PostgresSaver took about 0.40 ms p50 per put and 0.44 ms per read
+   on a machine of this kind; the target is at most 1.5 times that (0.60 ms, 0.66 ms). Where
+   the time goes is shown by the time spent in each SQL statement, and by a floor: the same
+   statements sent through psycopg directly, and a bare `SELECT 1` round trip. Last, save and
+   get-latest on one action that has 10,000 checkpoints (--deep): how they scale with its history.
+2. `POST /api/hitl/actions/{action_id}/checkpoints` under gunicorn with production settings
+   and a bearer token, loaded with wrk: (a) each request on one of the 1,000 actions at random,
+   (b) every request on one action, so that saves queue on its row lock. Requests/s, p50/p99
+   latency, responses that are not 2xx/3xx, socket errors, and whether every action's sequence
+   numbers are still 0..n-1 without gap or duplicate.
+
+The database is a scratch PostgreSQL one, created and dropped here (postgres://postgres@
+127.0.0.1:5432, trust auth, via createdb/dropdb). With --database-url (or DATABASE_URL) that
+database is used as it is; the bench's actions (and so their checkpoints) are deleted and the
+bench token revoked afterwards.
+
+    .venv/bin/python bench/checkpoints.py [--seconds 10] [--workers 2] [--calls 2000]
+"""
+
+import argparse
+import contextlib
+import gc
+import json
+import os
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import _common as common  # bench/_common.py: this script's folder is first on sys.path
+
+LANGGRAPH_PUT_MS = 0.40  # PostgresSaver, p50 per put, a machine of this kind
+LANGGRAPH_READ_MS = 0.44  # p50 per read
+TARGET_FACTOR = 1.5
+
+ACTION_PREFIX = "bench-ckpt-"  # every action the bench creates; deleted by prefix on a given database
+STEP_NAMES = ("plan", "fetch_documents", "draft_email", "review", "send")
+ENDPOINT = "/api/hitl/actions/{action_id}/checkpoints"
+
+
+def verdict(value: float, target: float) -> str:
+    return "met" if value <= target else "NOT met"
+
+
+# --- the database ----------------------------------------------------------------------
+
+
+def database(args):
+    """The given PostgreSQL database, or a scratch one dropped at the end."""
+    if args.database_url:
+        if urlsplit(args.database_url).scheme not in ("postgres", "postgresql"):
+            raise common.BenchError("this benchmark runs on PostgreSQL only; --database-url must be postgres://...")
+        return contextlib.nullcontext(common.given_database(args.database_url))
+    return common.scratch_postgres(f"hitl_bench_ckpt_{os.getpid()}")
+
+
+# --- the data --------------------------------------------------------------------------
+
+
+def checkpoint_state(step: int) -> dict:
+    """About 2 KB of an agent's state between two steps: the deal, a short conversation
+    with a tool call, working variables, pending steps, retry bookkeeping."""
+    return {
+        "graph": "deal_outreach",
+        "graph_version": 3,
+        "step": step,
+        "node": STEP_NAMES[step % len(STEP_NAMES)],
+        "deal": {
+            "deal_id": "DL-0042",
+            "name": "Müller Präzisionstechnik GmbH",
+            "stage": "loi",
+            "enterprise_value_eur": 12_500_000,
+            "owner": "ops@zakops.example",
+            "tags": ["manufacturing", "dach", "founder-led"],
+        },
+        "messages": [
+            {"role": "system", "content": "You prepare outreach for a sell-side M&A process. Be concise and factual."},
+            {"role": "user", "content": "Draft the follow-up to the buyer list after the LOI call on Tuesday."},
+            {
+                "role": "assistant",
+                "content": "",
+                "tool_calls": [
+                    {"id": "call_7f3a", "name": "crm.lookup_contacts",
+                     "args": {"deal_id": "DL-0042", "segment": "strategic"}},
+                ],
+            },
+            {
+                "role": "tool",
+                "tool_call_id": "call_7f3a",
+                "content": json.dumps([
+                    {"name": "Anna Schmidt", "email": "a.schmidt@buyer-one.example", "company": "Buyer One AG"},
+                    {"name": "Luis García", "email": "lgarcia@buyer-two.example", "company": "Buyer Two SL"},
+                    {"name": "Chen Wei", "email": "chen.wei@buyer-three.example", "company": "Buyer Three Ltd"},
+                ]),
+            },
+            {
+                "role": "assistant",
+                "content": (
+                    "Dear {first_name}, thank you for joining Tuesday's call. As discussed, we attach the "
+                    "teaser and our NDA. Management presentations are planned for the weeks of 8 and 15 "
+                    "December; please let us know your preferred slot and the names of your attendees by "
+                    "Friday. Kind regards, the ZakOps deal team"
+                ),
+            },
+        ],
+        "variables": {
+            "recipients": ["a.schmidt@buyer-one.example", "lgarcia@buyer-two.example", "chen.wei@buyer-three.example"],
+            "subject": "Müller Präzisionstechnik: next steps after the LOI",
+            "template": "follow_up_v2",
+            "language": "en",
+            "attachments": [{"name": "teaser.pdf", "bytes": 482113}, {"name": "nda.pdf", "bytes": 91020}],
+            "approval_required": True,
+            "risk_level": "high",
+        },
+        "pending": [
+            {"node": "review", "reason": "external email to 3 recipients"},
+            {"node": "send", "after": "review"},
+        ],
+        "retry": {"attempt": 1, "max_attempts": 3, "backoff_seconds": [1, 4, 16], "last_error": None},
+        "usage": {"model": "large-model-2026-10", "prompt_tokens": 1843, "completion_tokens": 212},
+        "timestamps": {"started": "2026-11-24T09:14:03Z", "last_step": "2026-11-24T09:14:41Z"},
+    }
+
+
+def data_size(data: dict) -> int:
+    return len(json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def action_ids(count: int) -> list[str]:
+    return [f"{ACTION_PREFIX}{i:04d}" for i in range(count)]
+
+
+def seed(ids: list[str], per_action: int) -> None:
+    """The actions, and `per_action` checkpoints on each with sequence numbers 0..n-1."""
+    from django.db import connection, transaction
+
+    from zakops.models import Action, ExecutionCheckpoint
+
+    correlations = {action_id: uuid.uuid4() for action_id in ids}
+    actions = [
+        Action(action_id=action_id, action_type="COMMUNICATION.SEND_EMAIL", status="PROCESSING",
+               correlation_id=correlations[action_id])
+        for action_id in ids
+    ]
+    checkpoints = [
+        ExecutionCheckpoint(
+            correlation_id=correlations[action_id],
+            action_id=action_id,
+            checkpoint_name=STEP_NAMES[seq % len(STEP_NAMES)],
+            checkpoint_type="state",
+            checkpoint_data=checkpoint_state(seq),
+            sequence_number=seq,
+            status="active",
+        )
+        for action_id in ids
+        for seq in range(per_action)
+    ]
+    with transaction.atomic():
+        Action.objects.bulk_create(actions, batch_size=1000)
+        ExecutionCheckpoint.objects.bulk_create(checkpoints, batch_size=1000)
+    with connection.cursor() as cursor:  # fresh statistics, as autovacuum would have soon
+        cursor.execute("ANALYZE zakops.actions, zakops.execution_checkpoints")
+
+
+def bench_rows_delete() -> None:
+    """Delete the bench's actions and (on delete cascade) their checkpoints."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM zakops.execution_checkpoints WHERE action_id LIKE %s", [f"{ACTION_PREFIX}%"])
+        cursor.execute("DELETE FROM zakops.actions WHERE action_id LIKE %s", [f"{ACTION_PREFIX}%"])
+
+
+def sequences_intact(ids: list[str]) -> tuple[int, int]:
+    """(actions whose sequence numbers are exactly 0..n-1, actions with checkpoints)."""
+    from django.db.models import Count, Max
+
+    from zakops.models import ExecutionCheckpoint
+
+    rows = (
+        ExecutionCheckpoint.objects.filter(action_id__in=ids)
+        .values("action_id")
+        .annotate(n=Count("id"), top=Max("sequence_number"), distinct=Count("sequence_number", distinct=True))
+    )
+    rows = list(rows)
+    good = sum(1 for row in rows if row["n"] == row["distinct"] == row["top"] + 1)
+    return good, len(rows)
+
+
+def checkpoint_count(action_id: str) -> int:
+    from zakops.models import ExecutionCheckpoint
+
+    return ExecutionCheckpoint.objects.filter(action_id=action_id).count()
+
+
+# --- 1. in process ---------------------------------------------------------------------
+
+
+@dataclass
+class StatementTimes:
+    """Nanoseconds in each kind of SQL statement, per call: a Django execute wrapper."""
+
+    per_call: list = field(default_factory=list)  # one {kind: ns} per timed call
+
+    def __call__(self, execute, sql, params, many, context):
+        start = time.perf_counter_ns()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            if self.per_call:
+                kind = self.kind(sql)
+                calls = self.per_call[-1]
+                calls[kind] = calls.get(kind, 0) + time.perf_counter_ns() - start
+
+    @staticmethod
+    def kind(sql: str) -> str:
+        if sql.startswith("INSERT"):
+            return "INSERT the checkpoint"
+        if "FOR UPDATE" in sql:
+            return "BEGIN + SELECT the action FOR UPDATE"
+        if "MAX(" in sql.upper():
+            return "SELECT MAX(sequence_number)"
+        return "SELECT the newest active checkpoint"
+
+    def medians(self) -> dict:
+        kinds = dict.fromkeys(kind for call in self.per_call for kind in call)  # in the order they ran
+        return {kind: statistics.median(call.get(kind, 0) for call in self.per_call) / 1e6 for kind in kinds}
+
+    def median_in_sql(self) -> float:
+        return statistics.median(sum(call.values()) for call in self.per_call) / 1e6
+
+
+def time_calls(call, targets: list, warmup: int) -> tuple[list[float], StatementTimes]:
+    """Milliseconds per call, each timed on its own, one call per target; and the time in
+    each SQL statement. The first `warmup` targets are called untimed."""
+    from django.db import connection
+
+    for target in targets[:warmup]:
+        call(target)
+    statements = StatementTimes()
+    clock = time.perf_counter_ns
+    samples = []
+    gc.collect()  # start the timing with no garbage pending
+    with connection.execute_wrapper(statements):
+        for target in targets[warmup:]:
+            statements.per_call.append({})
+            start = clock()
+            call(target)
+            samples.append((clock() - start) / 1e6)
+    return samples, statements
+
+
+def summarize(samples: list[float]) -> dict:
+    ordered = sorted(samples)
+    return {"calls": len(ordered), "p50": statistics.median(ordered), "p95": common.percentile(ordered, 0.95),
+            "mean": statistics.fmean(ordered)}
+
+
+def raw_save(cursor, action_id: str, data: dict) -> None:
+    """checkpoint_save's statements, through psycopg directly."""
+    from psycopg.types.json import Jsonb
+
+    cursor.execute("BEGIN")
+    cursor.execute("SELECT action_id, correlation_id FROM zakops.actions WHERE action_id = %s FOR UPDATE", (action_id,))
+    _, correlation = cursor.fetchone()
+    cursor.execute("SELECT MAX(sequence_number) FROM zakops.execution_checkpoints WHERE action_id = %s", (action_id,))
+    (last,) = cursor.fetchone()
+    cursor.execute(
+        "INSERT INTO zakops.execution_checkpoints (id, correlation_id, action_id, checkpoint_name, checkpoint_type,"
+        " checkpoint_data, sequence_number, status, created_at)"
+        " VALUES (%s, %s, %s, 'raw-step', 'state', %s, %s, 'active', now())",
+        (uuid.uuid4(), correlation, action_id, Jsonb(data), 0 if last is None else last + 1),
+    )
+    cursor.execute("COMMIT")
+
+
+def raw_latest(cursor, action_id: str):
+    """checkpoint_latest's statement, through psycopg directly, with the JSON decoded."""
+    cursor.execute(
+        "SELECT id, correlation_id, action_id, run_id, checkpoint_name, checkpoint_type, checkpoint_data,"
+        " sequence_number, status, expires_at, resumed_at, resumed_by, created_at"
+        " FROM zakops.execution_checkpoints WHERE action_id = %s AND status = 'active'"
+        " AND (expires_at IS NULL OR expires_at > now()) ORDER BY sequence_number DESC LIMIT 1",
+        (action_id,),
+    )
+    row = cursor.fetchone()
+    return json.loads(row[6]) if isinstance(row[6], str) else row
+
+
+def time_floor(ids: list[str], data: dict, calls: int, warmup: int, rng: random.Random) -> dict:
+    """p50 ms of the same statements sent through psycopg directly (server-side binding,
+    prepared after a few runs), and of a bare SELECT 1 round trip, on Django's connection."""
+    import psycopg
+    from django.db import connection
+
+    connection.ensure_connection()
+    cursor = psycopg.Cursor(connection.connection)
+    floor = {}
+    for name, call in (
+        ("round trip", lambda action_id: cursor.execute("SELECT 1").fetchone()),
+        ("save", lambda action_id: raw_save(cursor, action_id, data)),
+        ("latest", lambda action_id: raw_latest(cursor, action_id)),
+    ):
+        targets = [rng.choice(ids) for _ in range(warmup + calls)]
+        samples, _ = time_calls(call, targets, warmup)
+        floor[name] = statistics.median(samples)
+    cursor.close()
+    return floor
+
+
+def report_call(label: str, figures: dict, langgraph: float, statements: StatementTimes, rest: str) -> None:
+    target = langgraph * TARGET_FACTOR
+    print(
+        f"{label}: {figures['calls']:,} calls\n"
+        f"  p50 {figures['p50']:.3f} ms, p95 {figures['p95']:.3f} ms, mean {figures['mean']:.3f} ms\n"
+        f"  LangGraph PostgresSaver ~{langgraph:.2f} ms p50 -> {figures['p50'] / langgraph:.2f}x; "
+        f"target <= {target:.2f} ms ({TARGET_FACTOR:g}x): {verdict(figures['p50'], target)}"
+    )
+    print("  median per call in SQL statements (Django execute -> rows back):")
+    for kind, ms in statements.medians().items():
+        print(f"    {kind:<42} {ms:.3f} ms")
+    print(f"    {rest:<42} {figures['p50'] - statements.median_in_sql():.3f} ms")
+
+
+def saver(data: dict):
+    """A call that saves `data` as the next "step" checkpoint of the action it is given."""
+    from checkpoints.services import checkpoint_save
+
+    def save(action_id: str) -> None:
+        checkpoint_save(action_id=action_id, checkpoint_name="step", checkpoint_data=data, checkpoint_type="state")
+
+    return save
+
+
+def reader():
+    """A call that reads the newest active checkpoint of the action it is given; it counts misses."""
+    from checkpoints.selectors import checkpoint_latest
+
+    def latest(action_id: str) -> None:
+        if checkpoint_latest(action_id=action_id) is None:
+            latest.misses += 1
+
+    latest.misses = 0
+    return latest
+
+
+def time_deep(depth: int, data: dict, args) -> dict:
+    """p50 ms of save and get-latest on one action that already has `depth` checkpoints."""
+    action_id = f"{ACTION_PREFIX}deep"
+    seed([action_id], depth)
+    calls, warmup = max(args.calls // 10, 50), max(args.warmup // 10, 10)
+    targets = [action_id] * (warmup + calls)
+    deep = {
+        "depth": depth,
+        "save": statistics.median(time_calls(saver(data), targets, warmup)[0]),
+        "latest": statistics.median(time_calls(reader(), targets, warmup)[0]),
+    }
+    print(
+        f"\none action with {depth:,} checkpoints ({action_id}), {calls} calls each: "
+        f"save p50 {deep['save']:.3f} ms, get-latest p50 {deep['latest']:.3f} ms\n"
+        f"  (both statements read every checkpoint of the action, so their cost grows with the action's history)"
+    )
+    return deep
+
+
+def bench_in_process(args, ids: list[str]) -> dict:
+    from zakops.models import ExecutionCheckpoint
+
+    common.heading("1. checkpoint_save() and checkpoint_latest() in process")
+    data = checkpoint_state(7)
+    started = time.monotonic()
+    seed(ids, args.per_action)
+    print(
+        f"seeded {len(ids):,} actions with {args.per_action} checkpoints each in {time.monotonic() - started:.1f} s "
+        f"(bulk insert, then ANALYZE); {ExecutionCheckpoint.objects.count():,} checkpoints in the table\n"
+        f"checkpoint_data: {data_size(data):,} bytes of JSON; {args.warmup} untimed calls first, "
+        f"{args.calls:,} timed, each on an action picked at random"
+    )
+    rng = random.Random(1)
+    results = {}
+
+    targets = [rng.choice(ids) for _ in range(args.warmup + args.calls)]
+    samples, statements = time_calls(saver(data), targets, args.warmup)
+    results["save"] = summarize(samples)
+    report_call("\nsave, checkpoint_save()", results["save"], LANGGRAPH_PUT_MS, statements,
+                "the rest (COMMIT round trip, ORM, Python)")
+
+    latest = reader()
+    targets = [rng.choice(ids) for _ in range(args.warmup + args.calls)]
+    samples, statements = time_calls(latest, targets, args.warmup)
+    results["latest"] = summarize(samples)
+    report_call("\nget-latest, checkpoint_latest()", results["latest"], LANGGRAPH_READ_MS, statements,
+                "the rest (ORM, Python)")
+    if latest.misses:
+        print(f"  warning: {latest.misses} calls found no checkpoint")
+
+    results["floor"] = floor = time_floor(ids, data, args.calls, args.warmup, rng)
+    print(
+        f"\nfloor, the same SQL through psycopg directly (prepared statements), p50:\n"
+        f"  save {floor['save']:.3f} ms (5 round trips: BEGIN, lock, MAX, INSERT, COMMIT), "
+        f"get-latest {floor['latest']:.3f} ms, bare SELECT 1 round trip {floor['round trip']:.3f} ms"
+    )
+    if args.deep > 0:
+        results["deep"] = time_deep(args.deep, data, args)
+    return results
+
+
+# --- 2. the HTTP endpoint under gunicorn -----------------------------------------------
+
+WRK_LUA = """\
+-- POST a checkpoint to an action picked at random from ACTION_IDS.
+local action_ids = {{{ids}}}
+local headers = {{["Content-Type"] = "application/json", ["Authorization"] = "Bearer {token}"}}
+local requests = {{}}
+local threads = 0
+
+function setup(thread)
+  threads = threads + 1
+  thread:set("thread_number", threads)
+end
+
+function init(args)
+  math.randomseed(os.time() * 100 + thread_number)
+  local file = assert(io.open("{body_path}", "rb"))
+  local body = file:read("*a")
+  file:close()
+  for i, action_id in ipairs(action_ids) do
+    requests[i] = wrk.format("POST", "/api/hitl/actions/" .. action_id .. "/checkpoints", headers, body)
+  end
+end
+
+function request()
+  return requests[math.random(#requests)]
+end
+
+""" + common.WRK_DONE_LUA
+
+
+def wrk_script(folder: Path, name: str, ids: list[str], token: str, body_path: Path) -> Path:
+    script = folder / f"{name}.lua"
+    quoted = ", ".join(f'"{action_id}"' for action_id in ids)  # bench ids: letters, digits, dashes
+    script.write_text(WRK_LUA.format(ids=quoted, token=token, body_path=body_path))
+    return script
+
+
+def report_http(figures: dict, output: str) -> None:
+    common.wrk_print(output)
+    print(
+        f"  {figures['rps']:,.0f} saves/s, "
+        f"p50 {figures['p50_us'] / 1000:.2f} ms, p99 {figures['p99_us'] / 1000:.2f} ms, "
+        f"non-2xx/3xx {figures['non2xx']:.0f}, socket errors {figures['errors']:.0f}"
+    )
+
+
+def bench_http(args, env: dict, ids: list[str]) -> dict:
+    common.heading("2. POST /api/hitl/actions/{action_id}/checkpoints under gunicorn")
+    token = common.service_token(env)
+    port = common.free_port(args.port)
+    body = {"checkpoint_name": "step", "checkpoint_data": checkpoint_state(7)}
+    hot = ids[0]
+    results = {}
+    folder = Path(tempfile.mkdtemp(prefix="hitl-bench-ckpt-"))
+    try:
+        body_path = folder / "body.json"
+        body_path.write_text(json.dumps(body, ensure_ascii=False), encoding="utf-8")
+        many = wrk_script(folder, "many", ids, token, body_path)
+        one = wrk_script(folder, "one", [hot], token, body_path)
+        with common.gunicorn(env, port, args.workers, folder) as base_url:
+            status, text = common.http_call(base_url + ENDPOINT.format(action_id=hot), body=body, token=token)
+            print(
+                f"gunicorn -w {args.workers} on 127.0.0.1:{port}; body {body_path.stat().st_size:,} bytes; "
+                f"one request first: HTTP {status} {text[:100]}..."
+            )
+            if status != 201:
+                raise common.BenchError(f"the endpoint answered {status}, not 201; not loading it")
+            if args.http_warmup > 0:
+                common.wrk_run(args, base_url, many, args.http_warmup)
+            load = f"wrk -t{args.threads} -c{args.connections} -d{args.seconds:g}s"
+
+            print(f"\n(a) {load}, each request on one of {len(ids):,} actions at random "
+                  f"(after a {args.http_warmup:g} s warm-up):")
+            results["many"], output = common.wrk_run(args, base_url, many, args.seconds)
+            report_http(results["many"], output)
+
+            before = checkpoint_count(hot)
+            print(f"\n(b) {load}, every request on one action ({hot}, {before:,} checkpoints before):")
+            results["one"], output = common.wrk_run(args, base_url, one, args.seconds)
+            report_http(results["one"], output)
+            print(f"  {hot} now has {checkpoint_count(hot):,} checkpoints")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    good, total = sequences_intact(ids)
+    results["intact"] = (good, total)
+    print(f"\nsequence numbers exactly 0..n-1 (no gap, no duplicate) on {good:,} of {total:,} actions")
+    return results
+
+
+# --- summary ---------------------------------------------------------------------------
+
+
+def in_process_rows(args, results: dict) -> list:
+    if "in_process" not in results:
+        return []
+    results = results["in_process"]
+    rows = []
+    for key, label, langgraph in (("save", "save", LANGGRAPH_PUT_MS), ("latest", "get-latest", LANGGRAPH_READ_MS)):
+        figures = results[key]
+        target = langgraph * TARGET_FACTOR
+        rows += [
+            (f"{label} in process: p50", f"{figures['p50']:.3f} ms",
+             f"LangGraph ~{langgraph:.2f} ms: {figures['p50'] / langgraph:.2f}x; "
+             f"target <= {target:.2f} ms: {verdict(figures['p50'], target)}"),
+            (f"{label} in process: p95", f"{figures['p95']:.3f} ms", ""),
+        ]
+    floor = results["floor"]
+    rows.append(("floor, psycopg direct: save / latest", f"{floor['save']:.3f} / {floor['latest']:.3f} ms",
+                 f"p50; SELECT 1 round trip {floor['round trip']:.3f} ms"))
+    if "deep" in results:
+        deep = results["deep"]
+        rows.append((f"{deep['depth']:,}-checkpoint action: save / latest",
+                     f"{deep['save']:.3f} / {deep['latest']:.3f} ms", "p50"))
+    return rows
+
+
+def http_rows(args, http: dict) -> list:
+    rows = []
+    for key, label in (("many", "HTTP save, random action"), ("one", "HTTP save, one action")):
+        if key not in http:
+            continue
+        figures = http[key]
+        rows += [
+            (label, f"{figures['rps']:,.0f} req/s", f"{args.workers} gunicorn workers, "
+             f"wrk -t{args.threads} -c{args.connections} -d{args.seconds:g}s"),
+            ("  p50 / p99 latency", f"{figures['p50_us'] / 1000:.2f} / {figures['p99_us'] / 1000:.2f} ms", ""),
+            ("  non-2xx/3xx / socket errors", f"{figures['non2xx']:.0f} / {figures['errors']:.0f}",
+             f"of {figures['requests']:,.0f} requests"),
+        ]
+    if "intact" in http:
+        good, total = http["intact"]
+        rows.append(("sequence numbers intact", f"{good:,} / {total:,}", "actions with 0..n-1, no gap or duplicate"))
+    return rows
+
+
+# --- main ------------------------------------------------------------------------------
+
+
+def arguments():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    common.add_shared_arguments(
+        parser,
+        database_help=(
+            "run on this PostgreSQL database as it is (default: DATABASE_URL if set, else a scratch database)"
+        ),
+        port=8766, seconds_help="wrk duration of each HTTP run (default 10)",
+        warmup_help="seconds of wrk before the measured runs",
+    )
+    parser.add_argument("--actions", type=int, default=1000, help="actions created (default 1000)")
+    parser.add_argument("--per-action", type=int, default=10, help="checkpoints on each action first (default 10)")
+    parser.add_argument("--calls", type=int, default=2000, help="timed calls of each kind in process (default 2000)")
+    parser.add_argument(
+        "--deep", type=int, default=10_000,
+        help="also time save and get-latest on one action with this many checkpoints (default 10000; 0: skip)",
+    )
+    parser.add_argument("--warmup", type=int, default=200, help="untimed calls first (default 200)")
+    common.add_final_arguments(parser)
+    return parser.parse_args()
+
+
+def measure(args, results: dict) -> None:
+    with database(args) as db:
+        env = common.django_start(db, "wrk, gunicorn and PostgreSQL")
+        ids = action_ids(args.actions)
+        bench_rows_delete()  # what an interrupted run on a given database left
+        try:
+            results["in_process"] = bench_in_process(args, ids)
+            if "http_skipped" not in results:
+                results["http"] = bench_http(args, env, ids)
+        finally:
+            if not db.scratch:
+                bench_rows_delete()
+                common.token_revoke()
+
+
+def main() -> int:
+    args = arguments()
+    return common.bench_main(
+        args, wrk_seconds=2 * args.seconds + args.http_warmup, measure=measure,
+        in_process_rows=in_process_rows, http_rows=http_rows, http_name="HTTP save",
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
