@@ -25,7 +25,6 @@ bench token revoked afterwards.
 """
 
 import argparse
-import contextlib
 import gc
 import json
 import os
@@ -38,7 +37,6 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import _common as common  # bench/_common.py: this script's folder is first on sys.path
 
@@ -60,11 +58,7 @@ def verdict(value: float, target: float) -> str:
 
 def database(args):
     """The given PostgreSQL database, or a scratch one dropped at the end."""
-    if args.database_url:
-        if urlsplit(args.database_url).scheme not in ("postgres", "postgresql"):
-            raise common.BenchError("this benchmark runs on PostgreSQL only; --database-url must be postgres://...")
-        return contextlib.nullcontext(common.given_database(args.database_url))
-    return common.scratch_postgres(f"hitl_bench_ckpt_{os.getpid()}")
+    return common.postgres_database(args, f"hitl_bench_ckpt_{os.getpid()}")
 
 
 # --- the data --------------------------------------------------------------------------
@@ -229,6 +223,8 @@ class StatementTimes:
     def kind(sql: str) -> str:
         if sql.startswith("INSERT"):
             return "INSERT the checkpoint"
+        if "hitl_checkpoint_save" in sql:
+            return "SELECT hitl_checkpoint_save(…): lock, number, insert, commit"
         if "FOR UPDATE" in sql:
             return "BEGIN + SELECT the action FOR UPDATE"
         if "MAX(" in sql.upper():
@@ -270,21 +266,16 @@ def summarize(samples: list[float]) -> dict:
 
 
 def raw_save(cursor, action_id: str, data: dict) -> None:
-    """checkpoint_save's statements, through psycopg directly."""
+    """checkpoint_save's one statement (the hitl_checkpoint_save function, in autocommit),
+    through psycopg directly."""
     from psycopg.types.json import Jsonb
 
-    cursor.execute("BEGIN")
-    cursor.execute("SELECT action_id, correlation_id FROM zakops.actions WHERE action_id = %s FOR UPDATE", (action_id,))
-    _, correlation = cursor.fetchone()
-    cursor.execute("SELECT MAX(sequence_number) FROM zakops.execution_checkpoints WHERE action_id = %s", (action_id,))
-    (last,) = cursor.fetchone()
     cursor.execute(
-        "INSERT INTO zakops.execution_checkpoints (id, correlation_id, action_id, checkpoint_name, checkpoint_type,"
-        " checkpoint_data, sequence_number, status, created_at)"
-        " VALUES (%s, %s, %s, 'raw-step', 'state', %s, %s, 'active', now())",
-        (uuid.uuid4(), correlation, action_id, Jsonb(data), 0 if last is None else last + 1),
+        "SELECT id, correlation_id, sequence_number FROM hitl_checkpoint_save"
+        "(%s, 'raw-step', 'state', %s, NULL, %s, NULL, NULL, now())",
+        (action_id, Jsonb(data), uuid.uuid4()),
     )
-    cursor.execute("COMMIT")
+    cursor.fetchone()
 
 
 def raw_latest(cursor, action_id: str):
@@ -371,7 +362,7 @@ def time_deep(depth: int, data: dict, args) -> dict:
     print(
         f"\none action with {depth:,} checkpoints ({action_id}), {calls} calls each: "
         f"save p50 {deep['save']:.3f} ms, get-latest p50 {deep['latest']:.3f} ms\n"
-        f"  (both statements read every checkpoint of the action, so their cost grows with the action's history)"
+        f"  (the hitl_checkpoints_action_sequence index keeps both to one index read, whatever the history)"
     )
     return deep
 
@@ -396,7 +387,7 @@ def bench_in_process(args, ids: list[str]) -> dict:
     samples, statements = time_calls(saver(data), targets, args.warmup)
     results["save"] = summarize(samples)
     report_call("\nsave, checkpoint_save()", results["save"], LANGGRAPH_PUT_MS, statements,
-                "the rest (COMMIT round trip, ORM, Python)")
+                "the rest (ORM, Python)")
 
     latest = reader()
     targets = [rng.choice(ids) for _ in range(args.warmup + args.calls)]
@@ -410,7 +401,7 @@ def bench_in_process(args, ids: list[str]) -> dict:
     results["floor"] = floor = time_floor(ids, data, args.calls, args.warmup, rng)
     print(
         f"\nfloor, the same SQL through psycopg directly (prepared statements), p50:\n"
-        f"  save {floor['save']:.3f} ms (5 round trips: BEGIN, lock, MAX, INSERT, COMMIT), "
+        f"  save {floor['save']:.3f} ms (one call of hitl_checkpoint_save: lock, MAX, INSERT, COMMIT), "
         f"get-latest {floor['latest']:.3f} ms, bare SELECT 1 round trip {floor['round trip']:.3f} ms"
     )
     if args.deep > 0:
@@ -561,9 +552,7 @@ def arguments():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     common.add_shared_arguments(
         parser,
-        database_help=(
-            "run on this PostgreSQL database as it is (default: DATABASE_URL if set, else a scratch database)"
-        ),
+        database_help=common.POSTGRES_DATABASE_HELP,
         port=8766, seconds_help="wrk duration of each HTTP run (default 10)",
         warmup_help="seconds of wrk before the measured runs",
     )

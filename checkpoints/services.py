@@ -1,9 +1,11 @@
 """Writes of durable execution checkpoints (SPEC §4) on zakops.execution_checkpoints.
 
 Sequence numbers are 0, 1, 2, … per action with no gap or duplicate: a save locks the
-action's row first (PostgreSQL), or holds SQLite's write lock (transactions begin
-IMMEDIATE), so concurrent writers for one action take turns. Resume and cancel are one
-conditional UPDATE on `status = 'active'`: its row count says whether this caller won.
+action's row, then takes the next number, so concurrent writers for one action take
+turns. On PostgreSQL that is one call of the function `hitl_checkpoint_save` (checkpoints
+migration 0001), one round trip; on SQLite the same steps run in a transaction, which
+begins IMMEDIATE and so holds the write lock. Resume and cancel are one conditional
+UPDATE on `status = 'active'`: its row count says whether this caller won.
 """
 
 import json
@@ -11,7 +13,7 @@ import uuid
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -20,11 +22,13 @@ from zakops.models import Action, CheckpointStatus, CheckpointType, ExecutionChe
 from zakops_hitl.errors import Conflict, InvalidInput, NotFound, TooLarge
 
 
-def _data_size(data) -> int:
-    return len(json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode())
+def _serialised(data: dict) -> str:
+    try:
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        raise InvalidInput("checkpoint_data: NaN and Infinity are not JSON.", field="checkpoint_data") from None
 
 
-@transaction.atomic
 def checkpoint_save(
     *,
     action_id: str,
@@ -41,25 +45,54 @@ def checkpoint_save(
         )
     if not isinstance(checkpoint_data, dict):
         raise InvalidInput("checkpoint_data must be a JSON object", field="checkpoint_data")
-    size, limit = _data_size(checkpoint_data), settings.HITL_CHECKPOINT_MAX_BYTES
+    serialised = _serialised(checkpoint_data)
+    size, limit = len(serialised.encode()), settings.HITL_CHECKPOINT_MAX_BYTES
     if size > limit:
         raise TooLarge(f"checkpoint_data is {size} bytes; the limit is {limit} bytes (HITL_CHECKPOINT_MAX_BYTES).")
+    now = timezone.now()
+    fields = {
+        "action_id": action_id,
+        "checkpoint_name": checkpoint_name,
+        "checkpoint_type": checkpoint_type,
+        "correlation_id": correlation_id,
+        "run_id": run_id,
+        "expires_at": now + timedelta(hours=expires_in_hours) if expires_in_hours else None,
+        "created_at": now,
+    }
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            # Only what the database chose comes back; the data is the dict we hold.
+            cursor.execute(
+                "SELECT id, correlation_id, sequence_number FROM hitl_checkpoint_save"
+                "(%s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s)",
+                [
+                    action_id, checkpoint_name, checkpoint_type, serialised, correlation_id,
+                    Action(action_id=action_id).correlation, run_id, fields["expires_at"], now,
+                ],
+            )
+            row = cursor.fetchone()
+        if row is None:
+            raise NotFound(f"No action {action_id}.")
+        fields.update(id=row[0], correlation_id=row[1], sequence_number=row[2])
+        checkpoint = ExecutionCheckpoint(checkpoint_data=checkpoint_data, status=CheckpointStatus.ACTIVE, **fields)
+        checkpoint._state.adding, checkpoint._state.db = False, connection.alias
+        return checkpoint
+    return _save_in_transaction(checkpoint_data=checkpoint_data, **fields)
+
+
+@transaction.atomic
+def _save_in_transaction(*, action_id, correlation_id, **fields) -> ExecutionCheckpoint:
+    """The steps of hitl_checkpoint_save, for SQLite."""
     action = Action.objects.select_for_update().only("action_id", "correlation_id").filter(pk=action_id).first()
     if action is None:
         raise NotFound(f"No action {action_id}.")
     last = ExecutionCheckpoint.objects.filter(action_id=action_id).aggregate(last=Max("sequence_number"))["last"]
-    now = timezone.now()
     return ExecutionCheckpoint.objects.create(
         action_id=action_id,
         correlation_id=correlation_id or action.correlation,
-        run_id=run_id,
-        checkpoint_name=checkpoint_name,
-        checkpoint_type=checkpoint_type,
-        checkpoint_data=checkpoint_data,
         sequence_number=0 if last is None else last + 1,
         status=CheckpointStatus.ACTIVE,
-        expires_at=now + timedelta(hours=expires_in_hours) if expires_in_hours else None,
-        created_at=now,
+        **fields,
     )
 
 

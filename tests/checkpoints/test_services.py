@@ -187,3 +187,11 @@ def test_deleting_an_action_deletes_its_checkpoints(action):
     save()
     action.delete()
     assert not ExecutionCheckpoint.objects.exists()
+
+
+def test_nan_and_infinity_are_refused_not_stored(action):
+    with pytest.raises(InvalidInput, match="NaN"):
+        save(data={"ratio": float("nan")})
+    with pytest.raises(InvalidInput):
+        save(data={"limit": float("inf")})
+    assert not ExecutionCheckpoint.objects.exists()
