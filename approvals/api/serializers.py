@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from approvals.models import ApprovalRequest, RequestState
+from approvals.models import ApprovalRequest
 from approvals.services import MAX_REASON
 from zakops.models import ActionStatus, RiskLevel
 from zakops_hitl.api import JSONObjectField, StrictCharField
@@ -82,10 +82,3 @@ class ApprovalRequestSerializer(serializers.ModelSerializer):
             "created_at",
         ]
 
-
-class DecisionResultSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=[RequestState.APPROVED, RequestState.REJECTED, RequestState.QUARANTINED])
-    action_id = serializers.CharField()
-    reason = serializers.CharField(allow_blank=True)
-    request_id = serializers.UUIDField()
-    decided_at = serializers.DateTimeField()

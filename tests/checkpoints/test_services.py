@@ -85,6 +85,12 @@ def test_latest_is_the_newest_active_and_filters_by_name_and_correlation(action)
     assert selectors.checkpoint_latest(action_id="ACT-1", checkpoint_name="a") == a0
 
 
+def test_get_by_id(action):
+    saved = save(data={"x": [1, 2]})
+    assert selectors.checkpoint_get(checkpoint_id=saved.id).checkpoint_data == {"x": [1, 2]}
+    assert selectors.checkpoint_get(checkpoint_id=uuid.uuid4()) is None
+
+
 def test_an_overdue_checkpoint_is_not_active_even_before_the_sweep(action):
     overdue = save(expires_in_hours=1)
     ExecutionCheckpoint.objects.filter(pk=overdue.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
