@@ -20,7 +20,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 
 def pytest_collection_modifyitems(config, items):
     skip_pg = pytest.mark.skip(
-        reason="needs PostgreSQL (schema zakops, real concurrent connections): set DATABASE_URL=postgres://..."
+        reason="needs PostgreSQL (schema zakops, LISTEN/NOTIFY): set DATABASE_URL=postgres://..."
     )
     skip_browser = pytest.mark.skip(reason="needs Chromium at /usr/bin/chromium (scripts/test installs it as root)")
     for item in items:

@@ -173,6 +173,10 @@ else:
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     )
+    # Tests use a file too, not Django's in-memory default: threads then get separate
+    # connections with SQLite's real locking, so the concurrency tests mean something.
+    (BASE_DIR / "var").mkdir(exist_ok=True)
+    _db.setdefault("TEST", {})["NAME"] = str(BASE_DIR / "var" / "test-db.sqlite3")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -14,7 +14,7 @@ from approvals.services import approvals_expire
 from tests.conftest import run_at_once
 from zakops.models import Action, DealEvent, OutboxEvent
 
-pytestmark = [pytest.mark.postgresql, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 THREADS = 20
 
 

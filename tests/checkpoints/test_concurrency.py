@@ -9,7 +9,7 @@ from checkpoints.services import checkpoint_save
 from tests.conftest import run_at_once
 from zakops.models import Action, ExecutionCheckpoint
 
-pytestmark = [pytest.mark.postgresql, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 THREADS = 20
 
 
