@@ -1,12 +1,13 @@
 """What the benchmarks in this folder share: the scratch database, Django set up on it,
-gunicorn on 127.0.0.1, wrk and its figures, the bench token, the summary table, the
-command-line options they have in common and the run's time bound.
+timing calls in process, gunicorn on 127.0.0.1, wrk and its figures, the bench token, the
+summary table, the command-line options they have in common and the run's time bound.
 
 bench/ is not a package: a script imports this as `_common`, found through its own folder,
 which Python puts first on sys.path when it runs the script.
 """
 
 import contextlib
+import gc
 import json
 import os
 import platform
@@ -14,6 +15,7 @@ import secrets
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -56,6 +58,33 @@ def percentile(sorted_values, fraction: float):
     return sorted_values[min(len(sorted_values) - 1, int(fraction * len(sorted_values)))]
 
 
+def summarize(samples: list[float]) -> dict:
+    ordered = sorted(samples)
+    return {"calls": len(ordered), "p50": statistics.median(ordered), "p95": percentile(ordered, 0.95),
+            "mean": statistics.fmean(ordered)}
+
+
+def time_calls(call, targets: list, warmup: int, statements) -> list[float]:
+    """Milliseconds per call of `call(target)`, each timed on its own, one call per target;
+    the first `warmup` targets are called untimed. `statements`, a Django execute wrapper
+    that adds up per call, is installed for the timed calls and told of each new one by
+    `statements.per_call.append({})`."""
+    from django.db import connection
+
+    for target in targets[:warmup]:
+        call(target)
+    clock = time.perf_counter_ns
+    samples = []
+    gc.collect()  # start the timing with no garbage pending
+    with connection.execute_wrapper(statements):
+        for target in targets[warmup:]:
+            statements.per_call.append({})
+            start = clock()
+            call(target)
+            samples.append((clock() - start) / 1e6)
+    return samples
+
+
 def heading(text: str) -> None:
     print(f"\n== {text}", flush=True)
 
@@ -84,6 +113,21 @@ class Database:
 
 def given_database(url: str) -> Database:
     return Database(url, f"given: {redact(url)}", scratch=False)
+
+
+POSTGRES_DATABASE_HELP = (
+    "run on this PostgreSQL database as it is (default: DATABASE_URL if set, else a scratch database)"
+)
+
+
+def postgres_database(args, scratch_name: str):
+    """For a benchmark that runs on PostgreSQL only: the given database (--database-url), or
+    a scratch one called `scratch_name`, dropped at the end. A context manager."""
+    if args.database_url:
+        if urlsplit(args.database_url).scheme not in ("postgres", "postgresql"):
+            raise BenchError("this benchmark runs on PostgreSQL only; --database-url must be postgres://...")
+        return contextlib.nullcontext(given_database(args.database_url))
+    return scratch_postgres(scratch_name)
 
 
 @contextlib.contextmanager
@@ -184,12 +228,14 @@ def token_revoke() -> None:
 WRK_DONE_LUA = """\
 function done(summary, latency, requests)
   local e = summary.errors
-  io.write(string.format("BENCH-RESULT %.0f %.0f %.0f %.0f %.0f %.0f %.0f %.0f %.0f %.0f\\n",
+  io.write(string.format("BENCH-RESULT %.0f %.0f %.0f %.0f %.0f %.0f %.0f %.0f %.0f %.0f %.0f\\n",
     summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
-    latency:percentile(50), latency:percentile(99), latency.max))
+    latency:percentile(50), latency:percentile(95), latency:percentile(99), latency.max))
 end
 """
-WRK_FIELDS = ("requests", "duration_us", "connect", "read", "write", "non2xx", "timeout", "p50_us", "p99_us", "max_us")
+WRK_FIELDS = (
+    "requests", "duration_us", "connect", "read", "write", "non2xx", "timeout", "p50_us", "p95_us", "p99_us", "max_us"
+)
 
 # Straight to 127.0.0.1, whatever http_proxy says.
 HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))

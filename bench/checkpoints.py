@@ -25,7 +25,6 @@ bench token revoked afterwards.
 """
 
 import argparse
-import gc
 import json
 import os
 import random
@@ -242,27 +241,8 @@ class StatementTimes:
 def time_calls(call, targets: list, warmup: int) -> tuple[list[float], StatementTimes]:
     """Milliseconds per call, each timed on its own, one call per target; and the time in
     each SQL statement. The first `warmup` targets are called untimed."""
-    from django.db import connection
-
-    for target in targets[:warmup]:
-        call(target)
     statements = StatementTimes()
-    clock = time.perf_counter_ns
-    samples = []
-    gc.collect()  # start the timing with no garbage pending
-    with connection.execute_wrapper(statements):
-        for target in targets[warmup:]:
-            statements.per_call.append({})
-            start = clock()
-            call(target)
-            samples.append((clock() - start) / 1e6)
-    return samples, statements
-
-
-def summarize(samples: list[float]) -> dict:
-    ordered = sorted(samples)
-    return {"calls": len(ordered), "p50": statistics.median(ordered), "p95": common.percentile(ordered, 0.95),
-            "mean": statistics.fmean(ordered)}
+    return common.time_calls(call, targets, warmup, statements), statements
 
 
 def raw_save(cursor, action_id: str, data: dict) -> None:
@@ -385,14 +365,14 @@ def bench_in_process(args, ids: list[str]) -> dict:
 
     targets = [rng.choice(ids) for _ in range(args.warmup + args.calls)]
     samples, statements = time_calls(saver(data), targets, args.warmup)
-    results["save"] = summarize(samples)
+    results["save"] = common.summarize(samples)
     report_call("\nsave, checkpoint_save()", results["save"], LANGGRAPH_PUT_MS, statements,
                 "the rest (ORM, Python)")
 
     latest = reader()
     targets = [rng.choice(ids) for _ in range(args.warmup + args.calls)]
     samples, statements = time_calls(latest, targets, args.warmup)
-    results["latest"] = summarize(samples)
+    results["latest"] = common.summarize(samples)
     report_call("\nget-latest, checkpoint_latest()", results["latest"], LANGGRAPH_READ_MS, statements,
                 "the rest (ORM, Python)")
     if latest.misses:
