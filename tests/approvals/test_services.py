@@ -245,3 +245,14 @@ def test_a_failure_after_the_state_change_leaves_nothing(request_approval, peopl
     action = Action.objects.get(pk=request.action_id)
     assert (action.status, action.approved_by) == ("PENDING_APPROVAL", None)
     assert events(request.action_id) == ["hitl.approval_requested"]
+
+
+def test_admins_can_look_requests_up_but_not_edit_them(client, make_reviewer, request_approval):
+    request = request_approval("high")
+    client.force_login(make_reviewer("admin"))
+    listing = client.get("/admin/approvals/approvalrequest/", {"state__exact": "pending"})
+    assert listing.status_code == 200 and request.action_id in listing.content.decode()
+    page = client.get(f"/admin/approvals/approvalrequest/{request.pk}/change/")
+    assert page.status_code == 200 and "Save" not in page.content.decode()
+    assert client.post(f"/admin/approvals/approvalrequest/{request.pk}/change/", {"state": "approved"}).status_code == 403
+    assert ApprovalRequest.objects.get(pk=request.pk).state == "pending"
