@@ -1,9 +1,10 @@
 """`Authorization: Bearer <token>` for the REST API.
 
-Tokens are looked up once and kept in a per-process cache, so an API call costs no
-query for its token. Any change that could make a cached token wrong (revoked, deleted,
-its user deactivated, its account changed) is announced on the `hitl_api_tokens`
-channel (zakops_hitl.changes), and every process drops its cache on its next call.
+Tokens are looked up once, with their user's role, and kept in a per-process cache, so
+an API call costs no query for its token or role. Any change that could make a cached
+token wrong (revoked, deleted, its user deactivated or given another role, its account
+changed) is announced on the `hitl_api_tokens` channel (zakops_hitl.changes), and every
+process drops its cache on its next call.
 """
 
 import copy
@@ -14,6 +15,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from accounts.models import ApiToken
+from accounts.selectors import user_role
 from accounts.services import TOKENS_CHANNEL, token_hash
 from zakops_hitl.changes import feed
 
@@ -36,6 +38,7 @@ def _token_for(key_hash: str) -> ApiToken | None:
         )
         if token is None:  # unknown tokens are not cached: guessing must not fill memory
             return None
+        user_role(token.user)  # cached on the user object, which each request copies
         if len(_tokens) >= _CACHE_LIMIT:
             _tokens.clear()
         _tokens[key_hash] = token
@@ -62,7 +65,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         if token.last_used_at is None or now - token.last_used_at > LAST_USED_PRECISION:
             ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
             token.last_used_at = now
-        # Each request gets its own user object: views may cache per-request facts on it.
+        # Each request gets its own user object, so nothing a view sets on it leaks.
         return copy.copy(token.user), token
 
     def authenticate_header(self, request):

@@ -35,6 +35,8 @@ def user_role_set(*, user, role: str) -> None:
     user.groups.add(Group.objects.get(name=role))
     user.is_staff = user.is_superuser = role == OperatorRole.ADMIN
     user.save(update_fields=["is_staff", "is_superuser"])
+    user.__dict__.pop("_hitl_role", None)
+    api_tokens_changed()  # API processes cache the role with the token
 
 
 @transaction.atomic

@@ -242,15 +242,32 @@ def _open_request(action: Action) -> ApprovalRequest:
     return request
 
 
+def _latest_request_locking_action(action_id: str) -> ApprovalRequest:
+    """The action's latest request with its action, the action's row locked: one query.
+
+    The request's columns may be older than the lock if another decision committed while
+    this one waited; the compare-and-set on its state catches that."""
+    request = (
+        ApprovalRequest.objects.select_related("action")
+        .select_for_update(of=("action",))
+        .filter(action_id=action_id)
+        .order_by("-round")
+        .first()
+    )
+    if request is None:
+        if _locked_action(action_id) is None:
+            raise NotFound(f"No action {action_id}.")
+        raise NotFound(f"Action {action_id} has no approval request.")
+    return request
+
+
 def approval_decide(*, action_id: str, actor: Actor, decision: str, reason: str = "") -> ApprovalRequest:
     """Approve, reject or quarantine the action's open request; exactly one caller wins."""
     new_state = DECISIONS[decision]
     reason = _check_reason(reason, required=decision != "approve")
     with transaction.atomic():
-        action = _locked_action(action_id)
-        if action is None:
-            raise NotFound(f"No action {action_id}.")
-        request = _open_request(action)
+        request = _latest_request_locking_action(action_id)
+        action = request.action
         if actor.kind == "service" or actor.role not in ("operator", "admin"):
             raise NotAllowed(decision_refusal(actor=actor, request=request, action=action))
         if not request.is_open:
@@ -274,9 +291,11 @@ def approval_decide(*, action_id: str, actor: Actor, decision: str, reason: str 
         won = ApprovalRequest.objects.filter(pk=request.pk, state=request.state, expires_at__gt=now).update(
             state=new_state, updated_at=now, **changes
         )
-        request.refresh_from_db()
         if not won:
+            request.refresh_from_db()
             raise _settled_conflict(request)
+        for name, value in {"state": new_state, "updated_at": now, **changes}.items():
+            setattr(request, name, value)  # what the UPDATE wrote, without reading it back
 
         if new_state == RequestState.APPROVED:
             _action_update(action, status=ActionStatus.QUEUED, approved_by=actor.actor_id, approved_at=now)

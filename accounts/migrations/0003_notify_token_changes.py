@@ -1,5 +1,6 @@
-"""PostgreSQL: a change that could make a cached API token wrong sends NOTIFY
-hitl_api_tokens on commit, however it was made (see accounts.authentication)."""
+"""PostgreSQL: a change that could make a cached API token wrong (or the role cached
+with it) sends NOTIFY hitl_api_tokens on commit, however it was made (see
+accounts.authentication)."""
 
 from django.db import migrations
 
@@ -10,6 +11,7 @@ TABLES = {
     "accounts_apitoken": "AFTER UPDATE OF revoked_at, key_hash, user_id OR DELETE OR TRUNCATE",
     "auth_user": "AFTER UPDATE OF is_active, username OR DELETE OR TRUNCATE",
     "accounts_account": "AFTER UPDATE OR DELETE OR TRUNCATE",
+    "auth_user_groups": "AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE",  # roles are groups
 }
 
 

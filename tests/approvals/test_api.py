@@ -231,3 +231,16 @@ def test_endpoints_are_in_the_schema(engine_api):
                  "/api/hitl/actions/{action_id}/quarantine", "/api/hitl/actions/{action_id}/cancel"):
         assert path in paths, path
     assert reverse("api-approval-queue") == QUEUE
+
+
+def test_a_role_change_reaches_a_token_caller_at_once(api, make_reviewer, request_approval):
+    from accounts.services import operator_upsert
+
+    person = make_reviewer("operator", "promoted@example.com")
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {api_token_create(user=person, name='laptop')[1]}")
+    request = request_approval("critical")
+    assert post(api, f"/api/hitl/actions/{request.action_id}/approve").status_code == 403  # role now cached
+    operator_upsert(email="promoted@example.com", role="admin")
+    assert post(api, f"/api/hitl/actions/{request.action_id}/approve").status_code == 200
+    operator_upsert(email="promoted@example.com", role="viewer")
+    assert post(api, f"/api/hitl/actions/{request_approval('medium').action_id}/approve").status_code == 403
