@@ -15,6 +15,7 @@ whether this caller won. Locks are always taken in the order action, then reques
 from datetime import timedelta
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.selectors import SYSTEM, Actor
@@ -179,10 +180,10 @@ def approval_request(
 
     if not assessment.requires_approval:
         reason = f"Approved automatically: risk {assessment.level}, no rule requires a person's approval."
-        ApprovalRequest.objects.filter(pk=request.pk).update(
-            state=RequestState.APPROVED, decided_at=now, decided_by_name=SYSTEM.name, reason=reason
+        _compare_and_set(
+            request, when=Q(state=RequestState.PENDING), now=now, state=RequestState.APPROVED,
+            decided_at=now, decided_by_name=SYSTEM.name, reason=reason,
         )
-        request.refresh_from_db()
         _action_update(action, status=ActionStatus.QUEUED, approved_at=now, approved_by=None)
         _record(action=action, request=request, actor=SYSTEM, reason=reason)
     return request, True
@@ -235,11 +236,15 @@ def _settled_conflict(request: ApprovalRequest) -> Conflict:
     )
 
 
-def _open_request(action: Action) -> ApprovalRequest:
-    request = ApprovalRequest.objects.filter(action=action).order_by("-round").first()
-    if request is None:
-        raise NotFound(f"Action {action.action_id} has no approval request.")
-    return request
+def _compare_and_set(request: ApprovalRequest, *, when: Q, now, **changes) -> bool:
+    """Move `request` with one `UPDATE … WHERE <when>`; the row count says whether this
+    caller won. On a win the object holds what was written, without reading it back."""
+    changes["updated_at"] = now
+    if not ApprovalRequest.objects.filter(when, pk=request.pk).update(**changes):
+        return False
+    for name, value in changes.items():
+        setattr(request, name, value)
+    return True
 
 
 def _latest_request_locking_action(action_id: str) -> ApprovalRequest:
@@ -288,14 +293,9 @@ def approval_decide(*, action_id: str, actor: Actor, decision: str, reason: str 
             changes = {"escalated_by": actor.actor_id, "escalated_by_name": actor.name, "escalated_at": now, "escalation_reason": reason}
         else:
             changes = {"decided_by": actor.actor_id, "decided_by_name": actor.name, "decided_at": now, "reason": reason}
-        won = ApprovalRequest.objects.filter(pk=request.pk, state=request.state, expires_at__gt=now).update(
-            state=new_state, updated_at=now, **changes
-        )
-        if not won:
+        if not _compare_and_set(request, when=Q(state=request.state, expires_at__gt=now), now=now, state=new_state, **changes):
             request.refresh_from_db()
             raise _settled_conflict(request)
-        for name, value in {"state": new_state, "updated_at": now, **changes}.items():
-            setattr(request, name, value)  # what the UPDATE wrote, without reading it back
 
         if new_state == RequestState.APPROVED:
             _action_update(action, status=ActionStatus.QUEUED, approved_by=actor.actor_id, approved_at=now)
@@ -312,17 +312,15 @@ def approval_cancel(*, action_id: str, actor: Actor, reason: str = "") -> Approv
     reason = _check_reason(reason, required=False)
     if actor.kind != "service" and actor.role != "admin":
         raise NotAllowed("Only the engine (a service account) or an admin can cancel an action's approval.")
-    action = _locked_action(action_id)
-    if action is None:
-        raise NotFound(f"No action {action_id}.")
-    request = _open_request(action)
+    request = _latest_request_locking_action(action_id)
+    action = request.action
     now = timezone.now()
-    won = ApprovalRequest.objects.filter(pk=request.pk, state__in=OPEN_STATES).update(
-        state=RequestState.CANCELLED, decided_by=actor.actor_id, decided_by_name=actor.name, decided_at=now,
-        reason=reason, updated_at=now,
+    cancelled = _compare_and_set(
+        request, when=Q(state__in=OPEN_STATES), now=now, state=RequestState.CANCELLED,
+        decided_by=actor.actor_id, decided_by_name=actor.name, decided_at=now, reason=reason,
     )
-    request.refresh_from_db()
-    if not won:
+    if not cancelled:
+        request.refresh_from_db()
         raise _settled_conflict(request)
     _action_update(action, status=ActionStatus.CANCELLED)
     checkpoints_cancel_for_action(action_id=action.action_id)
@@ -335,7 +333,7 @@ def approval_cancel(*, action_id: str, actor: Actor, reason: str = "") -> Approv
 
 def _expire_one(request_id, now) -> bool:
     with transaction.atomic():
-        request = ApprovalRequest.objects.filter(pk=request_id).only("action_id").first()
+        request = ApprovalRequest.objects.filter(pk=request_id).first()
         if request is None:
             return False
         # Action first, as everywhere; one a reviewer is deciding right now is left to them.
@@ -343,12 +341,12 @@ def _expire_one(request_id, now) -> bool:
         if action is None:
             return False
         reason = "No decision before the request expired."
-        won = ApprovalRequest.objects.filter(pk=request_id, state__in=OPEN_STATES, expires_at__lte=now).update(
-            state=RequestState.EXPIRED, decided_by_name=SYSTEM.name, decided_at=now, reason=reason, updated_at=now
+        expired = _compare_and_set(
+            request, when=Q(state__in=OPEN_STATES, expires_at__lte=now), now=now, state=RequestState.EXPIRED,
+            decided_by_name=SYSTEM.name, decided_at=now, reason=reason,
         )
-        if not won:
+        if not expired:
             return False
-        request.refresh_from_db()
         _action_update(action, status=ActionStatus.REJECTED)  # an expired action must never run
         checkpoints_cancel_for_action(action_id=action.action_id)
         _record(action=action, request=request, actor=SYSTEM, reason=reason)
@@ -357,23 +355,17 @@ def _expire_one(request_id, now) -> bool:
 
 def approvals_expire(*, now=None, batch: int = 500) -> int:
     """Expire overdue open requests, each in its own transaction. Safe with several
-    sweeps at once: each request is claimed by a compare-and-set, so it expires once."""
+    sweeps at once: each request is claimed by a compare-and-set, so it expires once.
+    One a reviewer is deciding at that moment is skipped, not waited for."""
     now = now or timezone.now()
-    expired = 0
-    seen = set()
+    expired, after = 0, None
+    overdue = ApprovalRequest.objects.filter(state__in=OPEN_STATES, expires_at__lte=now).order_by("pk")
     while True:
-        overdue = [
-            pk
-            for pk in ApprovalRequest.objects.filter(state__in=OPEN_STATES, expires_at__lte=now)
-            .order_by("expires_at")
-            .values_list("pk", flat=True)[: batch + len(seen)]
-            if pk not in seen
-        ]
-        if not overdue:
+        page = list((overdue.filter(pk__gt=after) if after else overdue).values_list("pk", flat=True)[:batch])
+        if not page:
             return expired
-        for pk in overdue:
-            seen.add(pk)
-            expired += _expire_one(pk, now)
+        expired += sum(_expire_one(pk, now) for pk in page)
+        after = page[-1]
 
 
 def idempotency_records_forget(*, now=None) -> int:
