@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Account, ApiToken
+from accounts.selectors import user_role
 from zakops.models import Operator, OperatorRole
 from zakops_hitl.changes import feed
 
@@ -41,18 +42,24 @@ def user_role_set(*, user, role: str) -> None:
 
 @transaction.atomic
 def operator_sync(*, user, role: str | None = None) -> Operator:
-    """Mirror a reviewer into zakops.operators (by email) and link the account to it."""
+    """Mirror a reviewer into zakops.operators and link the account to that row.
+
+    The row the person is already linked to follows them (a new email or role updates
+    it, so their UUID in approved_by/resumed_by stays theirs); otherwise the row with
+    their email is used, or created."""
     if role is None:
-        role = next(iter(user.groups.filter(name__in=OperatorRole.values).values_list("name", flat=True)), None)
+        role = user_role(user)
     now = timezone.now()
-    operator, created = Operator.objects.get_or_create(
-        email=user.email,
-        defaults={"name": user.get_full_name() or user.email, "role": role, "created_at": now, "updated_at": now},
-    )
-    if not created and operator.role != role:
-        operator.role = role
-        operator.updated_at = now
-        operator.save(update_fields=["role", "updated_at"])
+    account = Account.objects.filter(user=user, is_service=False).first()
+    operator = Operator.objects.filter(pk=account.actor_id).first() if account else None
+    if operator is None or Operator.objects.filter(email=user.email).exclude(pk=operator.pk).exists():
+        operator, _ = Operator.objects.get_or_create(
+            email=user.email,
+            defaults={"name": user.get_full_name() or user.email, "role": role, "created_at": now, "updated_at": now},
+        )
+    if (operator.email, operator.role) != (user.email, role):
+        operator.email, operator.role, operator.updated_at = user.email, role, now
+        operator.save(update_fields=["email", "role", "updated_at"])
     Account.objects.update_or_create(user=user, defaults={"actor_id": operator.id, "is_service": False})
     return operator
 

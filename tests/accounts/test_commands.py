@@ -77,3 +77,18 @@ def test_create_service_token_refuses_a_persons_name_and_bad_names():
         run("create_service_token", "ana@example.com")
     with pytest.raises(CommandError):
         run("create_service_token", "Bad Name!")
+
+
+def test_a_new_email_moves_the_persons_operators_row_with_them():
+    from accounts.services import operator_sync
+
+    run("create_operator", "old@example.com", "--role", "operator")
+    user = get_user_model().objects.get(username="old@example.com")
+    operator_id = user.account.actor_id
+    user.email = "new@example.com"
+    user.save(update_fields=["email"])
+    operator_sync(user=user)
+    assert Operator.objects.count() == 1
+    assert Operator.objects.get(pk=operator_id).email == "new@example.com"
+    user.refresh_from_db()
+    assert user.account.actor_id == operator_id
