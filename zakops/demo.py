@@ -16,6 +16,8 @@ from django.utils import timezone
 
 from accounts.selectors import actor_of
 from accounts.services import operator_upsert, service_account_ensure
+from approvals.models import ApprovalRequest
+from approvals.services import approval_decide, approval_request
 from zakops.catalogue import ACTION_CATALOGUE
 from zakops.models import Action, ActionStatus, CheckpointStatus, Deal, ExecutionCheckpoint
 
@@ -99,9 +101,6 @@ def _actions(deals: list[Deal]) -> list[Action]:
 def _approvals(actions: list[Action], users: dict) -> int:
     """Approval requests for the waiting actions, through the real workflow, and a few
     decisions. Actions that already have a request are left as they are."""
-    from approvals.models import ApprovalRequest
-    from approvals.services import approval_decide, approval_request
-
     engine = actor_of(service_account_ensure(name="action-engine"))
     requested = set(ApprovalRequest.objects.values_list("action_id", flat=True))
     count = 0
@@ -167,8 +166,6 @@ def demo_seed() -> dict:
     actions = _actions(deals)
     _approvals(actions, users)
     checkpoints = _checkpoints(users["operator@zakops.demo"].account.actor_id)
-    from approvals.models import ApprovalRequest
-
     return {
         "people": people, "deals": len(deals), "actions": len(actions), "checkpoints": checkpoints,
         "requests": ApprovalRequest.objects.filter(action__action_id__startswith="ACT-DEMO-").count(),
