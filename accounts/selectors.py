@@ -9,13 +9,17 @@ from zakops.models import OperatorRole
 def user_role(user) -> str | None:
     """`admin`, `operator`, `viewer`, or None (anonymous, service account, no role).
 
-    Cached on the user object, so a request asks the database once.
+    A superuser counts as an admin, also one made with `createsuperuser` (which puts it in
+    no group). Cached on the user object, so a request asks the database once.
     """
     if not user.is_authenticated:
         return None
     cached = getattr(user, "_hitl_role", False)
     if cached is not False:
         return cached
+    if user.is_superuser:
+        user._hitl_role = OperatorRole.ADMIN
+        return OperatorRole.ADMIN
     names = set(user.groups.filter(name__in=OperatorRole.values).values_list("name", flat=True))
     role = next((r for r in (OperatorRole.ADMIN, OperatorRole.OPERATOR, OperatorRole.VIEWER) if r in names), None)
     user._hitl_role = role

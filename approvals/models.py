@@ -5,11 +5,13 @@ what the engine reads, and every transition updates both in one transaction
 (approvals.services).
 """
 
+import copy
 import uuid
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from zakops.models import Action, RiskLevel
 
@@ -24,6 +26,7 @@ class RequestState(models.TextChoices):
 
 
 OPEN_STATES = (RequestState.PENDING, RequestState.QUARANTINED)
+EXPIRED_REASON = "No decision before the request expired."
 
 
 class ApprovalRequest(models.Model):
@@ -44,7 +47,10 @@ class ApprovalRequest(models.Model):
     requested_by = models.CharField(
         max_length=255, blank=True, help_text="Who asked for the action (an email or operator id): they may not decide it."
     )
-    requested_via = models.CharField(max_length=255, blank=True, help_text="The account that made the request.")
+    requested_via = models.CharField(max_length=255, blank=True, help_text="The account that sent the request.")
+    requested_via_id = models.UUIDField(
+        null=True, blank=True, help_text="The sending account's id: like the requester, it may not decide."
+    )
     expires_at = models.DateTimeField()
     escalated_by = models.UUIDField(null=True, blank=True)
     escalated_by_name = models.CharField(max_length=255, blank=True)
@@ -75,6 +81,21 @@ class ApprovalRequest(models.Model):
     @property
     def is_open(self) -> bool:
         return self.state in OPEN_STATES
+
+    @property
+    def is_overdue(self) -> bool:
+        """Open but past its deadline: expired for everyone, whether or not the sweep ran."""
+        return self.is_open and self.expires_at <= timezone.now()
+
+    def as_seen(self) -> "ApprovalRequest":
+        """The request as the engine and reviewers must see it now: an overdue open one
+        reads as expired (by the system, at its deadline), as the sweep will record it."""
+        if not self.is_overdue:
+            return self
+        seen = copy.copy(self)
+        seen.state, seen.decided_by, seen.decided_by_name = RequestState.EXPIRED, None, "zakops-hitl"
+        seen.decided_at, seen.reason = self.expires_at, EXPIRED_REASON
+        return seen
 
 
 class IdempotencyRecord(models.Model):

@@ -15,11 +15,11 @@ whether this caller won. Locks are always taken in the order action, then reques
 from datetime import timedelta
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from accounts.selectors import SYSTEM, Actor
-from approvals.models import OPEN_STATES, ApprovalRequest, IdempotencyRecord, RequestState
+from approvals.models import EXPIRED_REASON, OPEN_STATES, ApprovalRequest, IdempotencyRecord, RequestState
 from checkpoints.services import checkpoints_cancel_for_action
 from risk.rulebook import rulebook_current
 from risk.services import risk_assess
@@ -39,9 +39,6 @@ EVENTS = {
     RequestState.CANCELLED: "hitl.cancelled",
 }
 DECISIONS = {"approve": RequestState.APPROVED, "reject": RequestState.REJECTED, "quarantine": RequestState.QUARANTINED}
-# An action in one of these states is finished or running: a new approval round can not
-# send it back to the queue (the engine creates a new action instead).
-NO_NEW_ROUND = (ActionStatus.PROCESSING, ActionStatus.COMPLETED, ActionStatus.CANCELLED, ActionStatus.REJECTED)
 
 
 def _record(*, action: Action, request: ApprovalRequest, actor: Actor, reason: str) -> None:
@@ -99,6 +96,81 @@ def _check_reason(reason: str, *, required: bool) -> str:
 
 # --- request -------------------------------------------------------------------------
 
+# Statuses from which an action can not be sent (back) to approval: approved and waiting
+# to run, running, or finished. The engine creates a new action instead.
+NO_NEW_ROUND = (
+    ActionStatus.QUEUED, ActionStatus.PROCESSING, ActionStatus.COMPLETED, ActionStatus.CANCELLED, ActionStatus.REJECTED,
+)
+
+
+def _latest_request(action: Action) -> ApprovalRequest | None:
+    return ApprovalRequest.objects.filter(action=action).order_by("-round").first()
+
+
+def _assessment_context(action: Action, context: dict | None) -> dict:
+    """The context risk is assessed with: the deal's stored stage counts, and what the
+    caller says may only make the assessment stricter (a closed deal), never milder."""
+    context = dict(context or {})
+    if action.deal_id:
+        stored = Deal.objects.filter(pk=action.deal_id).values_list("stage", flat=True).first()
+        if stored is not None and context.get("deal_stage") != "closed":
+            context["deal_stage"] = stored
+    return context
+
+
+def _open_round(
+    *, action: Action, requester: Actor, inputs: dict, context: dict, requested_by: str, adopted: bool = False
+) -> ApprovalRequest:
+    """Assess the action and open its next round, in the caller's transaction (the action
+    row locked). An assessment that needs no approval is approved at once by the system,
+    except for an adopted action: the engine itself held it for a person."""
+    assessment = risk_assess(action_type=action.action_type, inputs=inputs, context=context)
+    reasons = list(assessment.reasons)
+    requires_approval = assessment.requires_approval or adopted
+    if adopted:
+        reasons.append("The engine set the action to PENDING_APPROVAL itself: a person decides.")
+    now = timezone.now()
+    hours = rulebook_current().config.timeout_hours[assessment.level]
+    last = _latest_request(action)
+    request = ApprovalRequest.objects.create(
+        action=action,
+        round=(last.round if last else 0) + 1,
+        state=RequestState.PENDING,
+        risk_level=assessment.level,
+        score=assessment.score,
+        reasons=reasons,
+        recommendations=assessment.recommendations,
+        matched_rules=assessment.matched_rules,
+        requires_approval=requires_approval,
+        requested_by=requested_by or action.created_by or "",
+        requested_via=requester.name,
+        requested_via_id=requester.actor_id,
+        expires_at=now + timedelta(hours=hours),
+    )
+    _action_update(
+        action, status=ActionStatus.PENDING_APPROVAL, risk_level=assessment.level, requires_human_review=requires_approval,
+    )
+    _record(action=action, request=request, actor=requester, reason="Adopted from the engine's own pending action." if adopted else "")
+
+    if not requires_approval:
+        reason = f"Approved automatically: risk {assessment.level}, no rule requires a person's approval."
+        _compare_and_set(
+            request, when=Q(state=RequestState.PENDING), now=now, state=RequestState.APPROVED,
+            decided_at=now, decided_by_name=SYSTEM.name, reason=reason,
+        )
+        _action_update(action, status=ActionStatus.QUEUED, approved_at=now, approved_by=None)
+        _record(action=action, request=request, actor=SYSTEM, reason=reason)
+    return request
+
+
+def _adopt(action: Action) -> ApprovalRequest:
+    """A request for an action the engine set to PENDING_APPROVAL by itself, assessed from
+    its row (the caller holds the action's lock and found no open request)."""
+    return _open_round(
+        action=action, requester=SYSTEM, inputs=action.inputs or {}, context=_assessment_context(action, None),
+        requested_by="", adopted=True,
+    )
+
 
 @transaction.atomic
 def approval_request(
@@ -114,13 +186,18 @@ def approval_request(
     inputs: dict | None = None,
     context: dict | None = None,
     requested_by: str = "",
+    new_round: bool = False,
 ) -> tuple[ApprovalRequest, bool]:
     """Assess the action and open a request for it; (request, created).
 
-    Creates the action row when the engine has not written it yet. An action with an
-    open request gets that request back. An action that needs no approval is approved
-    at once by the system.
+    Only the engine (a service account) and code in process open requests. Creates the
+    action row when the engine has not written it yet. An action with a request gets
+    its latest one back and nothing changes, unless the engine asks for a `new_round`
+    (never for an approved, running or finished action). An action that needs no
+    approval is approved at once by the system.
     """
+    if requester.kind == "user":
+        raise NotAllowed("People can not open approval requests: the action engine (a service account) does.")
     action = _locked_action(action_id)
     if action is None:
         if deal_id and not Deal.objects.filter(pk=deal_id).exists():
@@ -138,54 +215,29 @@ def approval_request(
             ignore_conflicts=True,  # the engine may be writing the same row right now
         )
         action = _locked_action(action_id)
-    elif action.action_type.lower() != action_type.lower():
+    # What the engine runs is the stored row: a request may not describe another action.
+    if action.action_type.lower() != action_type.lower():
         raise Conflict(f"Action {action_id} is a {action.action_type}, not a {action_type}.")
+    if deal_id is not None and deal_id != action.deal_id:
+        raise Conflict(f"Action {action_id} belongs to deal {action.deal_id or 'none'}, not {deal_id}.")
+    if inputs is not None and inputs != (action.inputs or {}):
+        raise Conflict(f"inputs differ from the stored inputs of action {action_id}, which are what the engine runs.")
 
-    open_request = ApprovalRequest.objects.filter(action=action, state__in=OPEN_STATES).first()
-    if open_request is not None:
-        return open_request, False
+    latest = _latest_request(action)
+    if latest is not None and latest.is_open:
+        return latest, False
+    # A decided action keeps its decision; the engine setting it back to PENDING_APPROVAL
+    # by itself, or asking for a new round, opens one.
+    if latest is not None and not new_round and action.status != ActionStatus.PENDING_APPROVAL:
+        return latest, False
     if action.status in NO_NEW_ROUND:
         raise Conflict(
             f"Action {action_id} is {action.status}; it can not go back to approval.", action_status=action.status
         )
-
-    context = dict(context or {})
-    if "deal_stage" not in context and action.deal_id:
-        context["deal_stage"] = Deal.objects.filter(pk=action.deal_id).values_list("stage", flat=True).first()
-    assessment = risk_assess(
-        action_type=action.action_type, inputs=inputs if inputs is not None else action.inputs or {}, context=context
+    request = _open_round(
+        action=action, requester=requester, inputs=action.inputs or {}, context=_assessment_context(action, context),
+        requested_by=requested_by,
     )
-    now = timezone.now()
-    hours = rulebook_current().config.timeout_hours[assessment.level]
-    last_round = ApprovalRequest.objects.filter(action=action).order_by("-round").values_list("round", flat=True).first()
-    request = ApprovalRequest.objects.create(
-        action=action,
-        round=(last_round or 0) + 1,
-        state=RequestState.PENDING,
-        risk_level=assessment.level,
-        score=assessment.score,
-        reasons=assessment.reasons,
-        recommendations=assessment.recommendations,
-        matched_rules=assessment.matched_rules,
-        requires_approval=assessment.requires_approval,
-        requested_by=requested_by or action.created_by or "",
-        requested_via=requester.name,
-        expires_at=now + timedelta(hours=hours),
-    )
-    _action_update(
-        action, status=ActionStatus.PENDING_APPROVAL, risk_level=assessment.level,
-        requires_human_review=assessment.requires_approval,
-    )
-    _record(action=action, request=request, actor=requester, reason="")
-
-    if not assessment.requires_approval:
-        reason = f"Approved automatically: risk {assessment.level}, no rule requires a person's approval."
-        _compare_and_set(
-            request, when=Q(state=RequestState.PENDING), now=now, state=RequestState.APPROVED,
-            decided_at=now, decided_by_name=SYSTEM.name, reason=reason,
-        )
-        _action_update(action, status=ActionStatus.QUEUED, approved_at=now, approved_by=None)
-        _record(action=action, request=request, actor=SYSTEM, reason=reason)
     return request, True
 
 
@@ -193,19 +245,33 @@ def approval_request(
 
 
 def _is_requester(actor: Actor, request: ApprovalRequest, action: Action) -> bool:
+    """Four-eyes: whether `actor` asked for the action or sent its request. Emails match
+    whatever their case, ids as UUIDs."""
     mine = {actor.name.lower()} | ({str(actor.actor_id).lower()} if actor.actor_id else set())
-    requesters = {(request.requested_by or "").lower(), (action.created_by or "").lower()} - {""}
-    return bool(mine & requesters)
+    theirs = {request.requested_by, request.requested_via, action.created_by}
+    theirs |= {str(value) for value in (request.requested_via_id, action.operator_id) if value}
+    return bool(mine & ({(value or "").strip().lower() for value in theirs} - {""}))
 
 
-def decision_refusal(*, actor: Actor, request: ApprovalRequest, action: Action) -> str | None:
-    """Why `actor` may not decide `request` (SPEC §3), or None when they may."""
-    if actor.kind == "service":
+def _actor_refusal(actor: Actor) -> str | None:
+    """The rules that refuse a caller whatever the request."""
+    if actor.kind != "user":
         return "Service accounts can not decide approvals: a person must."
     if actor.role not in ("operator", "admin"):
         return "Viewers can not decide approvals: it needs the operator or admin role."
     if actor.actor_id is None:
-        return "This account has no operator id; an admin can fix that with create_operator."
+        return (
+            f"{actor.name} has no ZakOps operator record (an account made with createsuperuser has none): "
+            f"run `manage.py create_operator {actor.name} --role admin`, or give it a role in admin."
+        )
+    return None
+
+
+def decision_refusal(*, actor: Actor, request: ApprovalRequest, action: Action) -> str | None:
+    """Why `actor` may not decide `request` (SPEC §3), or None when they may."""
+    refusal = _actor_refusal(actor)
+    if refusal:
+        return refusal
     if actor.role != "admin" and request.risk_level == RiskLevel.CRITICAL:
         return "Only an admin can decide a critical request."
     if actor.role != "admin" and request.state == RequestState.QUARANTINED:
@@ -216,7 +282,9 @@ def decision_refusal(*, actor: Actor, request: ApprovalRequest, action: Action) 
 
 
 def _settled_conflict(request: ApprovalRequest) -> Conflict:
-    """409 for a request that is no longer open: who decided what, and when."""
+    """409 for a request that is no longer open, or past its deadline: who decided what,
+    and when."""
+    request = request.as_seen()
     when = f"{request.decided_at:%Y-%m-%d %H:%M:%S} UTC" if request.decided_at else "earlier"
     who = request.decided_by_name or "the system"
     if request.state == RequestState.EXPIRED:
@@ -247,11 +315,13 @@ def _compare_and_set(request: ApprovalRequest, *, when: Q, now, **changes) -> bo
     return True
 
 
-def _latest_request_locking_action(action_id: str) -> ApprovalRequest:
-    """The action's latest request with its action, the action's row locked: one query.
+def _request_locking_action(action_id: str) -> ApprovalRequest:
+    """The action's open request (else its latest), with the action's row locked.
 
-    The request's columns may be older than the lock if another decision committed while
-    this one waited; the compare-and-set on its state catches that."""
+    Usually one query. Its request columns may be older than the lock if another
+    decision committed while this one waited; the compare-and-set on its state catches
+    that. When nothing open was read, the request is read again under the lock, and an
+    action the engine set to PENDING_APPROVAL by itself is adopted (given a request)."""
     request = (
         ApprovalRequest.objects.select_related("action")
         .select_for_update(of=("action",))
@@ -259,10 +329,20 @@ def _latest_request_locking_action(action_id: str) -> ApprovalRequest:
         .order_by("-round")
         .first()
     )
+    if request is not None and request.is_open:
+        return request
+    action = request.action if request is not None else _locked_action(action_id)
+    if action is None:
+        raise NotFound(f"No action {action_id}.")
+    request = _latest_request(action)
+    if request is not None and request.is_open:
+        request.action = action
+        return request
+    if action.status == ActionStatus.PENDING_APPROVAL:
+        return _adopt(action)
     if request is None:
-        if _locked_action(action_id) is None:
-            raise NotFound(f"No action {action_id}.")
         raise NotFound(f"Action {action_id} has no approval request.")
+    request.action = action
     return request
 
 
@@ -270,19 +350,15 @@ def approval_decide(*, action_id: str, actor: Actor, decision: str, reason: str 
     """Approve, reject or quarantine the action's open request; exactly one caller wins."""
     new_state = DECISIONS[decision]
     reason = _check_reason(reason, required=decision != "approve")
+    refusal = _actor_refusal(actor)
+    if refusal:
+        raise NotAllowed(refusal)
     with transaction.atomic():
-        request = _latest_request_locking_action(action_id)
+        request = _request_locking_action(action_id)
         action = request.action
-        if actor.kind == "service" or actor.role not in ("operator", "admin"):
-            raise NotAllowed(decision_refusal(actor=actor, request=request, action=action))
-        if not request.is_open:
-            raise _settled_conflict(request)
         now = timezone.now()
-        if request.expires_at <= now:
-            raise Conflict(
-                f"The request expired at {request.expires_at:%Y-%m-%d %H:%M:%S} UTC; it can no longer be decided.",
-                request_id=str(request.id), state=RequestState.EXPIRED, decided_by=None, decided_at=None,
-            )
+        if not request.is_open or request.expires_at <= now:
+            raise _settled_conflict(request)
         if decision == "quarantine" and request.state == RequestState.QUARANTINED:
             raise Conflict("The request is already quarantined.", request_id=str(request.id), state=request.state)
         refusal = decision_refusal(actor=actor, request=request, action=action)
@@ -308,15 +384,18 @@ def approval_decide(*, action_id: str, actor: Actor, decision: str, reason: str 
 
 @transaction.atomic
 def approval_cancel(*, action_id: str, actor: Actor, reason: str = "") -> ApprovalRequest:
-    """The engine withdraws the action: its open request is cancelled, the action too."""
+    """The engine withdraws the action: its open request is cancelled, the action too.
+
+    Only the engine (a service account) or code in process: a reviewer who does not want
+    an action run rejects it, which the audit trail records as a decision."""
     reason = _check_reason(reason, required=False)
-    if actor.kind != "service" and actor.role != "admin":
-        raise NotAllowed("Only the engine (a service account) or an admin can cancel an action's approval.")
-    request = _latest_request_locking_action(action_id)
+    if actor.kind == "user":
+        raise NotAllowed("Only the engine (a service account) can cancel an action; a reviewer rejects it instead.")
+    request = _request_locking_action(action_id)
     action = request.action
     now = timezone.now()
     cancelled = _compare_and_set(
-        request, when=Q(state__in=OPEN_STATES), now=now, state=RequestState.CANCELLED,
+        request, when=Q(state__in=OPEN_STATES, expires_at__gt=now), now=now, state=RequestState.CANCELLED,
         decided_by=actor.actor_id, decided_by_name=actor.name, decided_at=now, reason=reason,
     )
     if not cancelled:
@@ -340,16 +419,16 @@ def _expire_one(request_id, now) -> bool:
         action = Action.objects.select_for_update(skip_locked=True).filter(pk=request.action_id).first()
         if action is None:
             return False
-        reason = "No decision before the request expired."
+        # Recorded as expired at its deadline, as the poll has reported it since then.
         expired = _compare_and_set(
             request, when=Q(state__in=OPEN_STATES, expires_at__lte=now), now=now, state=RequestState.EXPIRED,
-            decided_by_name=SYSTEM.name, decided_at=now, reason=reason,
+            decided_by_name=SYSTEM.name, decided_at=request.expires_at, reason=EXPIRED_REASON,
         )
         if not expired:
             return False
         _action_update(action, status=ActionStatus.REJECTED)  # an expired action must never run
         checkpoints_cancel_for_action(action_id=action.action_id)
-        _record(action=action, request=request, actor=SYSTEM, reason=reason)
+        _record(action=action, request=request, actor=SYSTEM, reason=EXPIRED_REASON)
         return True
 
 
@@ -365,6 +444,35 @@ def approvals_expire(*, now=None, batch: int = 500) -> int:
         if not page:
             return expired
         expired += sum(_expire_one(pk, now) for pk in page)
+        after = page[-1]
+
+
+def _adopt_one(action_id: str) -> bool:
+    with transaction.atomic():
+        action = Action.objects.select_for_update(skip_locked=True).filter(pk=action_id).first()
+        if action is None or action.status != ActionStatus.PENDING_APPROVAL:
+            return False  # a reviewer is deciding it right now (and adopts it), or it moved on
+        if ApprovalRequest.objects.filter(action=action, state__in=OPEN_STATES).exists():
+            return False
+        _adopt(action)
+        return True
+
+
+def approvals_adopt_pending(*, batch: int = 500) -> int:
+    """Open a request for every action the engine set to PENDING_APPROVAL by itself, so
+    that it is shown, decided and expires like any other. Each in its own transaction,
+    the action locked and rechecked: sweeps and reviewers racing adopt it once."""
+    adopted, after = 0, None
+    unadopted = (
+        Action.objects.filter(status=ActionStatus.PENDING_APPROVAL)
+        .exclude(Exists(ApprovalRequest.objects.filter(action=OuterRef("pk"), state__in=OPEN_STATES)))
+        .order_by("pk")
+    )
+    while True:
+        page = list((unadopted.filter(pk__gt=after) if after else unadopted).values_list("pk", flat=True)[:batch])
+        if not page:
+            return adopted
+        adopted += sum(_adopt_one(pk) for pk in page)
         after = page[-1]
 
 

@@ -27,7 +27,7 @@ class QueueItemSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField(allow_null=True)
 
     def to_representation(self, action):
-        request = action.open_requests[0] if action.open_requests else None
+        request = action.open_requests[0].as_seen() if action.open_requests else None
         return {
             "action_id": action.action_id,
             "action_type": action.action_type,
@@ -65,6 +65,13 @@ class ApprovalRequestCreateSerializer(serializers.Serializer):
         required=False, allow_blank=True, max_length=255, default="",
         help_text="The person who asked for the action (email or operator id); they may not decide it.",
     )
+    new_round = serializers.BooleanField(
+        default=False,
+        help_text=(
+            "Open a new round for an action whose last request was decided. Refused (409) for an action that is "
+            "QUEUED, PROCESSING, COMPLETED, CANCELLED or REJECTED. Without it, the latest request is returned unchanged."
+        ),
+    )
 
 
 class ApprovalRequestSerializer(serializers.ModelSerializer):
@@ -81,4 +88,7 @@ class ApprovalRequestSerializer(serializers.ModelSerializer):
             "decided_at", "reason", "escalated_by", "escalated_by_name", "escalated_at", "escalation_reason",
             "created_at",
         ]
+
+    def to_representation(self, instance):
+        return super().to_representation(instance.as_seen())  # overdue reads as expired
 

@@ -3,7 +3,7 @@ import json
 import pytest
 from django.urls import reverse
 
-from accounts.services import api_token_create
+from accounts.services import api_token_create, service_account_ensure
 from approvals.models import ApprovalRequest
 from approvals.services import approval_decide
 from zakops.models import Action, DealEvent, OutboxEvent
@@ -209,7 +209,7 @@ def test_the_same_key_with_another_body_is_422(api, make_reviewer, request_appro
 def test_keys_are_per_caller_and_errors_are_not_stored(engine_api, request_approval, make_reviewer, api):
     body = {"action_id": "ACT-K", "action_type": "COMMUNICATION.DRAFT_EMAIL"}
     assert post(engine_api, REQUESTS, body, HTTP_IDEMPOTENCY_KEY="same").status_code == 201
-    other = api_token_create(user=make_reviewer("operator"), name="t")[1]
+    other = api_token_create(user=service_account_ensure(name="second-engine"), name="t")[1]
     response = post(api, REQUESTS, {"action_id": "ACT-K2", "action_type": "X"}, HTTP_IDEMPOTENCY_KEY="same", HTTP_AUTHORIZATION=f"Bearer {other}")
     assert response.status_code == 201  # another caller's key space
     bad = post(engine_api, REQUESTS, {"action_type": "X"}, HTTP_IDEMPOTENCY_KEY="bad-1")

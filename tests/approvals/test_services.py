@@ -190,19 +190,34 @@ def test_a_new_round_after_a_decision_keeps_the_history(request_approval, people
     first = request_approval("medium", action_id="ACT-R")
     approval_decide(action_id="ACT-R", actor=people["operator"], decision="approve")
     Action.objects.filter(pk="ACT-R").update(status="READY")
-    second, created = approval_request(action_id="ACT-R", action_type="COMMUNICATION.DRAFT_EMAIL", requester=engine)
+    second, created = approval_request(action_id="ACT-R", action_type="COMMUNICATION.DRAFT_EMAIL", requester=engine, new_round=True)
     assert created and second.round == 2
     assert list(ApprovalRequest.objects.filter(action_id="ACT-R").order_by("round").values_list("state", flat=True)) == ["approved", "pending"]
     assert first.pk != second.pk
 
 
-@pytest.mark.parametrize("status", ["REJECTED", "CANCELLED", "COMPLETED", "PROCESSING"])
-def test_a_finished_or_running_action_can_not_go_back_to_approval(request_approval, engine, status):
-    request_approval("medium", action_id="ACT-F")
-    ApprovalRequest.objects.update(state="rejected")
+@pytest.mark.parametrize("status", ["QUEUED", "REJECTED", "CANCELLED", "COMPLETED", "PROCESSING"])
+def test_an_approved_running_or_finished_action_never_goes_back_to_the_queue(request_approval, people, engine, status):
+    request = request_approval("medium", action_id="ACT-F")
+    approval_decide(action_id="ACT-F", actor=people["operator"], decision="approve", reason="fine")
     Action.objects.filter(pk="ACT-F").update(status=status)
+    before = (events("ACT-F"), ApprovalRequest.objects.count())
+
+    again, created = approval_request(action_id="ACT-F", action_type="COMMUNICATION.DRAFT_EMAIL", requester=engine)
+    assert (created, again.pk, again.state) == (False, request.pk, "approved")  # the decided request, unchanged
     with pytest.raises(Conflict, match=status):
-        approval_request(action_id="ACT-F", action_type="COMMUNICATION.DRAFT_EMAIL", requester=engine)
+        approval_request(action_id="ACT-F", action_type="COMMUNICATION.DRAFT_EMAIL", requester=engine, new_round=True)
+
+    assert Action.objects.get(pk="ACT-F").status == status
+    assert (events("ACT-F"), ApprovalRequest.objects.count()) == before
+
+
+@pytest.mark.parametrize("status", ["QUEUED", "PROCESSING", "COMPLETED"])
+def test_an_action_the_engine_already_ran_or_queued_can_not_be_requested(engine, status):
+    Action.objects.create(action_id="ACT-Q", action_type="COMMUNICATION.DRAFT_EMAIL", status=status)
+    with pytest.raises(Conflict, match=status):
+        approval_request(action_id="ACT-Q", action_type="COMMUNICATION.DRAFT_EMAIL", requester=engine)
+    assert Action.objects.get(pk="ACT-Q").status == status and not ApprovalRequest.objects.exists()
 
 
 def test_expiry_rejects_the_action_cancels_checkpoints_and_runs_once(request_approval, people):

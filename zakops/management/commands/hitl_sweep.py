@@ -1,13 +1,14 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from approvals.services import approvals_expire, idempotency_records_forget
+from approvals.services import approvals_adopt_pending, approvals_expire, idempotency_records_forget
 from checkpoints.services import checkpoints_delete_old, checkpoints_expire
 
 
 class Command(BaseCommand):
     help = (
-        "Expire overdue approval requests and checkpoints, delete old non-active checkpoints "
+        "Open requests for actions the engine set to PENDING_APPROVAL by itself, expire overdue "
+        "approval requests and checkpoints, delete old non-active checkpoints "
         "(HITL_CHECKPOINT_RETENTION_DAYS) and old idempotency keys, once, then exit. "
         "Safe to run on several machines at once."
     )
@@ -23,7 +24,9 @@ class Command(BaseCommand):
         if days < 1:
             self.stderr.write("--retention-days must be at least 1")
             raise SystemExit(2)
+        adopted = approvals_adopt_pending()
         requests = approvals_expire()
+        self.stdout.write(f"approval requests: {adopted} opened for actions the engine held by itself")
         self.stdout.write(f"approval requests: {requests} expired")
         expired = checkpoints_expire()
         deleted = checkpoints_delete_old(days=days)
