@@ -1,7 +1,12 @@
 """The demo data set behind `seed_demo`: deals, actions of every catalogue type, reviewers.
 
-Idempotent: fixed ids, update-or-create everywhere. Demo passwords are derived from the
-SECRET_KEY, so they stay the same from run to run and are not guessable without it.
+The demo lives under ids no real row has (deals `DEMO-…`, actions `ACT-DEMO-…`, people
+`@zakops.demo`, the `demo-action-engine` service account) and only ever creates rows:
+a deal, action, checkpoint or person that is already there, demo or not, is left as it
+is, so a second run changes nothing and a demo row someone edited keeps the edit. An action's approval request,
+decision and checkpoints are written only together with the action. Demo passwords are
+derived from the SECRET_KEY, so they stay the same from run to run and are not guessable
+without it.
 """
 
 import base64
@@ -11,22 +16,28 @@ import uuid
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import check_password
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.selectors import actor_of
+from accounts.selectors import actor_of, user_actor_id, user_role
 from accounts.services import operator_upsert, service_account_ensure
 from approvals.models import ApprovalRequest
 from approvals.services import approval_decide, approval_request
 from zakops.catalogue import ACTION_CATALOGUE
 from zakops.models import Action, ActionStatus, CheckpointStatus, Deal, ExecutionCheckpoint
 
+DEMO_DEAL_PREFIX = "DEMO-"
+DEMO_ACTION_PREFIX = "ACT-DEMO-"
+DEMO_SERVICE_ACCOUNT = "demo-action-engine"
+
 DEMO_DEALS = (
-    ("DL-0001", "Acme Industrial Holdings", "Acme Industrial", "diligence"),
-    ("DL-0002", "Borealis Software GmbH", "Borealis", "loi"),
-    ("DL-0003", "Cobalt Logistics LLC", "Cobalt Logistics", "inbound"),
-    ("DL-0004", "Delta Marine Services", "Delta Marine", "closed"),
-    ("DL-0005", "Evergreen Health Partners", "Evergreen Health", "negotiation"),
+    ("DEMO-0001", "Acme Industrial Holdings", "Acme Industrial", "diligence"),
+    ("DEMO-0002", "Borealis Software GmbH", "Borealis", "loi"),
+    ("DEMO-0003", "Cobalt Logistics LLC", "Cobalt Logistics", "inbound"),
+    ("DEMO-0004", "Delta Marine Services", "Delta Marine", "closed"),
+    ("DEMO-0005", "Evergreen Health Partners", "Evergreen Health", "negotiation"),
 )
 
 DEMO_PEOPLE = (
@@ -47,15 +58,59 @@ DEMO_DECISIONS = {
 }
 
 
+class DemoSeedRefused(Exception):
+    """The database holds deals or actions that are not demo data."""
+
+    def __init__(self, *, deals: list[str], actions: list[str]):
+        self.deals, self.actions = deals, actions
+        found = [f"{kind} {_listed(ids)}" for kind, ids in (("deals", deals), ("actions", actions)) if ids]
+        super().__init__(f"this database holds rows that are not demo data: {'; '.join(found)}")
+
+
+_SHOWN = 3  # ids named in a refusal, per table
+
+
+def _listed(ids: list[str]) -> str:
+    return ", ".join(ids[:_SHOWN]) + (" and more" if len(ids) > _SHOWN else "")
+
+
+def demo_foreign_rows() -> tuple[list[str], list[str]]:
+    """Ids of a few deals and actions that are not demo data (empty lists when none)."""
+    deals = Deal.objects.exclude(deal_id__startswith=DEMO_DEAL_PREFIX).order_by("pk")
+    actions = Action.objects.exclude(action_id__startswith=DEMO_ACTION_PREFIX).order_by("pk")
+    return (
+        list(deals.values_list("pk", flat=True)[: _SHOWN + 1]),
+        list(actions.values_list("pk", flat=True)[: _SHOWN + 1]),
+    )
+
+
 def demo_password(email: str) -> str:
     digest = hmac.new(settings.SECRET_KEY.encode(), f"demo:{email}".encode(), hashlib.sha256).digest()
     return "demo-" + base64.b32encode(digest[:10]).decode().lower()
 
 
+def _people() -> tuple[dict, list]:
+    """The demo reviewers by email, and (email, role, password) to sign in with; the password
+    is None when it is no longer the demo one. A reviewer that already exists keeps its
+    role, name and password."""
+    User = get_user_model()
+    users, sign_in = {}, []
+    for email, role, name in DEMO_PEOPLE:
+        password = demo_password(email)
+        user = User.objects.filter(username=email).first()
+        if user is None:
+            user = operator_upsert(email=email, role=role, password=password, name=name)
+        elif not check_password(password, user.password):  # no setter: never re-hashes, never writes
+            password = None
+        users[email] = user
+        sign_in.append((email, user_role(user) or "no role", password))
+    return users, sign_in
+
+
 def _deals() -> list[Deal]:
     deals = []
     for deal_id, canonical, display, stage in DEMO_DEALS:
-        deal, _ = Deal.objects.update_or_create(
+        deal, _ = Deal.objects.get_or_create(
             deal_id=deal_id, defaults={"canonical_name": canonical, "display_name": display, "stage": stage}
         )
         deals.append(deal)
@@ -63,8 +118,9 @@ def _deals() -> list[Deal]:
 
 
 def _actions(deals: list[Deal]) -> list[Action]:
+    """The demo actions created by this run (those already there are left as they are)."""
     base = timezone.now().replace(minute=0, second=0, microsecond=0) - timedelta(days=2)
-    actions = []
+    created_now = []
     for index, entry in enumerate(ACTION_CATALOGUE):
         # Two of each type: one waiting (when the type needs approval), one settled.
         for copy in range(2):
@@ -73,8 +129,8 @@ def _actions(deals: list[Deal]) -> list[Action]:
             # Waiting actions go through approval_request below, which sets their status.
             status = ActionStatus.READY if waiting else _SETTLED[number % len(_SETTLED)]
             deal = deals[number % len(deals)] if number % 6 else None  # some actions have no deal
-            action, _ = Action.objects.get_or_create(  # an existing row keeps its state
-                action_id=f"ACT-DEMO-{number:04d}",
+            action, created = Action.objects.get_or_create(
+                action_id=f"{DEMO_ACTION_PREFIX}{number:04d}",
                 defaults={
                     "deal": deal,
                     "capability_id": entry.capability_id,
@@ -94,18 +150,18 @@ def _actions(deals: list[Deal]) -> list[Action]:
                     "updated_at": base + timedelta(minutes=17 * number),
                 },
             )
-            actions.append(action)
-    return actions
+            if created:
+                created_now.append(action)
+    return created_now
 
 
 def _approvals(actions: list[Action], users: dict) -> int:
-    """Approval requests for the waiting actions, through the real workflow, and a few
-    decisions. Actions that already have a request are left as they are."""
-    engine = actor_of(service_account_ensure(name="action-engine"))
-    requested = set(ApprovalRequest.objects.values_list("action_id", flat=True))
+    """Approval requests for the new READY actions, through the real workflow, and a few
+    decisions."""
+    engine = actor_of(service_account_ensure(name=DEMO_SERVICE_ACCOUNT))
     count = 0
     for action in actions:
-        if action.status != ActionStatus.READY or action.action_id in requested:
+        if action.status != ActionStatus.READY:
             continue
         approval_request(
             action_id=action.action_id, action_type=action.action_type, requester=engine,
@@ -130,43 +186,53 @@ DEMO_CHECKPOINTS = (
 )
 
 
-def _checkpoints(operator_id) -> int:
+def _checkpoints(actions: list[Action], operator_id) -> None:
+    """The demo checkpoints of the new actions; an action that was already there may have
+    checkpoints of its own, and numbering fixed ones in among them would break its sequence."""
     now = timezone.now()
+    new_ids = {action.action_id for action in actions}
     per_action: dict[str, int] = {}
     for action_id, name, kind, status, data in DEMO_CHECKPOINTS:
         sequence = per_action.get(action_id, 0)
         per_action[action_id] = sequence + 1
-        ExecutionCheckpoint.objects.update_or_create(
+        if action_id not in new_ids:
+            continue
+        ExecutionCheckpoint.objects.create(
             action_id=action_id,
             checkpoint_name=name,
             sequence_number=sequence,
-            defaults={
-                "correlation_id": uuid.uuid5(uuid.NAMESPACE_URL, f"zakops-demo:{action_id}"),
-                "checkpoint_type": kind,
-                "checkpoint_data": data,
-                "status": status,
-                "expires_at": now - timedelta(hours=1) if status == CheckpointStatus.EXPIRED else now + timedelta(days=2),
-                "resumed_at": now - timedelta(hours=3) if status == CheckpointStatus.RESUMED else None,
-                "resumed_by": operator_id if status == CheckpointStatus.RESUMED else None,
-                "created_at": now - timedelta(hours=6 - sequence),
-            },
+            correlation_id=uuid.uuid5(uuid.NAMESPACE_URL, f"zakops-demo:{action_id}"),
+            checkpoint_type=kind,
+            checkpoint_data=data,
+            status=status,
+            expires_at=now - timedelta(hours=1) if status == CheckpointStatus.EXPIRED else now + timedelta(days=2),
+            resumed_at=now - timedelta(hours=3) if status == CheckpointStatus.RESUMED else None,
+            resumed_by=operator_id if status == CheckpointStatus.RESUMED else None,
+            created_at=now - timedelta(hours=6 - sequence),
         )
-    return len(DEMO_CHECKPOINTS)
 
 
 @transaction.atomic
-def demo_seed() -> dict:
-    """Create or refresh the demo data; returns what was seeded, with the sign-in details."""
-    people, users = [], {}
-    for email, role, name in DEMO_PEOPLE:
-        password = demo_password(email)
-        users[email] = operator_upsert(email=email, role=role, password=password, name=name)
-        people.append((email, role, password))
-    deals = _deals()
-    actions = _actions(deals)
-    _approvals(actions, users)
-    checkpoints = _checkpoints(users["operator@zakops.demo"].account.actor_id)
+def demo_seed(*, force: bool = False) -> dict:
+    """Create the demo data that is missing; returns the demo rows in the database, with the
+    sign-in details.
+
+    Raises DemoSeedRefused, before writing anything, when the database holds deals or
+    actions that are not demo data, unless `force`.
+    """
+    if not force:
+        deals, actions = demo_foreign_rows()
+        if deals or actions:
+            raise DemoSeedRefused(deals=deals, actions=actions)
+    users, sign_in = _people()
+    new_actions = _actions(_deals())
+    _approvals(new_actions, users)
+    _checkpoints(new_actions, user_actor_id(users["operator@zakops.demo"]))
+    demo_actions = Action.objects.filter(action_id__startswith=DEMO_ACTION_PREFIX)
     return {
-        "people": people, "deals": len(deals), "actions": len(actions), "checkpoints": checkpoints,
-        "requests": ApprovalRequest.objects.filter(action__action_id__startswith="ACT-DEMO-").count(),
+        "people": sign_in,
+        "deals": Deal.objects.filter(deal_id__startswith=DEMO_DEAL_PREFIX).count(),
+        "actions": demo_actions.count(),
+        "checkpoints": ExecutionCheckpoint.objects.filter(action__in=demo_actions).count(),
+        "requests": ApprovalRequest.objects.filter(action__in=demo_actions).count(),
     }

@@ -1,18 +1,19 @@
 from io import StringIO
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from zakops.catalogue import ACTION_CATALOGUE
+from zakops.demo import DEMO_DEALS, DEMO_SERVICE_ACCOUNT
 from zakops.models import Action, Deal, Operator
 
 pytestmark = pytest.mark.django_db
 
 
-def seed() -> str:
+def seed(*args) -> str:
     out = StringIO()
-    call_command("seed_demo", stdout=out)
+    call_command("seed_demo", *args, stdout=out)
     return out.getvalue()
 
 
@@ -58,3 +59,118 @@ def test_seed_demo_prints_passwords_that_sign_in(client):
     response = client.post(reverse("login"), {"username": "operator@zakops.demo", "password": password})
     assert response.status_code == 302
     assert seed().count(password) == 1  # same password on the next run
+
+
+def snapshot() -> dict:
+    """Every row the demo could write, as plain values."""
+    from django.contrib.auth import get_user_model
+
+    from accounts.models import Account, ApiToken
+    from approvals.models import ApprovalRequest
+    from zakops.models import DealEvent, ExecutionCheckpoint, OutboxEvent
+
+    tables = {
+        "deals": Deal.objects.order_by("pk"),
+        "actions": Action.objects.order_by("pk"),
+        "operators": Operator.objects.order_by("pk"),
+        "requests": ApprovalRequest.objects.order_by("pk"),
+        "checkpoints": ExecutionCheckpoint.objects.order_by("pk"),
+        "events": DealEvent.objects.order_by("pk"),
+        "outbox": OutboxEvent.objects.order_by("pk"),
+        "users": get_user_model().objects.order_by("pk"),
+        "accounts": Account.objects.order_by("pk"),
+        "tokens": ApiToken.objects.order_by("pk"),
+    }
+    rows = {name: list(queryset.values()) for name, queryset in tables.items()}
+    rows["groups"] = list(get_user_model().groups.through.objects.order_by("pk").values())
+    return rows
+
+
+REAL_ACTION = "ACT-20260119T101500-1a2b3c4d"
+
+
+def real_rows(*, deal: bool = True, action: bool = True) -> None:
+    if deal:
+        Deal.objects.create(deal_id="DL-0001", canonical_name="Northwind Traders Inc", display_name="Northwind", stage="loi")
+    if action:
+        Action.objects.create(
+            action_id=REAL_ACTION, deal_id="DL-0001" if deal else None, action_type="COMMUNICATION.SEND_EMAIL",
+            status="PENDING_APPROVAL", inputs={"to": "ceo@northwind.example"}, audit_trail=[],
+        )
+
+
+@pytest.mark.parametrize(
+    ("deal", "action", "named"),
+    [(True, True, ["DL-0001", REAL_ACTION]), (True, False, ["DL-0001"]), (False, True, [REAL_ACTION])],
+    ids=["deal-and-action", "deal-only", "action-only"],
+)
+def test_seed_demo_refuses_a_database_with_real_deals_or_actions_and_writes_nothing(deal, action, named):
+    real_rows(deal=deal, action=action)
+    before = snapshot()
+    with pytest.raises(CommandError) as refused:
+        seed()
+    message = str(refused.value)
+    assert "--force" in message
+    for row_id in named:
+        assert row_id in message
+    assert snapshot() == before
+
+
+def test_seed_demo_with_force_seeds_beside_real_rows_and_leaves_them_untouched():
+    real_rows()
+    deal_before = Deal.objects.filter(pk="DL-0001").values().get()
+    action_before = Action.objects.filter(pk=REAL_ACTION).values().get()
+    output = seed("--force")
+    assert Deal.objects.filter(pk="DL-0001").values().get() == deal_before
+    assert Action.objects.filter(pk=REAL_ACTION).values().get() == action_before
+    assert Deal.objects.filter(deal_id__startswith="DEMO-").count() == len(DEMO_DEALS)
+    assert Action.objects.filter(action_id__startswith="ACT-DEMO-").count() == 2 * len(ACTION_CATALOGUE)
+    assert f"Demo data: {len(DEMO_DEALS)} deals" in output
+
+
+def test_demo_ids_can_not_be_real_ones_and_a_second_run_changes_nothing():
+    first_output = seed()
+    deal_ids = list(Deal.objects.values_list("deal_id", flat=True))
+    assert deal_ids and all(deal_id.startswith("DEMO-") for deal_id in deal_ids)
+    assert all(action_id.startswith("ACT-DEMO-") for action_id in Action.objects.values_list("action_id", flat=True))
+    assert all(email.endswith("@zakops.demo") for email in Operator.objects.values_list("email", flat=True))
+    first = snapshot()
+    assert seed() == first_output
+    assert snapshot() == first
+
+
+def test_demo_requests_come_from_a_demo_service_account_not_the_real_engine():
+    from accounts.services import service_account_ensure
+    from approvals.models import ApprovalRequest
+    from zakops.models import DealEvent
+
+    service_account_ensure(name="action-engine")  # the real engine's account
+    seed()
+    assert ApprovalRequest.objects.filter(requested_via=DEMO_SERVICE_ACCOUNT).exists()
+    assert not ApprovalRequest.objects.filter(requested_via="action-engine").exists()
+    assert not DealEvent.objects.filter(actor="action-engine").exists()
+
+
+def test_a_re_run_keeps_what_people_changed_in_the_demo_rows(client):
+    from django.contrib.auth import get_user_model
+
+    from zakops.models import ExecutionCheckpoint
+
+    seed()
+    deal_id = DEMO_DEALS[0][0]
+    Deal.objects.filter(pk=deal_id).update(stage="closed", display_name="Renamed in the demo")
+    checkpoint = ExecutionCheckpoint.objects.filter(status="active").order_by("action_id", "sequence_number").first()
+    ExecutionCheckpoint.objects.filter(pk=checkpoint.pk).update(status="cancelled")
+    operator = get_user_model().objects.get(username="operator@zakops.demo")
+    operator.set_password("a password of my own")
+    operator.save(update_fields=["password"])
+
+    output = seed()
+
+    assert Deal.objects.filter(pk=deal_id).values_list("stage", "display_name").get() == ("closed", "Renamed in the demo")
+    checkpoint.refresh_from_db()
+    assert checkpoint.status == "cancelled"
+    response = client.post(reverse("login"), {"username": "operator@zakops.demo", "password": "a password of my own"})
+    assert response.status_code == 302
+    line = next(line for line in output.splitlines() if "operator@zakops.demo" in line)
+    assert "password changed since it was seeded" in line and "demo-" not in line  # no stale password shown
