@@ -4,6 +4,8 @@ Every save, delete and bulk action calls `rulebook_changed()`, so running proces
 the new rules on their next assessment.
 """
 
+import re
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -12,7 +14,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.text import Truncator
 
-from risk.models import RiskRule, RiskSettings
+from risk.models import READ_VERBS, RiskRule, RiskSettings, action_verb
 from risk.patterns import PatternError
 from risk.rulebook import rule_compile, rulebook_changed
 from risk.selectors import rule_preview
@@ -49,12 +51,21 @@ class JSONObjectFormField(forms.JSONField):
         return value
 
 
+# A `*` right before or after a letter can match inside a word: `*GET*` matches tarGET.
+INSIDE_A_WORD = re.compile(r"[A-Za-z]\*|\*[A-Za-z]")
+
+
 class RiskRuleForm(forms.ModelForm):
     action_types = LinesField(required=False, help_text=RiskRule._meta.get_field("action_types").help_text + " One per line.")
     action_type_patterns = LinesField(
         required=False, help_text=RiskRule._meta.get_field("action_type_patterns").help_text + " One per line."
     )
     input_patterns = JSONObjectFormField(required=False, help_text=RiskRule._meta.get_field("input_patterns").help_text)
+    save_anyway = forms.BooleanField(
+        required=False,
+        label="Save anyway",
+        help_text="Needed only to save a rule that lowers risk with a pattern that can match inside a word.",
+    )
 
     class Meta:
         model = RiskRule
@@ -63,11 +74,52 @@ class RiskRuleForm(forms.ModelForm):
             "action_types", "action_type_patterns", "input_patterns", "min_amount",
         ]
 
+    def clean(self):
+        cleaned = super().clean()
+        if not cleaned.get("save_anyway"):
+            warning = self.lowers_risk_inside_words()
+            if warning:
+                raise forms.ValidationError(warning, code="inside_a_word")
+        return cleaned
+
+    def lowers_risk_inside_words(self) -> str | None:
+        """A warning for a rule that lowers risk (low or medium, no approval) with a type
+        pattern that can match inside a word, naming recent write actions it would wave
+        through; None when the rule is not of that kind."""
+        data = self.cleaned_data
+        if data.get("risk_level") not in ("low", "medium") or data.get("requires_approval"):
+            return None
+        loose = [pattern for pattern in data.get("action_type_patterns") or () if INSIDE_A_WORD.search(pattern)]
+        if not loose:
+            return None
+        rule = RiskRule(**{name: data.get(name) for name in RiskRuleForm.Meta.fields})
+        rule.name = rule.name or "(new rule)"
+        try:
+            preview = rule_preview(
+                rule=rule_compile(rule), limit=PREVIEW_DEFAULT_ACTIONS, where=lambda action: action_verb(action.action_type) not in READ_VERBS,
+            )
+        except PatternError:
+            return None  # the field's own validation reports it
+        found = (
+            f"Of the last {preview.scanned} actions it would match {preview.matched} whose verb is not a read: "
+            + ", ".join(f"{action.action_type} ({action.action_id})" for action in preview.examples)
+            + ("…" if preview.matched > len(preview.examples) else "")
+            + "."
+            if preview.matched
+            else f"None of the last {preview.scanned} actions whose verb is not a read matches it yet."
+        )
+        return (
+            f"This rule lowers risk ({data['risk_level']}, no approval) and {', '.join(loose)} can match inside a word "
+            f"(*GET* matches DEAL.UPDATE_TARGET_PRICE), so write actions could pass as reads. {found} "
+            "Anchor the pattern to the verb (e.g. *.GET_*), or tick “Save anyway”."
+        )
+
 
 class RiskSettingsForm(forms.ModelForm):
     internal_domains = LinesField(
         required=False, help_text=RiskSettings._meta.get_field("internal_domains").help_text + " One per line."
     )
+    write_verbs = LinesField(required=False, help_text=RiskSettings._meta.get_field("write_verbs").help_text + " One per line.")
 
     class Meta:
         model = RiskSettings
@@ -94,7 +146,7 @@ class RiskRuleAdmin(AnnouncesChanges, admin.ModelAdmin):
     change_list_template = "admin/risk/riskrule/change_list.html"
     fieldsets = [
         (None, {"fields": ["name", "description", "risk_level", "requires_approval", "enabled"]}),
-        ("Which actions", {"fields": ["action_types", "action_type_patterns", "input_patterns", "min_amount"]}),
+        ("Which actions", {"fields": ["action_types", "action_type_patterns", "input_patterns", "min_amount", "save_anyway"]}),
     ]
 
     @admin.display(description="applies to")
@@ -186,6 +238,7 @@ class RiskSettingsAdmin(AnnouncesChanges, admin.ModelAdmin):
         ("Score bases by rule level", {"fields": ["base_low", "base_medium", "base_high", "base_critical"]}),
         ("Modifiers", {"fields": ["bulk_weight", "bulk_threshold", "financial_weight", "external_weight", "internal_domains"]}),
         ("Level thresholds (score ≥)", {"fields": ["threshold_medium", "threshold_high", "threshold_critical"]}),
+        ("Write-verb floor", {"fields": ["write_verb_floor", "write_verbs"]}),
         ("Approval timeouts", {"fields": ["timeout_critical_hours", "timeout_high_hours", "timeout_other_hours"]}),
     ]
 

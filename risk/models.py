@@ -45,6 +45,33 @@ def validate_domains(value):
         raise ValidationError("Give a list of domains such as zakops.com, one per line.")
 
 
+# Verbs of actions that change something (SPEC §2's write-verb floor); admins add more.
+DEFAULT_WRITE_VERBS = [
+    "SEND", "DELETE", "UPDATE", "CREATE", "TRANSFER", "PAY", "REMOVE", "MOVE", "SIGN", "WRITE", "EDIT", "SET",
+    "MODIFY", "SUBMIT", "PUBLISH", "POST", "UPLOAD", "SHARE", "GRANT", "REVOKE", "CLOSE", "MERGE", "ARCHIVE",
+    "PURGE", "EXECUTE", "WIRE", "REFUND", "INVITE", "ASSIGN", "REPLACE", "EXPORT",
+]
+# Verbs that only read: what a rule that lowers risk is meant for.
+READ_VERBS = frozenset({"GET", "LIST", "READ", "FETCH", "SEARCH", "VIEW", "SHOW", "FIND", "COUNT", "QUERY", "LOOKUP", "DESCRIBE"})
+
+
+def action_verb(action_type: str) -> str:
+    """The verb of `NAMESPACE.VERB_OBJECT`: after the last dot, up to the first `_`."""
+    return action_type.rsplit(".", 1)[-1].split("_", 1)[0].strip().upper()
+
+
+def default_write_verbs():
+    return list(DEFAULT_WRITE_VERBS)
+
+
+def validate_verbs(value):
+    if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
+        raise ValidationError("Give a list of verbs such as SEND, one per line.")
+    bad = [item for item in value if not item.strip().replace("-", "").isalnum() or "_" in item or "." in item]
+    if bad:
+        raise ValidationError(f"{bad[0]!r} is not a verb: a verb is the word after the last dot, before the first _.")
+
+
 def _unit_interval():
     return [MinValueValidator(0.0), MaxValueValidator(1.0)]
 
@@ -122,6 +149,16 @@ class RiskSettings(models.Model):
     bulk_threshold = models.PositiveIntegerField(default=10, validators=[MinValueValidator(1)])
     internal_domains = models.JSONField(
         default=list, blank=True, validators=[validate_domains], help_text="E-mail domains that are not external (their subdomains neither)."
+    )
+    write_verb_floor = models.BooleanField(
+        default=True,
+        help_text="An action whose verb is a write verb is never assessed below medium, and always needs approval, "
+        "whatever rules match.",
+    )
+    write_verbs = models.JSONField(
+        default=default_write_verbs, blank=True, validators=[validate_verbs],
+        help_text="The write verbs: the word after the last dot of the action type, before the first _ "
+        "(SEND in COMMUNICATION.SEND_EMAIL). Case-insensitive.",
     )
     timeout_critical_hours = models.PositiveIntegerField(default=4, validators=[MinValueValidator(1)])
     timeout_high_hours = models.PositiveIntegerField(default=8, validators=[MinValueValidator(1)])

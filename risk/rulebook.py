@@ -132,6 +132,8 @@ class RiskConfig:
     bulk_threshold: int
     internal_domains: tuple
     timeout_hours: dict
+    write_verb_floor: bool = True
+    write_verbs: frozenset = frozenset()
 
     @classmethod
     def from_settings(cls, row: RiskSettings) -> "RiskConfig":
@@ -154,6 +156,8 @@ class RiskConfig:
             threshold_medium=row.threshold_medium,
             bulk_threshold=row.bulk_threshold,
             internal_domains=tuple(d.strip().lower().lstrip("@") for d in row.internal_domains or () if d.strip()),
+            write_verb_floor=row.write_verb_floor,
+            write_verbs=frozenset(verb.strip().upper() for verb in row.write_verbs or () if verb.strip()),
             timeout_hours={
                 "critical": row.timeout_critical_hours,
                 "high": row.timeout_high_hours,

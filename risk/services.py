@@ -4,7 +4,7 @@ and whether a person must approve. Every reason is a sentence a reviewer can act
 import re
 from dataclasses import dataclass, field
 
-from risk.models import SEVERITY
+from risk.models import SEVERITY, action_verb
 from risk.rulebook import RiskConfig, rulebook_current
 
 LEVELS = ("low", "medium", "high", "critical")
@@ -143,6 +143,15 @@ def risk_assess(*, action_type: str, inputs: dict | None = None, context: dict |
     if config.auto_approve_low and level == "low" and requires_approval:
         requires_approval = False
         reasons.append("Low risk: no approval needed (ZAKOPS_HITL_AUTO_APPROVE_LOW_RISK)")
+
+    # The floor: whatever rules matched, a write is at least medium and needs a person.
+    if config.write_verb_floor and (SEVERITY[level] < SEVERITY["medium"] or not requires_approval):
+        verb = action_verb(action_type)
+        if verb in config.write_verbs:
+            if SEVERITY[level] < SEVERITY["medium"]:
+                level, score = "medium", max(score, config.bases["medium"])
+            requires_approval = True
+            reasons.append(f"Write verb {verb}: never below medium, and a person approves (write-verb floor)")
 
     if context.get("deal_stage") == "closed":
         level, requires_approval, score = "critical", True, max(score, 0.90)

@@ -30,6 +30,10 @@ class RiskRuleSerializer(serializers.ModelSerializer):
         ]
 
 
+class RiskRulesQuerySerializer(serializers.Serializer):
+    include_disabled = serializers.BooleanField(default=False, help_text="Also list the disabled rules (see `enabled`).")
+
+
 class RiskRulesSerializer(serializers.Serializer):
     rules = RiskRuleSerializer(many=True)
     default_risk_level = serializers.ChoiceField(choices=RiskLevel.choices)

@@ -3,8 +3,13 @@ from dataclasses import asdict
 from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 
-from risk.api.serializers import AssessmentSerializer, AssessRiskRequestSerializer, RiskRulesSerializer
-from risk.selectors import risk_config, risk_rules_all
+from risk.api.serializers import (
+    AssessmentSerializer,
+    AssessRiskRequestSerializer,
+    RiskRulesQuerySerializer,
+    RiskRulesSerializer,
+)
+from risk.selectors import risk_config, risk_rules
 from risk.services import risk_assess
 from zakops_hitl.api import HitlAPIView
 
@@ -29,13 +34,19 @@ class AssessRiskView(HitlAPIView):
 
 
 class RiskRulesView(HitlAPIView):
-    @extend_schema(responses=RiskRulesSerializer, summary="The risk rules and the defaults for unmatched actions")
+    @extend_schema(
+        parameters=[RiskRulesQuerySerializer],
+        responses=RiskRulesSerializer,
+        summary="The risk rules in force and the defaults for unmatched actions",
+    )
     def get(self, request):
+        query = RiskRulesQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
         config = risk_config()
         return Response(
             RiskRulesSerializer(
                 {
-                    "rules": risk_rules_all(),
+                    "rules": risk_rules(include_disabled=query.validated_data["include_disabled"]),
                     "default_risk_level": config.default_level,
                     "default_requires_approval": config.default_requires_approval,
                     "auto_approve_low_risk": config.auto_approve_low,

@@ -37,4 +37,4 @@ def test_dry_run_and_rule_preview_in_the_browser(live_server, make_reviewer, tmp
         summary.wait_for()
         assert "Would match 4 of the last" in summary.inner_text()  # GET_DETAILS and LIST_FILES, two of each
     rule.refresh_from_db()
-    assert rule.action_type_patterns == ["*GET*", "*LIST*", "*READ*", "*FETCH*"]  # a preview saves nothing
+    assert rule.action_type_patterns == ["*.GET", "*.GET_*", "*.LIST", "*.LIST_*", "*.READ", "*.READ_*", "*.FETCH", "*.FETCH_*"]  # a preview saves nothing
