@@ -27,6 +27,9 @@ class RequestState(models.TextChoices):
 
 OPEN_STATES = (RequestState.PENDING, RequestState.QUARANTINED)
 EXPIRED_REASON = "No decision before the request expired."
+# Announced on every change to a request (approvals 0003 has the PostgreSQL trigger): the
+# reviewer pages' live queue asks it whether anything changed.
+QUEUE_CHANNEL = "hitl_approvals"
 
 
 class ApprovalRequest(models.Model):
@@ -36,6 +39,9 @@ class ApprovalRequest(models.Model):
     action = models.ForeignKey(
         Action, on_delete=models.DO_NOTHING, db_constraint=False, db_column="action_id", related_name="approval_requests"
     )
+    action_type = models.CharField(
+        max_length=100, blank=True, help_text="The action's type when the request was opened (for precedent)."
+    )
     round = models.PositiveIntegerField(default=1, help_text="1 for the first request of the action, then 2, 3, …")
     state = models.CharField(max_length=20, choices=RequestState.choices, default=RequestState.PENDING)
     risk_level = models.CharField(max_length=20, choices=RiskLevel.choices)
@@ -43,6 +49,7 @@ class ApprovalRequest(models.Model):
     reasons = models.JSONField(default=list)
     recommendations = models.JSONField(default=list)
     matched_rules = models.JSONField(default=list)
+    score_breakdown = models.JSONField(default=list, help_text="The base of the rule level, then each modifier.")
     requires_approval = models.BooleanField(default=True)
     requested_by = models.CharField(
         max_length=255, blank=True, help_text="Who asked for the action (an email or operator id): they may not decide it."
@@ -73,6 +80,8 @@ class ApprovalRequest(models.Model):
         ]
         indexes = [
             models.Index(fields=["state", "expires_at"], name="approvals_state_expiry"),
+            models.Index(fields=["-decided_at"], name="approvals_decided_at"),  # the pages' "Decided" tab
+            models.Index(fields=["action_type", "-decided_at"], name="approvals_precedent"),
         ]
 
     def __str__(self):

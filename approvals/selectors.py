@@ -1,9 +1,14 @@
 """Reads of the approval workflow: the queue and an action's requests."""
 
-from django.db.models import Case, IntegerField, Prefetch, Value, When
+import hashlib
+from dataclasses import dataclass
 
-from approvals.models import OPEN_STATES, ApprovalRequest
-from zakops.models import Action
+from django.db.models import Case, Count, IntegerField, Max, Min, Prefetch, Q, Value, When
+from django.utils import timezone
+
+from approvals.models import OPEN_STATES, QUEUE_CHANNEL, ApprovalRequest, RequestState
+from zakops.models import Action, DealEvent
+from zakops_hitl.changes import feed
 
 SEVERITY_ORDER = Case(
     When(risk_level="critical", then=Value(0)),
@@ -38,3 +43,127 @@ def approval_queue(*, status: str, risk_level: str | None = None, deal_id: str |
 
 def approval_latest(*, action_id: str) -> ApprovalRequest | None:
     return ApprovalRequest.objects.filter(action_id=action_id).order_by("-round").first()
+
+
+# --- the reviewer pages ---------------------------------------------------------------
+
+PAGE_SIZE = 25
+TABS = ("pending", "quarantined", "decided")
+DECIDED_STATES = (RequestState.APPROVED, RequestState.REJECTED, RequestState.EXPIRED, RequestState.CANCELLED)
+PRECEDENT_SHOWN = 5
+
+
+@dataclass(frozen=True)
+class QueueFilters:
+    tab: str = "pending"
+    risk_level: str = ""
+    action_type: str = ""
+    deal: str = ""
+    q: str = ""
+    page: int = 1
+
+
+@dataclass
+class QueuePage:
+    rows: list
+    counts: dict  # risk level -> number of requests in the tab with the other filters applied
+    total: int
+    page: int
+    pages: int
+
+
+def _tab_requests(tab: str):
+    if tab == "decided":
+        # People's decisions, expiries and cancels; automatic approvals are not news.
+        return ApprovalRequest.objects.filter(state__in=DECIDED_STATES).exclude(requires_approval=False, decided_by__isnull=True, state=RequestState.APPROVED)
+    return ApprovalRequest.objects.filter(state=RequestState.QUARANTINED if tab == "quarantined" else RequestState.PENDING)
+
+
+def _filtered(requests, filters: QueueFilters):
+    if filters.action_type:
+        requests = requests.filter(action_type__iexact=filters.action_type)
+    if filters.deal:
+        requests = requests.filter(
+            Q(action__deal_id__iexact=filters.deal) | Q(action__deal__display_name__icontains=filters.deal)
+            | Q(action__deal__canonical_name__icontains=filters.deal)
+        )
+    if filters.q:
+        text = filters.q
+        requests = requests.filter(
+            Q(action__title__icontains=text) | Q(action__summary__icontains=text) | Q(action__action_id__icontains=text)
+            | Q(action_type__icontains=text) | Q(requested_by__icontains=text) | Q(action__deal__display_name__icontains=text)
+        )
+    return requests
+
+
+def review_queue(*, filters: QueueFilters, per_page: int = PAGE_SIZE) -> QueuePage:
+    """One page of a queue tab: critical first, then oldest (the decided tab: newest
+    decision first), with the counts per risk level. Two queries, whatever the page size."""
+    requests = _filtered(_tab_requests(filters.tab), filters)
+    counts = {level: 0 for level in ("critical", "high", "medium", "low")}
+    counts.update(dict(requests.order_by().values_list("risk_level").annotate(n=Count("pk")).values_list("risk_level", "n")))
+    if filters.risk_level:
+        requests = requests.filter(risk_level=filters.risk_level)
+        total = counts.get(filters.risk_level, 0)
+    else:
+        total = sum(counts.values())
+    pages = max(1, -(-total // per_page))
+    page = min(max(filters.page, 1), pages)
+    if filters.tab == "decided":
+        ordered = requests.order_by("-decided_at", "-pk")
+    else:
+        ordered = requests.annotate(severity=SEVERITY_ORDER).order_by("severity", "created_at", "pk")
+    start = (page - 1) * per_page
+    rows = list(ordered.select_related("action", "action__deal")[start:start + per_page])
+    return QueuePage(rows=rows, counts=counts, total=total, page=page, pages=pages)
+
+
+# The queue's version: it changes when any request is opened, decided, quarantined or
+# expired, and when an open one passes its deadline. Computed from the database (so every
+# app server gives the same answer) but only when the change feed says a request changed
+# or the next deadline passed: a reviewer's refresh of an unchanged queue costs no query.
+_queue_changes = feed.subscribe(QUEUE_CHANNEL)
+_queue_version: tuple = (None, None)  # (version, next deadline)
+
+
+def queue_version() -> str:
+    global _queue_version
+    version, next_deadline = _queue_version
+    now = timezone.now()
+    if _queue_changes.changed() or version is None or (next_deadline is not None and now >= next_deadline):
+        open_requests = ApprovalRequest.objects.filter(state__in=OPEN_STATES)
+        found = open_requests.aggregate(
+            n=Count("pk"), last=Max("updated_at"), overdue=Count("pk", filter=Q(expires_at__lte=now)),
+            next=Min("expires_at", filter=Q(expires_at__gt=now)),
+        )
+        last_decided = ApprovalRequest.objects.aggregate(last=Max("decided_at"))["last"]
+        raw = f"{found['n']}:{found['overdue']}:{found['last']}:{last_decided}"
+        version = hashlib.sha256(raw.encode()).hexdigest()[:16]
+        _queue_version = (version, found["next"])
+    return version
+
+
+@dataclass
+class Precedent:
+    approved: int
+    rejected: int
+    latest: list
+
+
+def precedent_for(*, action_type: str, exclude_action_id: str) -> Precedent:
+    """How people decided earlier requests of this action type: counts and the latest few."""
+    decided = ApprovalRequest.objects.filter(
+        action_type=action_type, state__in=(RequestState.APPROVED, RequestState.REJECTED), decided_by__isnull=False
+    ).exclude(action_id=exclude_action_id)
+    counts = dict(decided.order_by().values_list("state").annotate(n=Count("pk")).values_list("state", "n"))
+    latest = list(decided.select_related("action").order_by("-decided_at")[:PRECEDENT_SHOWN])
+    return Precedent(approved=counts.get("approved", 0), rejected=counts.get("rejected", 0), latest=latest)
+
+
+def action_history(*, action_id: str) -> list[DealEvent]:
+    """The action's audit trail in zakops.deal_events, newest first."""
+    return list(DealEvent.objects.filter(details__action_id=action_id).order_by("-created_at", "-sequence_number"))
+
+
+def review_action(*, action_id: str) -> Action | None:
+    return Action.objects.select_related("deal").filter(pk=action_id).first()

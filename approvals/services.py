@@ -12,6 +12,7 @@ transactions begin IMMEDIATE), then the request moves with a compare-and-set
 whether this caller won. Locks are always taken in the order action, then request.
 """
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import transaction
@@ -19,12 +20,20 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from accounts.selectors import SYSTEM, Actor
-from approvals.models import EXPIRED_REASON, OPEN_STATES, ApprovalRequest, IdempotencyRecord, RequestState
+from approvals.models import (
+    EXPIRED_REASON,
+    OPEN_STATES,
+    QUEUE_CHANNEL,
+    ApprovalRequest,
+    IdempotencyRecord,
+    RequestState,
+)
 from checkpoints.services import checkpoints_cancel_for_action
 from risk.rulebook import rulebook_current
 from risk.services import risk_assess
 from zakops.models import Action, ActionStatus, Deal, DealEvent, OutboxEvent, RiskLevel
-from zakops_hitl.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from zakops_hitl.changes import feed
+from zakops_hitl.errors import Conflict, HitlError, InvalidInput, NotAllowed, NotFound
 
 EVENT_SOURCE = "zakops-hitl"
 MAX_REASON = 2000
@@ -42,7 +51,9 @@ DECISIONS = {"approve": RequestState.APPROVED, "reject": RequestState.REJECTED, 
 
 
 def _record(*, action: Action, request: ApprovalRequest, actor: Actor, reason: str) -> None:
-    """The audit row and the outbox row of one transition, in the caller's transaction."""
+    """The audit row and the outbox row of one transition, in the caller's transaction;
+    the reviewer pages' live queue hears of it on commit."""
+    feed.announce(QUEUE_CHANNEL)
     event_type = EVENTS[request.state]
     details = {
         "action_id": action.action_id,
@@ -134,6 +145,7 @@ def _open_round(
     last = _latest_request(action)
     request = ApprovalRequest.objects.create(
         action=action,
+        action_type=action.action_type,
         round=(last.round if last else 0) + 1,
         state=RequestState.PENDING,
         risk_level=assessment.level,
@@ -141,6 +153,7 @@ def _open_round(
         reasons=reasons,
         recommendations=assessment.recommendations,
         matched_rules=assessment.matched_rules,
+        score_breakdown=assessment.breakdown,
         requires_approval=requires_approval,
         requested_by=requested_by or action.created_by or "",
         requested_via=requester.name,
@@ -380,6 +393,36 @@ def approval_decide(*, action_id: str, actor: Actor, decision: str, reason: str 
             checkpoints_cancel_for_action(action_id=action.action_id)
         _record(action=action, request=request, actor=actor, reason=reason)
         return request
+
+
+@dataclass(frozen=True)
+class DecisionOutcome:
+    """What became of one decision of a batch: `decided`, `conflict` (already decided,
+    expired, cancelled), `refused` (not allowed, or bad input) or `missing`."""
+
+    action_id: str
+    outcome: str
+    detail: str
+    request: ApprovalRequest | None = None
+    state: str | None = None
+
+
+def approvals_decide_many(*, actor: Actor, decisions: list[tuple[str, str, str]]) -> list[DecisionOutcome]:
+    """Decide each (action_id, decision, reason) in its own transaction, so that one
+    refusal or conflict undoes nothing else; an outcome for each, in order."""
+    outcomes = []
+    for action_id, decision, reason in decisions:
+        try:
+            request = approval_decide(action_id=action_id, actor=actor, decision=decision, reason=reason)
+        except Conflict as exc:
+            outcomes.append(DecisionOutcome(action_id, "conflict", exc.detail, state=exc.extra.get("state")))
+        except NotFound as exc:
+            outcomes.append(DecisionOutcome(action_id, "missing", exc.detail))
+        except HitlError as exc:
+            outcomes.append(DecisionOutcome(action_id, "refused", exc.detail))
+        else:
+            outcomes.append(DecisionOutcome(action_id, "decided", f"{request.state.title()}.", request=request, state=request.state))
+    return outcomes
 
 
 @transaction.atomic

@@ -25,6 +25,10 @@ class RiskAssessment:
     reasons: list = field(default_factory=list)
     recommendations: list = field(default_factory=list)
     matched_rules: list = field(default_factory=list)
+    # How the score adds up: the base of the rule level, then each modifier, as
+    # {"label": ..., "points": ...}; the score is their sum, capped at 1.0 (and raised
+    # where a floor or a closed deal says so, which a last entry explains).
+    breakdown: list = field(default_factory=list)
 
 
 def _bulk(inputs: dict, threshold: int) -> str | None:
@@ -115,21 +119,27 @@ def risk_assess(*, action_type: str, inputs: dict | None = None, context: dict |
         )
 
     score = config.bases[rule_level]
+    breakdown = [{"label": f"Base for level {rule_level}", "points": score}]
     bulk = _bulk(inputs, config.bulk_threshold)
     if bulk:
         score += config.bulk_weight
         reasons.append(f"Bulk operation: {bulk} (+{config.bulk_weight:.2f})")
+        breakdown.append({"label": f"Bulk operation: {bulk}", "points": config.bulk_weight})
         recommendations.append("Check a sample of the items before approving a bulk operation.")
     financial = _financial(inputs)
     if financial:
         score += config.financial_weight
         reasons.append(f"Financial data: inputs include {financial} (+{config.financial_weight:.2f})")
+        breakdown.append({"label": f"Financial data: inputs include {financial}", "points": config.financial_weight})
         recommendations.append("Verify amounts and account details against the deal documents.")
     external = _external(inputs, config.internal_domains)
     if external:
         score += config.external_weight
         reasons.append(f"External communication: {external} (+{config.external_weight:.2f})")
+        breakdown.append({"label": f"External communication: {external}", "points": config.external_weight})
         recommendations.append("Confirm every external recipient is expected for this deal.")
+    if score > 1.0:
+        breakdown.append({"label": "Capped at 1.00", "points": round(1.0 - score, 6)})
     # Rounded so that sums like 0.70 + 0.20 meet the 0.90 threshold they equal.
     score = round(min(score, 1.0), 6)
 
@@ -149,11 +159,16 @@ def risk_assess(*, action_type: str, inputs: dict | None = None, context: dict |
         verb = action_verb(action_type)
         if verb in config.write_verbs:
             if SEVERITY[level] < SEVERITY["medium"]:
-                level, score = "medium", max(score, config.bases["medium"])
+                raised = max(score, config.bases["medium"])
+                if raised > score:
+                    breakdown.append({"label": f"Write verb {verb}: raised to the medium base", "points": round(raised - score, 6)})
+                level, score = "medium", raised
             requires_approval = True
             reasons.append(f"Write verb {verb}: never below medium, and a person approves (write-verb floor)")
 
     if context.get("deal_stage") == "closed":
+        if score < 0.90:
+            breakdown.append({"label": "Deal is closed: raised to 0.90", "points": round(0.90 - score, 6)})
         level, requires_approval, score = "critical", True, max(score, 0.90)
         reasons.append("Deal is closed - all actions require approval")
     if context.get("is_test_mode"):
@@ -172,4 +187,5 @@ def risk_assess(*, action_type: str, inputs: dict | None = None, context: dict |
         reasons=reasons,
         recommendations=recommendations,
         matched_rules=[rule.name for rule in matched],
+        breakdown=breakdown,
     )

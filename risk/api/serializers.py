@@ -1,3 +1,4 @@
+from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 
 from risk.models import RiskRule
@@ -19,6 +20,10 @@ class AssessmentSerializer(serializers.Serializer):
     reasons = serializers.ListField(child=serializers.CharField())
     recommendations = serializers.ListField(child=serializers.CharField())
     matched_rules = serializers.ListField(child=serializers.CharField())
+    breakdown = serializers.ListField(
+        child=inline_serializer("ScorePart", {"label": serializers.CharField(), "points": serializers.FloatField()}),
+        help_text="How the score adds up: the base of the rule level, then each modifier.",
+    )
 
 
 class RiskRuleSerializer(serializers.ModelSerializer):

@@ -16,10 +16,14 @@ def test_assess_risk_answers_with_the_original_fields_and_score_and_rules(engine
     response = post(engine_api, {"action_type": "COMMUNICATION.SEND_EMAIL", "action_data": {"to": "cfo@seller.example"}})
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"level", "requires_approval", "requires_quarantine", "reasons", "recommendations", "score", "matched_rules"}
+    assert set(body) == {"level", "requires_approval", "requires_quarantine", "reasons", "recommendations", "score", "matched_rules", "breakdown"}
     assert body["level"] == "critical" and body["requires_quarantine"] is True
     assert body["matched_rules"] == ["external_email"]
     assert body["score"] == 1.0
+    assert body["breakdown"] == [
+        {"label": "Base for level critical", "points": 0.9},
+        {"label": "External communication: to includes cfo@seller.example", "points": 0.1},
+    ]
 
 
 def test_assess_risk_takes_context(engine_api):
