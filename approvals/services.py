@@ -404,7 +404,7 @@ class DecisionOutcome:
     outcome: str
     detail: str
     request: ApprovalRequest | None = None
-    state: str | None = None
+    conflict: dict | None = None  # for a conflict: request_id, state, decided_by_name, decided_at, reason
 
 
 def approvals_decide_many(*, actor: Actor, decisions: list[tuple[str, str, str]]) -> list[DecisionOutcome]:
@@ -415,13 +415,13 @@ def approvals_decide_many(*, actor: Actor, decisions: list[tuple[str, str, str]]
         try:
             request = approval_decide(action_id=action_id, actor=actor, decision=decision, reason=reason)
         except Conflict as exc:
-            outcomes.append(DecisionOutcome(action_id, "conflict", exc.detail, state=exc.extra.get("state")))
+            outcomes.append(DecisionOutcome(action_id, "conflict", exc.detail, conflict=exc.extra))
         except NotFound as exc:
             outcomes.append(DecisionOutcome(action_id, "missing", exc.detail))
         except HitlError as exc:
             outcomes.append(DecisionOutcome(action_id, "refused", exc.detail))
         else:
-            outcomes.append(DecisionOutcome(action_id, "decided", f"{request.state.title()}.", request=request, state=request.state))
+            outcomes.append(DecisionOutcome(action_id, "decided", f"{request.state.title()}.", request=request))
     return outcomes
 
 

@@ -1,18 +1,10 @@
-"""Pages that belong to no app: home and health."""
+"""Pages that belong to no app: health."""
 
 from django.contrib.auth.decorators import login_not_required
 from django.db import connection
 from django.http import JsonResponse
-from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
-
-from accounts.selectors import user_role
-
-
-@require_GET
-def home(request):
-    return render(request, "pages/home.html", {"role": user_role(request.user)})
 
 
 @login_not_required

@@ -1,0 +1,51 @@
+"""Forms of the reviewer pages: they check shape and type; the rules are the services'."""
+
+from django import forms
+
+from approvals.selectors import TABS, QueueFilters
+from approvals.services import DECISIONS, MAX_REASON
+from zakops.models import RiskLevel
+
+BULK_MAX_ROWS = 200
+
+
+class QueueFilterForm(forms.Form):
+    tab = forms.ChoiceField(choices=[(tab, tab) for tab in TABS], required=False)
+    risk_level = forms.ChoiceField(choices=[("", "Any level"), *RiskLevel.choices], required=False, label="Risk level")
+    action_type = forms.CharField(required=False, max_length=100, label="Action type")
+    deal = forms.CharField(required=False, max_length=255, label="Deal")
+    q = forms.CharField(required=False, max_length=200, label="Search")
+    page = forms.IntegerField(required=False, min_value=1, max_value=100_000)
+
+    def filters(self, *, can_see_quarantined: bool) -> QueueFilters:
+        """The filters asked for; a value that is not valid is left out, not an error page."""
+        self.is_valid()
+        data = {name: value for name, value in self.cleaned_data.items() if value not in (None, "")}
+        for name in ("action_type", "deal", "q"):
+            if name in data:
+                data[name] = data[name].strip()
+        if data.get("tab") == "quarantined" and not can_see_quarantined:
+            data.pop("tab")
+        return QueueFilters(**data)
+
+
+class DecisionForm(forms.Form):
+    decision = forms.ChoiceField(choices=[(name, name) for name in DECISIONS])
+    reason = forms.CharField(required=False, max_length=MAX_REASON)
+
+
+class BulkDecisionForm(forms.Form):
+    decision = forms.ChoiceField(choices=[("approve", "approve"), ("reject", "reject")])
+    reason = forms.CharField(required=False, max_length=MAX_REASON)
+
+    def clean(self):
+        cleaned = super().clean()
+        ids = [value for value in self.data.getlist("action_ids") if value][:BULK_MAX_ROWS + 1]
+        if not ids:
+            raise forms.ValidationError("Select at least one row.")
+        if len(ids) > BULK_MAX_ROWS or any(len(value) > 50 for value in ids):
+            raise forms.ValidationError(f"Select at most {BULK_MAX_ROWS} rows.")
+        if cleaned.get("decision") == "reject" and not (cleaned.get("reason") or "").strip():
+            raise forms.ValidationError("A reject needs a reason: it is recorded with every row.")
+        cleaned["action_ids"] = list(dict.fromkeys(ids))
+        return cleaned

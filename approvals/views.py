@@ -1,0 +1,166 @@
+"""The reviewer pages (SPEC §6): the live queue, the detail page, decisions in place and in
+bulk. Thin: they parse, call one selector or service, and render a page or the partial
+htmx asked for. Every rule is the services'; a button is offered only where the
+service would allow it, and the service refuses anyway."""
+
+import json
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from django.http import Http404, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.vary import vary_on_headers
+
+from accounts.selectors import actor_of
+from approvals import selectors, services
+from approvals.forms import BulkDecisionForm, DecisionForm, QueueFilterForm
+from approvals.models import ApprovalRequest
+from checkpoints.selectors import checkpoint_for_action, checkpoints_for_action
+from zakops_hitl.errors import NotFound
+
+
+@dataclass
+class Row:
+    """A request as a reviewer sees it: what they may do with it, and why not."""
+
+    request: ApprovalRequest
+    refusal: str | None
+    overdue: bool
+
+    @property
+    def action(self):
+        return self.request.action
+
+    @property
+    def can_decide(self) -> bool:
+        return self.request.is_open and not self.overdue and self.refusal is None
+
+    @property
+    def can_quarantine(self) -> bool:
+        return self.can_decide and self.request.state == "pending"
+
+
+def _row(request: ApprovalRequest, actor, now) -> Row:
+    refusal = services.decision_refusal(actor=actor, request=request, action=request.action) if request.is_open else None
+    return Row(request=request, refusal=refusal, overdue=request.is_open and request.expires_at <= now)
+
+
+def _query_string(filters: selectors.QueueFilters, **changes) -> str:
+    values = {"tab": filters.tab, "risk_level": filters.risk_level, "action_type": filters.action_type,
+              "deal": filters.deal, "q": filters.q, "page": filters.page, **changes}
+    defaults = {"tab": "pending", "page": 1}
+    return urlencode({k: v for k, v in values.items() if v not in ("", None) and defaults.get(k) != v})
+
+
+@require_GET
+@vary_on_headers("HX-Request")
+def queue(request):
+    """The queue is the home page. Asked by htmx with the version it shows (`v`), an
+    unchanged queue answers 204: no body, and no query beyond the session's."""
+    if request.htmx and request.GET.get("v") and request.GET["v"] == selectors.queue_version():
+        return HttpResponse(status=204)
+    actor = actor_of(request.user)
+    form = QueueFilterForm(request.GET)
+    filters = form.filters(can_see_quarantined=actor.role == "admin")
+    page = selectors.review_queue(filters=filters)
+    now = timezone.now()
+    context = {
+        "actor": actor,
+        "form": form,
+        "filters": filters,
+        "page": page,
+        "rows": [_row(r, actor, now) for r in page.rows],
+        "version": selectors.queue_version(),
+        "query": _query_string(filters),
+        "query_without_page": _query_string(filters, page=None),
+        "prev_query": _query_string(filters, page=page.page - 1) if page.page > 1 else None,
+        "next_query": _query_string(filters, page=page.page + 1) if page.page < page.pages else None,
+        "tab_queries": {tab: _query_string(filters, tab=tab, page=None, risk_level="") for tab in selectors.TABS},
+        "levels": [
+            {"name": level, "count": count, "query": _query_string(filters, risk_level=level, page=None)}
+            for level, count in page.counts.items()
+        ],
+        "filtered": any((filters.risk_level, filters.action_type, filters.deal, filters.q)),
+        "can_bulk": actor.role in ("operator", "admin") and filters.tab != "decided",
+    }
+    template = "approvals/queue.html#results" if request.htmx else "approvals/queue.html"
+    return render(request, template, context)
+
+
+def _detail_context(request, action_id: str, *, message: str = "", message_kind: str = "") -> dict:
+    action = selectors.review_action(action_id=action_id)
+    if action is None:
+        raise Http404(f"No action {action_id}.")
+    actor = actor_of(request.user)
+    latest = selectors.approval_latest(action_id=action_id)
+    return {
+        "actor": actor,
+        "action": action,
+        "row": _row(latest, actor, timezone.now()) if latest else None,
+        "seen": latest.as_seen() if latest else None,
+        "inputs_json": json.dumps(action.inputs, indent=2, ensure_ascii=False, sort_keys=True),
+        "checkpoints": list(checkpoints_for_action(action_id=action_id, include_inactive=True)),
+        "history": selectors.action_history(action_id=action_id),
+        "precedent": selectors.precedent_for(action_type=action.action_type, exclude_action_id=action_id),
+        "message": message,
+        "message_kind": message_kind,
+    }
+
+
+@require_GET
+def detail(request, action_id):
+    return render(request, "approvals/detail.html", _detail_context(request, action_id))
+
+
+@require_POST
+def decide(request, action_id):
+    """One decision, from a queue row (`where=row`) or the detail page's panel. Answers
+    with what the reviewer must see in place: the row gone (decided), the row telling who
+    decided first (conflict), or the panel in its new state."""
+    form = DecisionForm(request.POST)
+    where = "row" if request.POST.get("where") == "row" else "panel"
+    actor = actor_of(request.user)
+    outcome = None
+    if not form.is_valid():
+        error = next(iter(form.errors.values()))[0]
+        outcome = services.DecisionOutcome(action_id, "refused", f"{error}")
+    else:
+        [outcome] = services.approvals_decide_many(
+            actor=actor, decisions=[(action_id, form.cleaned_data["decision"], form.cleaned_data["reason"])]
+        )
+    if where == "row":
+        response = render(request, "approvals/_row_outcome.html", {"outcome": outcome, "decision": form.data.get("decision")})
+        if outcome.outcome in ("refused", "missing"):
+            response["HX-Reswap"] = "none"  # the row stays as it was; the message says why
+        return response
+    if not request.htmx:
+        return render(request, "approvals/detail.html", _detail_context(request, action_id, message=outcome.detail, message_kind=outcome.outcome))
+    context = _detail_context(request, action_id, message=outcome.detail, message_kind=outcome.outcome)
+    return render(request, "approvals/detail.html#panel", context)
+
+
+@require_POST
+def bulk(request):
+    """Approve or reject the selected rows with one reason: each its own transaction, and
+    each row's outcome listed."""
+    form = BulkDecisionForm(request.POST)
+    if not form.is_valid():
+        return render(request, "approvals/_bulk_result.html", {"errors": form.non_field_errors() or form.errors})
+    data = form.cleaned_data
+    outcomes = services.approvals_decide_many(
+        actor=actor_of(request.user), decisions=[(action_id, data["decision"], data["reason"]) for action_id in data["action_ids"]]
+    )
+    return render(request, "approvals/_bulk_result.html", {"outcomes": outcomes, "decision": data["decision"]})
+
+
+@require_GET
+def checkpoint_data(request, action_id, checkpoint_id):
+    try:
+        checkpoint = checkpoint_for_action(action_id=action_id, checkpoint_id=checkpoint_id)
+    except NotFound:
+        raise Http404("No such checkpoint.") from None
+    data = json.dumps(checkpoint.checkpoint_data, indent=2, ensure_ascii=False, sort_keys=True)
+    return render(request, "approvals/_checkpoint_data.html", {"data": data})
+
