@@ -36,6 +36,7 @@ api_patterns = [
 urlpatterns = [
     path("", include("approvals.urls")),
     path("healthz", views.health, name="health"),
+    path("favicon.ico", views.favicon),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
