@@ -102,7 +102,7 @@ def review_queue(*, filters: QueueFilters, per_page: int = PAGE_SIZE) -> QueuePa
     queries, whatever the page size."""
     requests = _filtered(_tab_requests(filters.tab), filters)
     counts = {level: 0 for level in ("critical", "high", "medium", "low")}
-    counts.update(dict(requests.order_by().values_list("risk_level").annotate(n=Count("pk")).values_list("risk_level", "n")))
+    counts.update(requests.order_by().values("risk_level").annotate(n=Count("pk")).values_list("risk_level", "n"))
     if filters.risk_level:
         requests = requests.filter(risk_level=filters.risk_level)
         total = counts.get(filters.risk_level, 0)
@@ -156,7 +156,7 @@ def precedent_for(*, action_type: str, exclude_action_id: str) -> Precedent:
     decided = ApprovalRequest.objects.filter(
         action_type=action_type, state__in=(RequestState.APPROVED, RequestState.REJECTED), decided_by__isnull=False
     ).exclude(action_id=exclude_action_id)
-    counts = dict(decided.order_by().values_list("state").annotate(n=Count("pk")).values_list("state", "n"))
+    counts = dict(decided.order_by().values("state").annotate(n=Count("pk")).values_list("state", "n"))
     latest = list(decided.select_related("action").order_by("-decided_at")[:PRECEDENT_SHOWN])
     return Precedent(approved=counts.get("approved", 0), rejected=counts.get("rejected", 0), latest=latest)
 
