@@ -2,10 +2,12 @@
 
 Sequence numbers are 0, 1, 2, … per action with no gap or duplicate: a save locks the
 action's row, then takes the next number, so concurrent writers for one action take
-turns. On PostgreSQL that is one call of the function `hitl_checkpoint_save` (checkpoints
-migration 0001), one round trip; on SQLite the same steps run in a transaction, which
-begins IMMEDIATE and so holds the write lock. Resume and cancel are one conditional
-UPDATE on `status = 'active'`: its row count says whether this caller won.
+turns. The next number is the greater of the highest existing one + 1 and the action's
+SequenceFloor, which retention raises past the numbers it deletes, so no number is handed
+out twice. On PostgreSQL a save is one call of the function `hitl_checkpoint_save`
+(checkpoints migration 0002), one round trip; on SQLite the same steps run in a
+transaction, which begins IMMEDIATE and so holds the write lock. Resume and cancel are one
+conditional UPDATE on `status = 'active'`: its row count says whether this caller won.
 """
 
 import json
@@ -14,9 +16,11 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Max
+from django.db.models import Max, Subquery
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
+from checkpoints.models import SequenceFloor
 from checkpoints.selectors import active_q, checkpoint_for_action
 from zakops.models import Action, CheckpointStatus, CheckpointType, ExecutionCheckpoint
 from zakops_hitl.errors import Conflict, InvalidInput, NotFound, TooLarge
@@ -86,11 +90,15 @@ def _save_in_transaction(*, action_id, correlation_id, **fields) -> ExecutionChe
     action = Action.objects.select_for_update().only("action_id", "correlation_id").filter(pk=action_id).first()
     if action is None:
         raise NotFound(f"No action {action_id}.")
-    last = ExecutionCheckpoint.objects.filter(action_id=action_id).aggregate(last=Max("sequence_number"))["last"]
+    # One statement, as in the function: the existing numbers and the floor from one snapshot.
+    floor = SequenceFloor.objects.filter(pk=action_id).values("next_number")
+    sequence_number = ExecutionCheckpoint.objects.filter(action_id=action_id).aggregate(
+        next=Greatest(Coalesce(Max("sequence_number") + 1, 0), Coalesce(Subquery(floor), 0))
+    )["next"]
     return ExecutionCheckpoint.objects.create(
         action_id=action_id,
         correlation_id=correlation_id or action.correlation,
-        sequence_number=0 if last is None else last + 1,
+        sequence_number=sequence_number,
         status=CheckpointStatus.ACTIVE,
         **fields,
     )
@@ -149,10 +157,57 @@ def checkpoints_expire(*, now=None) -> int:
     )
 
 
+# One statement, so the deletes and the raised floors commit together and a save sees
+# both or neither. Rows are locked in id order and floors written in action order, so
+# sweeps running at once queue rather than deadlock; a row another sweep deleted first is
+# skipped. The floors come from exactly the rows this statement deleted (RETURNING), not
+# from a separate read that could see another set, and they only ever rise (GREATEST).
+_DELETE_OLD_RAISING_FLOORS = """
+WITH doomed AS (
+    SELECT id FROM execution_checkpoints
+     WHERE (status IS NULL OR status <> 'active') AND created_at < %s
+     ORDER BY id
+       FOR UPDATE
+), deleted AS (
+    DELETE FROM execution_checkpoints c USING doomed WHERE c.id = doomed.id
+    RETURNING c.action_id, c.sequence_number
+), floors AS (
+    INSERT INTO checkpoints_sequence_floor AS f (action_id, next_number)
+    SELECT action_id, MAX(sequence_number) + 1 FROM deleted
+     WHERE action_id IS NOT NULL
+     GROUP BY action_id ORDER BY action_id
+    ON CONFLICT (action_id) DO UPDATE SET next_number = GREATEST(f.next_number, EXCLUDED.next_number)
+)
+SELECT count(*) FROM deleted
+"""
+
+
 def checkpoints_delete_old(*, days: int, now=None) -> int:
-    """Delete resumed, expired and cancelled checkpoints created more than `days` ago."""
+    """Delete resumed, expired and cancelled checkpoints created more than `days` ago.
+
+    Their sequence numbers stay taken: in the same transaction each affected action's
+    SequenceFloor is raised to its highest deleted number + 1. On PostgreSQL that is one
+    statement; safe with several sweeps at once and with saves racing it.
+    """
     cutoff = (now or timezone.now()) - timedelta(days=days)
-    deleted, _ = (
-        ExecutionCheckpoint.objects.exclude(status=CheckpointStatus.ACTIVE).filter(created_at__lt=cutoff).delete()
-    )
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_DELETE_OLD_RAISING_FLOORS, [cutoff])
+            return cursor.fetchone()[0]
+    return _delete_old_in_transaction(cutoff=cutoff)
+
+
+@transaction.atomic
+def _delete_old_in_transaction(*, cutoff) -> int:
+    """The steps of _DELETE_OLD_RAISING_FLOORS, for SQLite: the transaction holds the write
+    lock from its start, so no save, resume or sweep runs between them."""
+    old = ExecutionCheckpoint.objects.exclude(status=CheckpointStatus.ACTIVE).filter(created_at__lt=cutoff)
+    taken = old.filter(action_id__isnull=False).values_list("action_id").annotate(next_number=Max("sequence_number") + 1)
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            "INSERT INTO checkpoints_sequence_floor (action_id, next_number) VALUES (%s, %s)"
+            " ON CONFLICT (action_id) DO UPDATE SET next_number = MAX(next_number, excluded.next_number)",
+            list(taken),
+        )
+    deleted, _ = old.delete()
     return deleted

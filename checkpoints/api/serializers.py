@@ -59,3 +59,8 @@ class IncludeResumedSerializer(serializers.Serializer):
 
 class LatestQuerySerializer(serializers.Serializer):
     checkpoint_name = serializers.CharField(required=False, max_length=255)
+
+
+class CorrelationLatestQuerySerializer(serializers.Serializer):
+    correlation_id = serializers.UUIDField(help_text="The correlation id the checkpoints were saved with.")
+    checkpoint_name = serializers.CharField(required=False, max_length=255)

@@ -80,6 +80,44 @@ class CheckpointByNameView(HitlAPIView):
         return Response(s.CheckpointSerializer(checkpoint).data)
 
 
+class CheckpointByIdView(HitlAPIView):
+    """Every column of one checkpoint, whatever its status and whichever action it is of."""
+
+    @extend_schema(
+        responses={200: s.CheckpointSerializer, 404: OpenApiResponse(description="No checkpoint with this id.")},
+        summary="A checkpoint by its id",
+    )
+    def get(self, request, checkpoint_id):
+        checkpoint = selectors.checkpoint_get(checkpoint_id=checkpoint_id)
+        if checkpoint is None:
+            raise NotFound(f"No checkpoint {checkpoint_id}.")
+        return Response(s.CheckpointSerializer(checkpoint).data)
+
+
+class CheckpointLatestByCorrelationView(HitlAPIView):
+    """The newest active checkpoint saved with this correlation id, across actions (by
+    creation time), optionally of one name."""
+
+    @extend_schema(
+        parameters=[s.CorrelationLatestQuerySerializer],
+        responses={
+            200: s.CheckpointSerializer,
+            400: OpenApiResponse(description="`correlation_id` missing or not a UUID; `detail` names the field."),
+            404: OpenApiResponse(description="No active checkpoint with this correlation id (and name)."),
+        },
+        summary="The latest active checkpoint of a correlation id, optionally of one name",
+    )
+    def get(self, request):
+        query = s.CorrelationLatestQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        correlation_id, name = query.validated_data["correlation_id"], query.validated_data.get("checkpoint_name")
+        checkpoint = selectors.checkpoint_latest(correlation_id=correlation_id, checkpoint_name=name)
+        if checkpoint is None:
+            named = f" named {name!r}" if name is not None else ""
+            raise NotFound(f"Correlation {correlation_id} has no active checkpoint{named}.")
+        return Response(s.CheckpointSerializer(checkpoint).data)
+
+
 class CheckpointResumeView(HitlAPIView):
     permission_classes = [ActorOrReadOnly]
 

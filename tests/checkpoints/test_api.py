@@ -3,10 +3,13 @@ import uuid
 
 import pytest
 
+from checkpoints.services import checkpoint_save
 from zakops.models import Action, ExecutionCheckpoint
 
 pytestmark = pytest.mark.django_db
 BASE = "/api/hitl/actions/ACT-1/checkpoints"
+BY_ID = "/api/hitl/checkpoints"  # + /{checkpoint_id}
+BY_CORRELATION = "/api/hitl/checkpoints/latest"
 ALL_COLUMNS = {
     "checkpoint_id", "correlation_id", "action_id", "run_id", "checkpoint_name", "checkpoint_type",
     "checkpoint_data", "sequence_number", "status", "expires_at", "resumed_at", "resumed_by", "created_at",
@@ -192,3 +195,105 @@ def test_endpoints_are_in_the_schema(engine_api):
     assert {"get", "post"} <= set(paths[prefix])
     for suffix in ("/latest", "/{checkpoint_id}/resume", "/{checkpoint_id}/cancel", "/{checkpoint_name}"):
         assert prefix + suffix in paths
+
+    by_id = paths["/api/hitl/checkpoints/{checkpoint_id}"]["get"]
+    assert {"200", "404"} <= set(by_id["responses"])
+    assert [(p["name"], p["schema"].get("format")) for p in by_id["parameters"]] == [("checkpoint_id", "uuid")]
+    by_correlation = paths["/api/hitl/checkpoints/latest"]["get"]
+    assert {"200", "400", "404"} <= set(by_correlation["responses"])
+    parameters = {p["name"]: p for p in by_correlation["parameters"]}
+    assert parameters["correlation_id"]["required"] is True
+    assert parameters["correlation_id"]["schema"]["format"] == "uuid"
+    assert not parameters["checkpoint_name"].get("required", False)
+
+
+def test_get_by_id_returns_every_column_whatever_the_status(engine_api):
+    run = str(uuid.uuid4())
+    saved = save(engine_api, "gate", {"x": [1, "ü"]}, checkpoint_type="approval_gate", run_id=run, expires_in_hours=2).json()
+    resumed = engine_api.post(f"{BASE}/{saved['checkpoint_id']}/resume").json()
+
+    response = engine_api.get(f"{BY_ID}/{saved['checkpoint_id']}")
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == ALL_COLUMNS
+    unchanged = ALL_COLUMNS - {"status", "resumed_at", "resumed_by"}
+    assert {k: body[k] for k in unchanged} == {k: saved[k] for k in unchanged}
+    assert (body["checkpoint_data"], body["run_id"], body["action_id"]) == ({"x": [1, "ü"]}, run, "ACT-1")
+    assert (body["status"], body["resumed_by"]) == ("resumed", resumed["resumed_by"])
+    assert body["resumed_at"] is not None and body["expires_at"] is not None
+
+
+def test_get_by_id_of_no_checkpoint_is_404_json(engine_api):
+    save(engine_api)
+    missing = uuid.uuid4()
+    response = engine_api.get(f"{BY_ID}/{missing}")
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["detail"] == f"No checkpoint {missing}."
+
+
+def test_a_checkpoint_named_like_a_uuid_is_read_by_name_and_another_by_that_id(engine_api):
+    target = save(engine_api, "target", {"which": "by id"}).json()
+    named = save(engine_api, target["checkpoint_id"], {"which": "by name"}).json()
+
+    by_name = engine_api.get(f"{BASE}/{target['checkpoint_id']}")
+    assert by_name.status_code == 200
+    assert (by_name.json()["checkpoint_id"], by_name.json()["checkpoint_data"]) == (named["checkpoint_id"], {"which": "by name"})
+    by_id = engine_api.get(f"{BY_ID}/{target['checkpoint_id']}")
+    assert by_id.status_code == 200
+    assert (by_id.json()["checkpoint_id"], by_id.json()["checkpoint_data"]) == (target["checkpoint_id"], {"which": "by id"})
+
+
+def test_reads_by_id_and_by_correlation_need_sign_in_and_any_role_will_do(api, make_reviewer, engine_api):
+    saved = save(engine_api).json()
+    urls = (f"{BY_ID}/{saved['checkpoint_id']}", f"{BY_CORRELATION}?correlation_id={saved['correlation_id']}")
+    for url in urls:
+        response = api.get(url)
+        assert response.status_code == 401 and response.json()["detail"]
+    api.force_login(make_reviewer("viewer"))
+    for url in urls:
+        response = api.get(url)
+        assert response.status_code == 200 and response.json()["checkpoint_id"] == saved["checkpoint_id"]
+
+
+def test_latest_by_correlation_is_the_newest_active_one_across_actions(engine_api):
+    Action.objects.create(action_id="ACT-2", action_type="X")
+    correlation = str(uuid.uuid4())
+    first = save(engine_api, "draft", correlation_id=correlation).json()
+    save(engine_api, "draft", correlation_id=str(uuid.uuid4()))  # newer, of another correlation
+    other_action = checkpoint_save(
+        action_id="ACT-2", checkpoint_name="review", checkpoint_data={}, correlation_id=uuid.UUID(correlation)
+    )
+    resumed = save(engine_api, "send", correlation_id=correlation).json()
+    engine_api.post(f"{BASE}/{resumed['checkpoint_id']}/resume")
+
+    response = engine_api.get(BY_CORRELATION, {"correlation_id": correlation})
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == ALL_COLUMNS
+    assert (body["checkpoint_id"], body["action_id"]) == (str(other_action.id), "ACT-2")
+
+    named = engine_api.get(BY_CORRELATION, {"correlation_id": correlation, "checkpoint_name": "draft"}).json()
+    assert named["checkpoint_id"] == first["checkpoint_id"]
+    only_resumed = engine_api.get(BY_CORRELATION, {"correlation_id": correlation, "checkpoint_name": "send"})
+    assert only_resumed.status_code == 404 and "'send'" in only_resumed.json()["detail"]
+    unknown = engine_api.get(BY_CORRELATION, {"correlation_id": str(uuid.uuid4())})
+    assert unknown.status_code == 404 and unknown.json()["detail"].endswith("has no active checkpoint.")
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ({}, "required"),
+        ({"checkpoint_name": "draft"}, "required"),
+        ({"correlation_id": ""}, "UUID"),
+        ({"correlation_id": "not-a-uuid"}, "UUID"),
+        ({"correlation_id": "123"}, "UUID"),
+    ],
+)
+def test_latest_by_correlation_without_a_valid_correlation_id_is_400_naming_it(engine_api, query, message):
+    save(engine_api)
+    response = engine_api.get(BY_CORRELATION, query)
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("correlation_id:")
+    assert message in response.json()["detail"]

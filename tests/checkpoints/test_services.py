@@ -6,6 +6,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from checkpoints import selectors, services
+from checkpoints.models import SequenceFloor
 from zakops.models import Action, ExecutionCheckpoint
 from zakops_hitl.errors import Conflict, InvalidInput, NotFound, TooLarge
 
@@ -187,6 +188,70 @@ def test_hitl_sweep_expires_and_applies_retention(action, settings, capsys):
     assert list(ExecutionCheckpoint.objects.values_list("status", flat=True)) == ["expired"]
     call_command("hitl_sweep")
     assert "0 expired, 0 older than 7 days deleted" in capsys.readouterr().out
+
+
+def age(*checkpoints, days=31):
+    ExecutionCheckpoint.objects.filter(pk__in=[c.pk for c in checkpoints]).update(
+        created_at=timezone.now() - timedelta(days=days)
+    )
+
+
+def finish(first, second, third):
+    services.checkpoint_resume(action_id=first.action_id, checkpoint_id=first.id, resumed_by=OPERATOR)
+    services.checkpoint_cancel(action_id=second.action_id, checkpoint_id=second.id)
+    services.checkpoint_resume(action_id=third.action_id, checkpoint_id=third.id, resumed_by=OPERATOR)
+
+
+def test_numbers_deleted_by_retention_are_not_handed_out_again(action):
+    Action.objects.create(action_id="ACT-2", action_type="X")
+    saved = [save(name) for name in ("a", "b", "a")]
+    assert [c.sequence_number for c in saved] == [0, 1, 2]
+    finish(*saved)
+    age(*saved)
+    actionless = ExecutionCheckpoint.objects.create(  # the backend's table allows them; they have no sequence
+        correlation_id=uuid.uuid4(), checkpoint_name="orphan", checkpoint_data={}, sequence_number=7,
+        status="cancelled", created_at=timezone.now() - timedelta(days=40),
+    )
+    assert services.checkpoints_delete_old(days=30) == 4
+    assert not ExecutionCheckpoint.objects.filter(pk__in=[c.pk for c in [*saved, actionless]]).exists()
+
+    assert [save(name).sequence_number for name in ("a", "b")] == [3, 4]
+    assert save(action_id="ACT-2").sequence_number == 0  # another action's numbering is its own
+    assert dict(SequenceFloor.objects.values_list("action_id", "next_number")) == {"ACT-1": 3}
+
+
+def test_when_only_the_highest_are_deleted_the_next_save_continues_after_them(action):
+    kept, *highest = [save(name) for name in ("a", "b", "c", "d")]
+    for checkpoint in highest:
+        services.checkpoint_cancel(action_id="ACT-1", checkpoint_id=checkpoint.id)
+    age(kept, *highest)  # the oldest is still active: retention keeps it
+    assert services.checkpoints_delete_old(days=30) == 3
+    assert list(ExecutionCheckpoint.objects.values_list("sequence_number", flat=True)) == [0]
+    assert save().sequence_number == 4
+
+
+def test_a_later_retention_of_lower_numbers_does_not_lower_the_floor(action):
+    low, high = save("low"), save("high")
+    services.checkpoint_cancel(action_id="ACT-1", checkpoint_id=high.id)
+    age(low, high)
+    assert services.checkpoints_delete_old(days=30) == 1
+    services.checkpoint_cancel(action_id="ACT-1", checkpoint_id=low.id)
+    assert services.checkpoints_delete_old(days=30) == 1
+    assert not ExecutionCheckpoint.objects.exists()
+    assert save().sequence_number == 2
+    assert SequenceFloor.objects.get(pk="ACT-1").next_number == 2
+
+
+def test_hitl_sweep_keeps_the_deleted_numbers_taken(action, settings, capsys):
+    settings.HITL_CHECKPOINT_RETENTION_DAYS = 7
+    saved = [save(name) for name in ("a", "b", "c")]
+    finish(*saved)
+    age(*saved, days=8)
+    call_command("hitl_sweep")
+    assert "0 expired, 3 older than 7 days deleted" in capsys.readouterr().out
+    call_command("hitl_sweep")
+    assert "0 expired, 0 older than 7 days deleted" in capsys.readouterr().out
+    assert save().sequence_number == 3
 
 
 def test_deleting_an_action_deletes_its_checkpoints(action):
