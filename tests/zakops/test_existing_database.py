@@ -95,7 +95,9 @@ def test_migrate_keeps_existing_tables_and_rows_and_the_orm_reads_them(backend_d
     # The only change allowed: indexes of our own, named hitl_* (the shared tables may
     # gain indexes, never columns).
     added_indexes = [row for row in after[2] if row not in before[2]]
-    assert sorted(name for _, name, _ in added_indexes) == ["hitl_actions_status_created", "hitl_checkpoints_action_sequence", "hitl_deal_events_action"]
+    assert sorted(name for _, name, _ in added_indexes) == [
+        "hitl_actions_status_created", "hitl_checkpoints_action_sequence", "hitl_checkpoints_correlation", "hitl_deal_events_action",
+    ]
     after = (after[0], after[1], [row for row in after[2] if row not in added_indexes], after[3], after[4])
     for part, old, new in zip(("columns", "constraints", "indexes", "tables", "rows"), before, after):
         assert new == old, f"migrate changed the {part} of the ZakOps tables"
