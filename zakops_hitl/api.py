@@ -1,27 +1,74 @@
-"""What every /api/hitl/ view shares: errors as JSON with a `detail`, authentication by
-DRF, the request body limit, and a field type for JSON objects."""
+"""What every /api/hitl/ view shares: errors as JSON with a `detail` (503 when the
+database is unavailable), authentication by DRF, the request body limit, path, query and
+stored headers the database can hold, and a field type for JSON objects."""
+
+import logging
 
 from django.contrib.auth.decorators import login_not_required
+from django.db import InterfaceError, OperationalError
+from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from zakops_hitl.errors import HitlError
-from zakops_hitl.parsers import DEFAULT_MAX_BODY_BYTES
+from zakops_hitl.errors import HitlError, InvalidInput
+from zakops_hitl.parsers import DEFAULT_MAX_BODY_BYTES, unstorable_text, visible
+
+logger = logging.getLogger(__name__)
+
+# Request headers whose value is written to the database (approvals.idempotency).
+STORED_HEADERS = ("Idempotency-Key",)
+
+
+def _unstorable_request_text(request, url_kwargs) -> tuple[str, str] | None:
+    """(name, reason) for the first path parameter, query parameter or stored header the
+    database could not hold (a NUL, %00 in a URL); None when there is none."""
+    for name, value in url_kwargs.items():
+        if type(value) is str and (problem := unstorable_text(value)):
+            return name, problem
+    if request.META.get("QUERY_STRING"):
+        for name, values in request.query_params.lists():
+            for text in (name, *values):
+                if problem := unstorable_text(text):
+                    return visible(name), problem
+    for name in STORED_HEADERS:
+        value = request.headers.get(name)
+        if value is not None and (problem := unstorable_text(value)):
+            return name, problem
+    return None
 
 
 class HitlAPIView(APIView):
     """Base of the API views. DRF authenticates (session or bearer token) and answers
-    anonymous calls with 401 JSON, so the page middleware's login redirect is skipped."""
+    anonymous calls with 401 JSON, so the page middleware's login redirect is skipped.
+    Path and query parameters and stored headers are checked once here, as JSON bodies
+    are in the parser: what the database could not store is a 400 naming it."""
 
     max_body_bytes = DEFAULT_MAX_BODY_BYTES
 
     @classmethod
     def as_view(cls, **initkwargs):
         return login_not_required(super().as_view(**initkwargs))
+
+    def perform_content_negotiation(self, request, force=False):
+        try:
+            return super().perform_content_negotiation(request, force)
+        except Http404:
+            # DRF answers an unknown ?format= with 404, as if the endpoint did not exist.
+            formats = ", ".join(dict.fromkeys(renderer.format for renderer in self.get_renderers()))
+            asked = visible(request.query_params.get(api_settings.URL_FORMAT_OVERRIDE) or "")
+            raise exceptions.NotAcceptable(f"format: {asked!r} is not one of {formats}.") from None
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)  # authentication and permissions first: anonymous is a 401
+        refused = _unstorable_request_text(request, kwargs)
+        if refused is not None:
+            name, problem = refused
+            raise InvalidInput(f"{name}: {problem}.", field=name)
 
 
 class StrictCharField(serializers.CharField):
@@ -77,9 +124,16 @@ def _first_error(errors, path=""):
 
 def exception_handler(exc, context):
     """DRF's handler, with validation errors given a one-line `detail` naming the field,
-    and the services' domain errors answered with their status."""
+    the services' domain errors answered with their status, and a database that can not
+    be reached (or dropped the connection) a 503, wherever in the request it happened."""
     if isinstance(exc, HitlError):
         return Response({"detail": exc.detail, **exc.extra}, status=exc.status)
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        request = context.get("request")
+        logger.error("Database unavailable for %s %s: %s", getattr(request, "method", ""), getattr(request, "path", ""), exc)
+        return Response(
+            {"detail": "The database is unavailable; try again shortly."}, status=status.HTTP_503_SERVICE_UNAVAILABLE
+        )
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

@@ -1,12 +1,29 @@
-"""The API's JSON parser, with a bound on the body (kept apart from api.py, which DRF's
-settings would otherwise import while DRF itself is still loading)."""
+"""The API's JSON parser: a bound on the body, and only JSON the database can store
+(kept apart from api.py, which DRF's settings would otherwise import while DRF itself is
+still loading).
 
-import io
+PostgreSQL's text and JSONB hold neither NUL characters nor lone surrogates, and a
+number beyond a double's range reaches the services as infinity; such a body, or one
+nested deeper than HITL_JSON_MAX_DEPTH, is refused here with a 400 naming the field, so
+no endpoint has to think about it.
+"""
 
+import json
+import re
+import sys
+
+from django.conf import settings
 from rest_framework import exceptions, status
 from rest_framework.parsers import JSONParser
+from rest_framework.utils.json import strict_constant
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_LARGEST = sys.float_info.max
+# Strings and the punctuation that opens, closes or labels a value: enough to follow the
+# nesting of a body Python's parser could not descend into.
+_STRUCTURE = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}:]', re.DOTALL)
 
 
 class PayloadTooLarge(exceptions.APIException):
@@ -15,8 +32,122 @@ class PayloadTooLarge(exceptions.APIException):
     default_code = "too_large"
 
 
+def _unstorable(text: str) -> str | None:
+    """The characters of `text` the database can not store, named; None when there are none."""
+    if text.isascii() and "\x00" not in text:  # most strings: two scans in C, no regular expression
+        return None
+    found = _UNSTORABLE.search(text)
+    if found is None:
+        return None
+    if found.group() == "\x00":
+        return "NUL characters (\\u0000)"
+    return f"a lone surrogate (\\u{ord(found.group()):04x})"
+
+
+def unstorable_text(text: str) -> str | None:
+    """Why the database could not store `text`, or None when it can."""
+    found = _unstorable(text)
+    return f"{found} can not be stored" if found else None
+
+
+def visible(text: str) -> str:
+    """`text` with the characters unstorable_text refuses written as \\uXXXX escapes, so
+    that an error message can quote it (the JSON renderer can not encode a surrogate)."""
+    return _UNSTORABLE.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
+
+
+def _path(entry, key, *, top_only: bool = False) -> str:
+    """The dotted path (`inputs.to[2]`) of `key` in the container of a walk entry, or
+    only its first part (the field of the body)."""
+    parts = [key]
+    while entry[3] is not None:
+        parts.append(entry[3])
+        entry = entry[2]
+    if top_only:
+        parts = parts[-1:]
+    text = ""
+    for part in reversed(parts):
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{visible(part)}" if text else visible(part)
+    return text
+
+
+_TOO_LARGE = "the number is too large for a double (beyond ±1.8e308)"
+
+
+def json_problem(data, max_depth: int) -> tuple[str, str] | None:
+    """(path, reason) for the first value of parsed JSON that the database could not
+    store, or for the first array or object nested deeper than `max_depth` (the body
+    itself is level 1); None when there is none.
+
+    One iterative walk: containers are stacked, scalars checked where they stand. Most
+    strings are ASCII without NUL, which two scans in C tell; only others meet a regular
+    expression. A float from the parser is infinite only when the number overflowed."""
+    if type(data) is not dict and type(data) is not list:
+        data = [data]  # checked as the only item of a list, then named as the body itself
+        top = True
+    else:
+        top = False
+    surrogate = _SURROGATE.search
+    # Each entry: (container, its level, the entry of its parent, its key in the parent).
+    stack = [(data, 1, None, None)]
+    while stack:
+        entry = stack.pop()
+        container, level = entry[0], entry[1]
+        for key, value in container.items() if type(container) is dict else enumerate(container):
+            if type(key) is str and ("\x00" in key or not key.isascii() and surrogate(key)):
+                return _path(entry, key), f"a key with {_unstorable(key)} can not be stored"
+            kind = type(value)
+            if kind is str:
+                if "\x00" in value or not value.isascii() and surrogate(value):
+                    return ("" if top else _path(entry, key)), unstorable_text(value)
+            elif kind is dict or kind is list:
+                if level >= max_depth:
+                    return _path(entry, key, top_only=True), f"nested deeper than {max_depth} levels of arrays and objects"
+                if value:
+                    stack.append((value, level + 1, entry, key))
+            elif kind is float:
+                if value - value != 0.0:  # inf (NaN is refused by the parser)
+                    return ("" if top else _path(entry, key)), _TOO_LARGE
+            elif kind is int and (value > _LARGEST or value < -_LARGEST):
+                return ("" if top else _path(entry, key)), _TOO_LARGE
+    return None
+
+
+def _field_nested_too_deep(text: str, max_depth: int) -> tuple[str, bool]:
+    """The top-level key under which `text` first goes deeper than `max_depth`, and
+    whether it does."""
+    level, last_string, field = 0, None, ""
+    for token in _STRUCTURE.finditer(text):
+        mark = token.group()
+        if mark == "[" or mark == "{":
+            level += 1
+            if level > max_depth:
+                return field, True
+        elif mark == "]" or mark == "}":
+            level -= 1
+        elif mark == ":":
+            if level == 1 and last_string is not None:
+                try:
+                    field = visible(json.loads(last_string))
+                except ValueError:
+                    field = ""
+        else:
+            last_string = mark
+    return field, False
+
+
+def _refusal(path: str, reason: str) -> exceptions.ParseError:
+    if not path:
+        return exceptions.ParseError(f"The body is refused: {reason}.")
+    return exceptions.ParseError({"detail": f"{path}: {reason}.", "field": path})
+
+
 class BoundedJSONParser(JSONParser):
-    """JSON, refused with 413 before parsing when the body is over the view's limit."""
+    """JSON, refused with 413 before parsing when the body is over the view's limit, and
+    with 400 when the database could not store it or it is nested too deep."""
 
     def parse(self, stream, media_type=None, parser_context=None):
         parser_context = parser_context or {}
@@ -31,4 +162,23 @@ class BoundedJSONParser(JSONParser):
         body = stream.read(limit + 1)
         if len(body) > limit:
             raise PayloadTooLarge(f"Request body is over the limit of {limit} bytes.")
-        return super().parse(io.BytesIO(body), media_type, parser_context)
+        max_depth = settings.HITL_JSON_MAX_DEPTH
+        try:
+            text = body.decode(parser_context.get("encoding") or settings.DEFAULT_CHARSET)
+        except (ValueError, LookupError) as exc:  # not that charset, or a charset that is no text encoding
+            raise exceptions.ParseError(f"JSON parse error - {exc}") from None
+        try:
+            data = json.loads(text, parse_constant=strict_constant if self.strict else None)
+        except RecursionError:
+            # Python's parser recurses, and gives up near a thousand levels.
+            field, over_limit = _field_nested_too_deep(text, max_depth)
+            reason = (
+                f"nested deeper than {max_depth} levels of arrays and objects" if over_limit else "nested too deeply to parse"
+            )
+            raise _refusal(field, reason) from None
+        except ValueError as exc:
+            raise exceptions.ParseError(f"JSON parse error - {exc}") from None
+        problem = json_problem(data, max_depth)
+        if problem is not None:
+            raise _refusal(*problem)
+        return data

@@ -133,7 +133,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "zakops_hitl.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -205,6 +205,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 AUTHENTICATION_BACKENDS = ["accounts.backends.EmailBackend"]
+SESSION_ENGINE = "zakops_hitl.sessions"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -256,6 +257,7 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "SCHEMA_PATH_PREFIX": "/api/hitl",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "zakops_hitl.schema.error_responses"],
     "ENUM_NAME_OVERRIDES": {
         "RiskLevelEnum": "zakops.models.RiskLevel",
         "CheckpointStatusEnum": "zakops.models.CheckpointStatus",
@@ -278,3 +280,6 @@ ZAKOPS_HITL_DEFAULT_REQUIRES_APPROVAL = _bool("ZAKOPS_HITL_DEFAULT_REQUIRES_APPR
 ZAKOPS_HITL_AUTO_APPROVE_LOW_RISK = _bool("ZAKOPS_HITL_AUTO_APPROVE_LOW_RISK", False)
 HITL_CHECKPOINT_MAX_BYTES = _int("HITL_CHECKPOINT_MAX_BYTES", 1024 * 1024, minimum=1)
 HITL_CHECKPOINT_RETENTION_DAYS = _int("HITL_CHECKPOINT_RETENTION_DAYS", 30, minimum=1)
+# Request bodies nested deeper than this (arrays and objects, the body itself being 1) are
+# a 400. Python's JSON parser gives up near a thousand levels, which is also a 400.
+HITL_JSON_MAX_DEPTH = _int("HITL_JSON_MAX_DEPTH", 64, minimum=1)

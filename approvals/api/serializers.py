@@ -77,6 +77,9 @@ class ApprovalRequestCreateSerializer(serializers.Serializer):
 class ApprovalRequestSerializer(serializers.ModelSerializer):
     request_id = serializers.UUIDField(source="id")
     action_id = serializers.CharField()
+    reasons = serializers.ListField(child=serializers.CharField())
+    recommendations = serializers.ListField(child=serializers.CharField())
+    matched_rules = serializers.ListField(child=serializers.CharField(), help_text="Names of the rules that matched.")
     decided_by_name = serializers.CharField()
     escalated_by_name = serializers.CharField()
 

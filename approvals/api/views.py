@@ -30,7 +30,13 @@ class ApprovalQueueView(HitlAPIView):
 class ApprovalRequestsView(HitlAPIView):
     @extend_schema(
         request=s.ApprovalRequestCreateSerializer,
-        responses={201: s.ApprovalRequestSerializer, 200: s.ApprovalRequestSerializer},
+        responses={
+            201: s.ApprovalRequestSerializer,
+            200: s.ApprovalRequestSerializer,
+            409: OpenApiResponse(
+                description="The action is running or finished (`action_status`), or is of another action_type."
+            ),
+        },
         summary="Request approval for an action (200 with the open request when there is one)",
     )
     @idempotent

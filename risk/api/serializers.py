@@ -26,7 +26,15 @@ class AssessmentSerializer(serializers.Serializer):
     )
 
 
+def _help(name: str) -> str:
+    return RiskRule._meta.get_field(name).help_text
+
+
 class RiskRuleSerializer(serializers.ModelSerializer):
+    action_types = serializers.ListField(child=serializers.CharField(), help_text=_help("action_types"))
+    action_type_patterns = serializers.ListField(child=serializers.CharField(), help_text=_help("action_type_patterns"))
+    input_patterns = serializers.DictField(child=serializers.CharField(), help_text=_help("input_patterns"))
+
     class Meta:
         model = RiskRule
         fields = [

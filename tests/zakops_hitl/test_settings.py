@@ -27,6 +27,8 @@ def run_check(**env_overrides):
         ("ZAKOPS_HITL_DEFAULT_REQUIRES_APPROVAL", "perhaps"),
         ("ZAKOPS_HITL_AUTO_APPROVE_LOW_RISK", "2"),
         ("HITL_CHECKPOINT_MAX_BYTES", "lots"),
+        ("HITL_JSON_MAX_DEPTH", "0"),
+        ("HITL_JSON_MAX_DEPTH", "deep"),
     ],
 )
 def test_invalid_setting_stops_startup_with_one_line_naming_it(variable, value):

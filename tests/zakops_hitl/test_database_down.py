@@ -1,0 +1,82 @@
+"""With the database unreachable, every /api/hitl/ endpoint answers 503 JSON with a
+`detail`, whether the failure comes while authenticating or in the view."""
+
+import pytest
+from django.db import InterfaceError, OperationalError, connections
+from rest_framework.test import APIClient
+
+from zakops_hitl.changes import feed
+
+pytestmark = pytest.mark.django_db
+ACTION = "ACT-DB-DOWN"
+
+
+@pytest.fixture
+def database_down(monkeypatch):
+    """From now on, every attempt to reach the database fails as a refused connection does."""
+
+    def refuse(error=OperationalError):
+        def connect():
+            raise error('connection to server at "127.0.0.1", port 5432 failed: Connection refused')
+
+        monkeypatch.setattr(connections["default"], "ensure_connection", connect)
+
+    return refuse
+
+
+CALLS = [
+    ("get", "/api/hitl/approval-queue", None),
+    ("post", "/api/hitl/approval-requests", {"action_id": ACTION, "action_type": "COMMUNICATION.DRAFT_EMAIL"}),
+    ("get", f"/api/hitl/actions/{ACTION}/approval", None),
+    ("post", f"/api/hitl/actions/{ACTION}/approve", {"reason": "fine"}),
+    ("post", f"/api/hitl/actions/{ACTION}/cancel", {}),
+    ("post", f"/api/hitl/actions/{ACTION}/checkpoints", {"checkpoint_name": "n", "checkpoint_data": {}}),
+    ("get", f"/api/hitl/actions/{ACTION}/checkpoints/latest", None),
+    ("post", "/api/hitl/assess-risk", {"action_type": "COMMUNICATION.SEND_EMAIL"}),
+    ("get", "/api/hitl/risk-rules", None),
+]
+
+
+def call(client, method, path, body):
+    return client.post(path, body, format="json") if method == "post" else client.get(path)
+
+
+def assert_unavailable(response):
+    assert response.status_code == 503, response.content[:300]
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {"detail": "The database is unavailable; try again shortly."}
+
+
+@pytest.mark.parametrize(("method", "path", "body"), CALLS)
+def test_a_token_caller_gets_503_when_the_database_fails_while_authenticating(engine_api, database_down, method, path, body):
+    feed.mark_all()  # the token is not cached: authentication itself needs the database
+    database_down()
+    assert_unavailable(call(engine_api, method, path, body))
+
+
+@pytest.mark.parametrize(("method", "path", "body"), CALLS)
+def test_a_token_caller_gets_503_when_the_database_fails_in_the_view(engine_api, database_down, method, path, body):
+    assert engine_api.get("/api/hitl/approval-queue").status_code == 200  # token and role now cached
+    database_down()
+    assert_unavailable(call(engine_api, method, path, body))
+
+
+@pytest.mark.parametrize(("method", "path", "body"), CALLS)
+def test_a_signed_in_person_gets_503_when_their_session_can_not_be_read(make_reviewer, database_down, method, path, body):
+    client = APIClient()
+    client.force_login(make_reviewer("operator"))
+    database_down()
+    assert_unavailable(call(client, method, path, body))
+
+
+def test_a_dropped_connection_is_503_too(engine_api, database_down):
+    feed.mark_all()
+    database_down(InterfaceError)
+    assert_unavailable(engine_api.get("/api/hitl/approval-queue"))
+
+
+def test_the_outage_is_logged_with_its_cause(engine_api, database_down, caplog):
+    feed.mark_all()
+    database_down()
+    engine_api.get("/api/hitl/approval-queue")
+    assert "Database unavailable for GET /api/hitl/approval-queue: connection to server" in caplog.text
