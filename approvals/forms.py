@@ -43,8 +43,10 @@ class BulkDecisionForm(forms.Form):
         ids = [value for value in self.data.getlist("action_ids") if value][:BULK_MAX_ROWS + 1]
         if not ids:
             raise forms.ValidationError("Select at least one row.")
-        if len(ids) > BULK_MAX_ROWS or any(len(value) > 50 for value in ids):
+        if len(ids) > BULK_MAX_ROWS:
             raise forms.ValidationError(f"Select at most {BULK_MAX_ROWS} rows.")
+        if any(len(value) > 50 or "\x00" in value for value in ids):
+            raise forms.ValidationError("An action id has at most 50 characters and no NUL.")
         if cleaned.get("decision") == "reject" and not (cleaned.get("reason") or "").strip():
             raise forms.ValidationError("A reject needs a reason: it is recorded with every row.")
         cleaned["action_ids"] = list(dict.fromkeys(ids))

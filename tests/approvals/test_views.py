@@ -240,6 +240,23 @@ def test_an_unknown_action_is_a_404_page(client, make_reviewer):
     assert signed_in(client, make_reviewer("viewer")).get("/actions/ACT-NOPE/").status_code == 404
 
 
+@pytest.mark.parametrize("path", ["/actions/A%00B/", "/?q=a%00b", "/?deal=%00", "/?action_type=x%00"])
+def test_a_nul_in_a_page_address_is_no_database_error(client, make_reviewer, request_approval, path):
+    request_approval("medium")
+    response = signed_in(client, make_reviewer("operator")).get(path)
+    assert response.status_code in (200, 404)
+
+
+def test_a_nul_in_a_posted_reason_or_id_is_refused_not_stored(client, make_reviewer, request_approval):
+    request = request_approval("medium")
+    signed_in(client, make_reviewer("operator"))
+    response = client.post(f"/actions/{request.action_id}/decide", {"decision": "reject", "reason": "a\x00b", "where": "row"}, **HX)
+    assert response.status_code == 200 and response["HX-Reswap"] == "none"
+    bulk = client.post("/decisions/bulk", {"decision": "approve", "action_ids": ["A\x00B"]}, **HX)
+    assert bulk.status_code == 200
+    assert ApprovalRequest.objects.get(pk=request.pk).state == "pending"
+
+
 def test_pages_send_a_strict_content_security_policy(client, make_reviewer, request_approval):
     request_approval("medium")
     response = signed_in(client, make_reviewer("operator")).get("/")

@@ -54,11 +54,26 @@ def test_a_token_caller_gets_503_when_the_database_fails_while_authenticating(en
     assert_unavailable(call(engine_api, method, path, body))
 
 
-@pytest.mark.parametrize(("method", "path", "body"), CALLS)
+# The engine's own approve is refused before the database is asked (a service account
+# never decides), so its view-side outage is shown with a reviewer's token below.
+ENGINE_IN_VIEW = [c for c in CALLS if not c[1].endswith("/approve")]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), ENGINE_IN_VIEW)
 def test_a_token_caller_gets_503_when_the_database_fails_in_the_view(engine_api, database_down, method, path, body):
     assert engine_api.get("/api/hitl/approval-queue").status_code == 200  # token and role now cached
     database_down()
     assert_unavailable(call(engine_api, method, path, body))
+
+
+def test_a_reviewer_deciding_with_a_token_gets_503_when_the_database_fails_in_the_view(make_reviewer, database_down):
+    from accounts.services import api_token_create
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_token_create(user=make_reviewer('operator'), name='t')[1]}")
+    assert client.get("/api/hitl/approval-queue").status_code == 200  # token and role now cached
+    database_down()
+    assert_unavailable(call(client, "post", f"/api/hitl/actions/{ACTION}/approve", {"reason": "fine"}))
 
 
 @pytest.mark.parametrize(("method", "path", "body"), CALLS)
