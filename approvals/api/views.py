@@ -33,11 +33,13 @@ class ApprovalRequestsView(HitlAPIView):
         responses={
             201: s.ApprovalRequestSerializer,
             200: s.ApprovalRequestSerializer,
+            403: OpenApiResponse(description="Only the engine (a service account) opens approval requests; people get 403."),
             409: OpenApiResponse(
-                description="The action is running or finished (`action_status`), or is of another action_type."
+                description="`new_round` for an action that is approved, running or finished (`action_status`), or "
+                "an action_type, deal_id or inputs that differ from the stored action's."
             ),
         },
-        summary="Request approval for an action (200 with the open request when there is one)",
+        summary="Request approval for an action (200 with its open or decided request when there is one)",
     )
     @idempotent
     def post(self, request):
@@ -117,8 +119,13 @@ QuarantineView = _decision_view("quarantine", "quarantined_by", s.ReasonRequired
 class ActionCancelView(HitlAPIView):
     @extend_schema(
         request=s.DecisionSerializer,
-        responses={200: s.ApprovalRequestSerializer, 403: FORBIDDEN, 404: NOT_FOUND, 409: CONFLICT},
-        summary="Withdraw the action: its open request and active checkpoints are cancelled",
+        responses={
+            200: s.ApprovalRequestSerializer,
+            403: OpenApiResponse(description="Only the engine (a service account) cancels; a reviewer rejects instead."),
+            404: NOT_FOUND,
+            409: CONFLICT,
+        },
+        summary="The engine withdraws the action: its open request and active checkpoints are cancelled",
     )
     @idempotent
     def post(self, request, action_id):
