@@ -149,6 +149,8 @@
     pending = null;
     dialog.close();
     const row = document.getElementById(decision.rowId);
+    // Where the row is now: a refresh while the dialog was open may have moved it.
+    const index = row ? rows().indexOf(row) : decision.index;
     htmx
       .ajax("POST", decision.url, {
         target: row ? `#${decision.rowId}` : "#outcomes",
@@ -159,7 +161,7 @@
       .then(() => {
         kept.checked.delete(decision.actionId);
         updateBulkCount();
-        selectNear(decision.index);
+        selectNear(index);
       });
   }
 
