@@ -3,7 +3,7 @@
 import hashlib
 from dataclasses import dataclass
 
-from django.db.models import Case, Count, IntegerField, Max, Min, Prefetch, Q, Value, When
+from django.db.models import Case, Count, IntegerField, Max, Min, Prefetch, Q, Subquery, Value, When
 from django.utils import timezone
 
 from approvals.models import OPEN_STATES, QUEUE_CHANNEL, ApprovalRequest, RequestState
@@ -51,6 +51,7 @@ PAGE_SIZE = 25
 TABS = ("pending", "quarantined", "decided")
 DECIDED_STATES = (RequestState.APPROVED, RequestState.REJECTED, RequestState.EXPIRED, RequestState.CANCELLED)
 PRECEDENT_SHOWN = 5
+PRECEDENT_COUNTED = 200  # the counts cover this many of the latest decisions of the type
 
 
 @dataclass(frozen=True)
@@ -152,11 +153,16 @@ class Precedent:
 
 
 def precedent_for(*, action_type: str, exclude_action_id: str) -> Precedent:
-    """How people decided earlier requests of this action type: counts and the latest few."""
+    """How people decided earlier requests of this action type: the counts over the latest
+    PRECEDENT_COUNTED decisions (recent practice, and a read that does not grow with
+    history), and the latest few."""
     decided = ApprovalRequest.objects.filter(
         action_type=action_type, state__in=(RequestState.APPROVED, RequestState.REJECTED), decided_by__isnull=False
     ).exclude(action_id=exclude_action_id)
-    counts = dict(decided.order_by().values("state").annotate(n=Count("pk")).values_list("state", "n"))
+    recent = decided.order_by("-decided_at").values("pk")[:PRECEDENT_COUNTED]
+    counts = dict(
+        ApprovalRequest.objects.filter(pk__in=Subquery(recent)).order_by().values("state").annotate(n=Count("pk")).values_list("state", "n")
+    )
     latest = list(decided.select_related("action").order_by("-decided_at")[:PRECEDENT_SHOWN])
     return Precedent(approved=counts.get("approved", 0), rejected=counts.get("rejected", 0), latest=latest)
 

@@ -95,13 +95,15 @@ def _detail_context(request, action_id: str, *, message: str = "", message_kind:
         raise Http404(f"No action {action_id}.")
     actor = actor_of(request.user)
     latest = selectors.approval_latest(action_id=action_id)
+    if latest is not None:
+        latest.action = action  # already read, with its deal
     return {
         "actor": actor,
         "action": action,
         "row": _row(latest, actor, timezone.now()) if latest else None,
         "seen": latest.as_seen() if latest else None,
         "inputs_json": json.dumps(action.inputs, indent=2, ensure_ascii=False, sort_keys=True),
-        "checkpoints": list(checkpoints_for_action(action_id=action_id, include_inactive=True)),
+        "checkpoints": list(checkpoints_for_action(action_id=action_id, include_inactive=True).defer("checkpoint_data")),
         "history": selectors.action_history(action_id=action_id),
         "precedent": selectors.precedent_for(action_type=action.action_type, exclude_action_id=action_id),
         "message": message,

@@ -21,9 +21,10 @@ pytestmark = pytest.mark.django_db
 # with their actions and deals.
 QUEUE_QUERIES = 6
 # The detail page: the session, its user, the action with its deal, the account and role,
-# the latest request and its action (for the four-eyes check), the checkpoints, the
-# history, and the precedent's counts and latest few (with their actions).
-DETAIL_QUERIES = 11
+# the latest request (its action is the one already read), the checkpoints (without their
+# data, which loads on demand), the history, and the precedent's counts and latest few
+# (with their actions).
+DETAIL_QUERIES = 10
 # An unchanged queue answers 204 before the view reads anything: the session and its user.
 UNCHANGED_REFRESH_MAX_QUERIES = 2
 
