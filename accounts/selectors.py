@@ -1,9 +1,20 @@
 """Reads about who a user is: role, service account, actor id."""
 
 import uuid
+from collections import defaultdict
 from dataclasses import dataclass
 
+from django.contrib.auth import get_user_model
+from django.db.models import Q
+
 from zakops.models import OperatorRole
+
+# The strongest role first: a person in several role groups has the strongest.
+ROLE_ORDER = (OperatorRole.ADMIN, OperatorRole.OPERATOR, OperatorRole.VIEWER)
+
+
+def _strongest_role(names) -> str | None:
+    return next((role for role in ROLE_ORDER if role in names), None)
 
 
 def user_role(user) -> str | None:
@@ -20,8 +31,7 @@ def user_role(user) -> str | None:
     if user.is_superuser:
         user._hitl_role = OperatorRole.ADMIN
         return OperatorRole.ADMIN
-    names = set(user.groups.filter(name__in=OperatorRole.values).values_list("name", flat=True))
-    role = next((r for r in (OperatorRole.ADMIN, OperatorRole.OPERATOR, OperatorRole.VIEWER) if r in names), None)
+    role = _strongest_role(set(user.groups.filter(name__in=OperatorRole.values).values_list("name", flat=True)))
     user._hitl_role = role
     return role
 
@@ -59,3 +69,27 @@ def actor_of(user) -> Actor:
     if user_is_service(user):
         return Actor(kind="service", name=user.get_username(), actor_id=user_actor_id(user), role=None)
     return Actor(kind="user", name=user.email or user.get_username(), actor_id=user_actor_id(user), role=user_role(user))
+
+
+def people_in_roles(*, roles) -> list[Actor]:
+    """Active people (not service accounts) whose role is one of `roles`, as the Actors
+    they act as; two queries however many there are."""
+    User = get_user_model()
+    people = list(
+        User.objects.filter(is_active=True, account__is_service=False)
+        .filter(Q(is_superuser=True) | Q(groups__name__in=roles))
+        .distinct()
+        .values_list("pk", "email", "username", "is_superuser", "account__actor_id")
+    )
+    groups = defaultdict(set)
+    memberships = User.groups.through.objects.filter(
+        user_id__in=[person[0] for person in people], group__name__in=OperatorRole.values
+    ).values_list("user_id", "group__name")
+    for user_id, name in memberships:
+        groups[user_id].add(name)
+    actors = []
+    for pk, email, username, is_superuser, actor_id in people:
+        role = OperatorRole.ADMIN if is_superuser else _strongest_role(groups[pk])
+        if role in roles:
+            actors.append(Actor(kind="user", name=email or username, actor_id=actor_id, role=role))
+    return actors

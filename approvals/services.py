@@ -4,7 +4,9 @@ expire. Every effect of a transition is in this module.
 Each transition runs in one transaction and writes, together: the request's new state,
 the mirrored fields of the action in zakops.actions (what the engine reads), one
 zakops.deal_events row and one zakops.outbox row. Reject, expire and cancel also cancel
-the action's active checkpoints.
+the action's active checkpoints. Opening a request that needs a person, quarantining and
+expiring also write the notifications to send (`notifications_write`); `hitl_notify`
+sends them later, so no transition waits for an e-mail or a webhook.
 
 Exactly one decision wins: the action's row is locked first (PostgreSQL; SQLite
 transactions begin IMMEDIATE), then the request moves with a compare-and-set
@@ -20,6 +22,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from accounts.selectors import SYSTEM, Actor
+from approvals.deciders import actor_refusal, decision_refusal
 from approvals.models import (
     EXPIRED_REASON,
     OPEN_STATES,
@@ -29,9 +32,11 @@ from approvals.models import (
     RequestState,
 )
 from checkpoints.services import checkpoints_cancel_for_action
+from notifications.models import NotificationKind
+from notifications.services import notifications_write
 from risk.rulebook import rulebook_current
 from risk.services import risk_assess
-from zakops.models import Action, ActionStatus, Deal, DealEvent, OutboxEvent, RiskLevel
+from zakops.models import Action, ActionStatus, Deal, DealEvent, OutboxEvent
 from zakops_hitl.changes import feed
 from zakops_hitl.errors import Conflict, HitlError, InvalidInput, NotAllowed, NotFound
 
@@ -173,6 +178,8 @@ def _open_round(
         )
         _action_update(action, status=ActionStatus.QUEUED, approved_at=now, approved_by=None)
         _record(action=action, request=request, actor=SYSTEM, reason=reason)
+    else:
+        notifications_write(kind=NotificationKind.REQUESTED, request=request, action=action, actor=requester)
     return request
 
 
@@ -257,43 +264,6 @@ def approval_request(
 # --- decisions -----------------------------------------------------------------------
 
 
-def _is_requester(actor: Actor, request: ApprovalRequest, action: Action) -> bool:
-    """Four-eyes: whether `actor` asked for the action or sent its request. Emails match
-    whatever their case, ids as UUIDs."""
-    mine = {actor.name.lower()} | ({str(actor.actor_id).lower()} if actor.actor_id else set())
-    theirs = {request.requested_by, request.requested_via, action.created_by}
-    theirs |= {str(value) for value in (request.requested_via_id, action.operator_id) if value}
-    return bool(mine & ({(value or "").strip().lower() for value in theirs} - {""}))
-
-
-def _actor_refusal(actor: Actor) -> str | None:
-    """The rules that refuse a caller whatever the request."""
-    if actor.kind != "user":
-        return "Service accounts can not decide approvals: a person must."
-    if actor.role not in ("operator", "admin"):
-        return "Viewers can not decide approvals: it needs the operator or admin role."
-    if actor.actor_id is None:
-        return (
-            f"{actor.name} has no ZakOps operator record (an account made with createsuperuser has none): "
-            f"run `manage.py create_operator {actor.name} --role admin`, or give it a role in admin."
-        )
-    return None
-
-
-def decision_refusal(*, actor: Actor, request: ApprovalRequest, action: Action) -> str | None:
-    """Why `actor` may not decide `request` (SPEC §3), or None when they may."""
-    refusal = _actor_refusal(actor)
-    if refusal:
-        return refusal
-    if actor.role != "admin" and request.risk_level == RiskLevel.CRITICAL:
-        return "Only an admin can decide a critical request."
-    if actor.role != "admin" and request.state == RequestState.QUARANTINED:
-        return "Only an admin can decide a quarantined request."
-    if _is_requester(actor, request, action):
-        return "You requested this action, so someone else must decide it (four-eyes)."
-    return None
-
-
 def _settled_conflict(request: ApprovalRequest) -> Conflict:
     """409 for a request that is no longer open, or past its deadline: who decided what,
     and when."""
@@ -363,7 +333,7 @@ def approval_decide(*, action_id: str, actor: Actor, decision: str, reason: str 
     """Approve, reject or quarantine the action's open request; exactly one caller wins."""
     new_state = DECISIONS[decision]
     reason = _check_reason(reason, required=decision != "approve")
-    refusal = _actor_refusal(actor)
+    refusal = actor_refusal(actor)
     if refusal:
         raise NotAllowed(refusal)
     with transaction.atomic():
@@ -391,6 +361,8 @@ def approval_decide(*, action_id: str, actor: Actor, decision: str, reason: str 
         elif new_state == RequestState.REJECTED:
             _action_update(action, status=ActionStatus.REJECTED)
             checkpoints_cancel_for_action(action_id=action.action_id)
+        elif new_state == RequestState.QUARANTINED:
+            notifications_write(kind=NotificationKind.QUARANTINED, request=request, action=action, actor=actor, reason=reason)
         _record(action=action, request=request, actor=actor, reason=reason)
         return request
 
@@ -472,6 +444,7 @@ def _expire_one(request_id, now) -> bool:
         _action_update(action, status=ActionStatus.REJECTED)  # an expired action must never run
         checkpoints_cancel_for_action(action_id=action.action_id)
         _record(action=action, request=request, actor=SYSTEM, reason=EXPIRED_REASON)
+        notifications_write(kind=NotificationKind.EXPIRED, request=request, action=action, actor=SYSTEM)
         return True
 
 

@@ -15,6 +15,7 @@ from django.views.decorators.vary import vary_on_headers
 
 from accounts.selectors import actor_of
 from approvals import selectors, services
+from approvals.deciders import decision_refusal
 from approvals.forms import BulkDecisionForm, DecisionForm, QueueFilterForm
 from approvals.models import ApprovalRequest
 from checkpoints.selectors import checkpoint_for_action, checkpoints_for_action
@@ -43,7 +44,7 @@ class Row:
 
 
 def _row(request: ApprovalRequest, actor, now) -> Row:
-    refusal = services.decision_refusal(actor=actor, request=request, action=request.action) if request.is_open else None
+    refusal = decision_refusal(actor=actor, request=request, action=request.action) if request.is_open else None
     return Row(request=request, refusal=refusal, overdue=request.is_open and request.expires_at <= now)
 
 

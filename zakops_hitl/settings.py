@@ -33,7 +33,7 @@ def _bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name} must be true or false, got {raw!r}")
 
 
-def _int(name: str, default: int, *, minimum: int = 0) -> int:
+def _int(name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
     raw = env.str(name, default="")
     if raw == "":
         return default
@@ -43,6 +43,8 @@ def _int(name: str, default: int, *, minimum: int = 0) -> int:
         raise ImproperlyConfigured(f"{name} must be a whole number, got {raw!r}") from None
     if value < minimum:
         raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ImproperlyConfigured(f"{name} must be at most {maximum}, got {value}")
     return value
 
 
@@ -73,6 +75,29 @@ def _database(url: str | None) -> dict:
         raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from None
     if not config.get("NAME"):
         raise ImproperlyConfigured("DATABASE_URL names no database")
+    return config
+
+
+def _base_url(name: str, default: str) -> str:
+    raw = env.str(name, default="").strip() or default
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ImproperlyConfigured(f"{name} must be an http:// or https:// address such as https://hitl.example.com, got {raw!r}")
+    return raw.rstrip("/")
+
+
+def _email(name: str, default: str) -> dict:
+    """Django's e-mail settings from one URL (django-environ's email_url). The error never
+    repeats the URL: it may hold the SMTP password."""
+    try:
+        config = env.email_url(name, default=default)
+    except (ImproperlyConfigured, ValueError):
+        scheme = urlsplit(env.str(name, default="")).scheme or "none"
+        raise ImproperlyConfigured(
+            f"{name} must be smtp://, smtp+tls://, smtp+ssl://, consolemail://, filemail:// or dummymail:// "
+            f"with a valid host and port, got scheme {scheme!r}"
+        ) from None
+    config.pop("OPTIONS", None)
     return config
 
 
@@ -124,6 +149,7 @@ INSTALLED_APPS = [
     "risk",
     "approvals",
     "checkpoints",
+    "notifications",
 ]
 
 MIDDLEWARE = [
@@ -283,3 +309,19 @@ HITL_CHECKPOINT_RETENTION_DAYS = _int("HITL_CHECKPOINT_RETENTION_DAYS", 30, mini
 # Request bodies nested deeper than this (arrays and objects, the body itself being 1) are
 # a 400. Python's JSON parser gives up near a thousand levels, which is also a 400.
 HITL_JSON_MAX_DEPTH = _int("HITL_JSON_MAX_DEPTH", 64, minimum=1)
+
+# --- Notifications ----------------------------------------------------------------------
+# Links in messages point at HITL_BASE_URL + /actions/<action_id>/.
+HITL_BASE_URL = _base_url("HITL_BASE_URL", "http://127.0.0.1:8000")
+# A reminder is sent when this share (percent) of a request's time is left; 0 sends none.
+HITL_NOTIFY_REMINDER_PERCENT = _int("HITL_NOTIFY_REMINDER_PERCENT", 25, minimum=0, maximum=99)
+HITL_NOTIFY_MAX_ATTEMPTS = _int("HITL_NOTIFY_MAX_ATTEMPTS", 6, minimum=1)
+# The first retry waits this long; each further one twice as long, at most an hour.
+HITL_NOTIFY_RETRY_SECONDS = _int("HITL_NOTIFY_RETRY_SECONDS", 30, minimum=0)
+# For webhook calls and the SMTP connection: a dead receiver costs the worker this much.
+HITL_NOTIFY_TIMEOUT_SECONDS = _int("HITL_NOTIFY_TIMEOUT_SECONDS", 5, minimum=1, maximum=60)
+# E-mail: the console backend unless EMAIL_URL says otherwise (smtp+tls://user:password@host:587).
+vars().update(_email("EMAIL_URL", "consolemail://"))
+EMAIL_TIMEOUT = HITL_NOTIFY_TIMEOUT_SECONDS
+DEFAULT_FROM_EMAIL = env.str("HITL_EMAIL_FROM", default="ZakOps HITL <hitl@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL

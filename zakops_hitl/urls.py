@@ -35,6 +35,7 @@ api_patterns = [
 
 urlpatterns = [
     path("", include("approvals.urls")),
+    path("", include("notifications.urls")),
     path("healthz", views.health, name="health"),
     path("favicon.ico", views.favicon),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),

@@ -1,0 +1,129 @@
+"""What a notification says, composed when it is sent (so the time left is current): the
+subject and text of an e-mail, a Slack message, and the JSON body of a signed webhook.
+
+Every message carries the action's title, type, risk level, deal, the time left and a
+link to its detail page (HITL_BASE_URL + /actions/<action_id>/).
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.urls import reverse
+
+from notifications.models import Notification, NotificationKind
+
+SUBJECT_PREFIX = "[ZakOps HITL]"
+
+
+@dataclass(frozen=True)
+class Message:
+    subject: str
+    text: str  # plain text: the e-mail body
+    slack_text: str  # Slack mrkdwn
+    payload: dict  # the signed webhook's JSON body
+
+
+def time_left(left: timedelta) -> str:
+    """'3 h 20 min', '45 min', 'under a minute', or 'none' once the deadline has passed."""
+    seconds = int(left.total_seconds())
+    if seconds <= 0:
+        return "none"
+    if seconds < 60:
+        return "under a minute"
+    hours, minutes = divmod(seconds // 60, 60)
+    if hours >= 48:
+        return f"{hours // 24} days {hours % 24} h"
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min"
+
+
+def detail_url(action_id: str) -> str:
+    return settings.HITL_BASE_URL + reverse("review-detail", args=[action_id])
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    """Header-safe: a subject may not hold a line break."""
+    text = " ".join((text or "").split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _slack_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _when(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%d %H:%M} UTC"
+
+
+def message_for(notification: Notification, *, now: datetime) -> Message:
+    """The message of `notification` (its event, request, action and deal loaded)."""
+    event = notification.event
+    request = event.request
+    action = request.action
+    title = _one_line(action.title or action.action_type)
+    deal = action.deal
+    deal_text = f"{deal.display_name or deal.canonical_name} ({deal.deal_id})" if deal else "none"
+    left = time_left(request.expires_at - now)
+    link = detail_url(action.action_id)
+    level = request.risk_level
+
+    if event.kind == NotificationKind.REQUESTED:
+        subject = f"Approval needed ({level}): {title}"
+        headline = "An action waits for your decision."
+    elif event.kind == NotificationKind.QUARANTINED:
+        subject = f"Quarantined ({level}): {title}"
+        headline = f"{event.actor_name or 'A reviewer'} quarantined this request: an admin decides it now."
+    elif event.kind == NotificationKind.REMINDER:
+        subject = f"Reminder, {left} left ({level}): {title}"
+        headline = f"Nobody has decided this request yet, and it expires in {left}."
+    else:
+        subject = f"Expired undecided ({level}): {title}"
+        waited = time_left(request.expires_at - request.created_at)
+        headline = (
+            f"Nobody decided this request in the {waited} it was open: it expired at {_when(request.expires_at)} "
+            "and the action was rejected, so it will not run."
+        )
+
+    facts = [
+        ("Title", title),
+        ("Type", action.action_type),
+        ("Risk level", f"{level} (score {request.score:.2f})"),
+        ("Deal", deal_text),
+        ("Time left", f"{left} (expires {_when(request.expires_at)})" if left != "none" else f"none (expired {_when(request.expires_at)})"),
+        ("Requested by", request.requested_by or request.requested_via or "—"),
+    ]
+    if event.kind == NotificationKind.QUARANTINED and event.reason:
+        facts.append(("Reason", event.reason))
+    if event.kind == NotificationKind.EXPIRED:
+        facts.append(("Opened", _when(request.created_at)))
+
+    text = "\n".join(
+        [headline, "", *(f"{name}: {value}" for name, value in facts), "", f"Open it: {link}", "",
+         "You can choose what you are sent on your profile page: " + settings.HITL_BASE_URL + reverse("profile")]
+    )
+    slack_text = "\n".join(
+        [f"*{_slack_escape(subject)}*", _slack_escape(headline),
+         " · ".join(f"{name}: {_slack_escape(str(value))}" for name, value in facts[1:5]),
+         f"<{link}|Open {_slack_escape(action.action_id)} in ZakOps HITL>"]
+    )
+    payload = {
+        "type": "hitl.notification",
+        "kind": event.kind,
+        "notification_id": notification.pk,
+        "subject": subject,
+        "text": "\n".join([headline, *(f"{name}: {value}" for name, value in facts), link]),
+        "url": link,
+        "time_left": left,
+        "action": {
+            "action_id": action.action_id, "title": action.title, "action_type": action.action_type,
+            "deal_id": action.deal_id, "deal_name": (deal.display_name or deal.canonical_name) if deal else None,
+        },
+        "request": {
+            "request_id": str(request.id), "state": request.state, "risk_level": level, "score": request.score,
+            "expires_at": request.expires_at.isoformat(), "seconds_left": max(0, int((request.expires_at - now).total_seconds())),
+            "requested_by": request.requested_by or None,
+        },
+        "reason": event.reason or None,
+        "actor": event.actor_name or None,
+    }
+    return Message(subject=f"{SUBJECT_PREFIX} {subject}", text=text, slack_text=slack_text, payload=payload)

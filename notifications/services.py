@@ -1,0 +1,304 @@
+"""Writes of the notifications: the rows an approval transition writes in its own
+transaction, the reminders, delivery by the worker (`hitl_notify`), people's choices and
+the channels admins configure.
+
+Delivery never runs inside a transition: a request or decision only writes rows, and a
+dead webhook costs the worker a timeout, never a reviewer or the engine anything. A pass
+of the worker claims due notifications in a short transaction (`SELECT … FOR UPDATE SKIP
+LOCKED` on PostgreSQL, then a compare-and-set `UPDATE … WHERE <still due>` that also
+serialises claims on SQLite), sends them with no transaction open, and records each
+outcome only if it still holds the claim. A claim lasts CLAIM_SECONDS: a worker that
+died mid-send leaves its notifications to be claimed again after that.
+"""
+
+import logging
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from accounts.selectors import Actor
+from approvals.models import OPEN_STATES, ApprovalRequest
+from notifications.messages import message_for
+from notifications.models import (
+    Channel,
+    ChannelKind,
+    Notification,
+    NotificationEvent,
+    NotificationKind,
+    NotificationStatus,
+)
+from notifications.selectors import channels_for, preferences_of, recipients_for, reminder_requests_due
+from notifications.transports import DeliveryError, email_send, slack_post, webhook_post
+from zakops.models import Action, Operator
+from zakops_hitl.errors import NotFound
+
+logger = logging.getLogger(__name__)
+
+CLAIM_SECONDS = 120  # well above the slowest send (timeouts are seconds), so a live claim is never taken over
+MAX_RETRY_DELAY = timedelta(hours=1)
+
+
+# --- written with the event ----------------------------------------------------------
+
+
+def _remind_at(request: ApprovalRequest):
+    share = settings.HITL_NOTIFY_REMINDER_PERCENT / 100
+    if not share:
+        return None
+    return request.expires_at - (request.expires_at - request.created_at) * share
+
+
+def notifications_write(
+    *, kind: str, request: ApprovalRequest, action: Action, actor: Actor | None = None, reason: str = ""
+) -> NotificationEvent | None:
+    """Record that `kind` happened to `request` and write its notifications: an e-mail to
+    each person to tell and one post to each webhook channel that takes it. Runs in the
+    caller's transaction, so the rows exist exactly when the transition does. None when
+    the event was written already (two workers finding the same reminder)."""
+    try:
+        with transaction.atomic():
+            event = NotificationEvent.objects.create(
+                request=request, kind=kind, actor_name=actor.name if actor else "", reason=reason,
+                remind_at=_remind_at(request) if kind == NotificationKind.REQUESTED else None,
+            )
+    except IntegrityError:
+        return None
+    now = timezone.now()
+    rows = []
+    for channel in channels_for(kind=kind, risk_level=request.risk_level):
+        recipients = (
+            recipients_for(kind=kind, request=request, action=action, actor=actor)
+            if channel.kind == ChannelKind.EMAIL else [""]
+        )
+        rows += [
+            Notification(
+                event=event, channel=channel, recipient=recipient, max_attempts=settings.HITL_NOTIFY_MAX_ATTEMPTS,
+                next_attempt_at=now, created_at=now,
+            )
+            for recipient in recipients
+        ]
+    Notification.objects.bulk_create(rows)
+    return event
+
+
+def notifications_remind(*, now=None) -> int:
+    """Write the reminders that fall due: for each open request with its configured share
+    of time left (HITL_NOTIFY_REMINDER_PERCENT) and no reminder yet. Once per request,
+    however many workers look at once (one event per request and kind)."""
+    now = now or timezone.now()
+    written = 0
+    for request_id in reminder_requests_due(now=now):
+        with transaction.atomic():
+            request = (
+                ApprovalRequest.objects.select_related("action")
+                .filter(pk=request_id, state__in=OPEN_STATES, expires_at__gt=now)
+                .first()
+            )
+            if request and notifications_write(kind=NotificationKind.REMINDER, request=request, action=request.action):
+                written += 1
+    return written
+
+
+# --- delivery ------------------------------------------------------------------------
+
+
+@dataclass
+class DeliveryCounts:
+    sent: int = 0
+    retrying: int = 0
+    failed: int = 0
+    skipped: int = 0
+
+    @property
+    def handled(self) -> int:
+        return self.sent + self.retrying + self.failed + self.skipped
+
+    def add(self, other: "DeliveryCounts") -> None:
+        self.sent += other.sent
+        self.retrying += other.retrying
+        self.failed += other.failed
+        self.skipped += other.skipped
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """How long to wait after the `attempts`-th failure: the base, doubled each time."""
+    return min(timedelta(seconds=settings.HITL_NOTIFY_RETRY_SECONDS * 2 ** (attempts - 1)), MAX_RETRY_DELAY)
+
+
+def _due(now) -> Q:
+    return Q(status=NotificationStatus.PENDING, next_attempt_at__lte=now) | Q(
+        status=NotificationStatus.SENDING, claimed_until__lte=now
+    )
+
+
+def _claim(*, now, batch: int) -> tuple[uuid.UUID, list[Notification]]:
+    token = uuid.uuid4()
+    with transaction.atomic():
+        ids = list(
+            Notification.objects.select_for_update(skip_locked=True)
+            .filter(_due(now))
+            .order_by("next_attempt_at", "pk")
+            .values_list("pk", flat=True)[:batch]
+        )
+        if not ids:
+            return token, []
+        Notification.objects.filter(_due(now), pk__in=ids).update(
+            status=NotificationStatus.SENDING, claim=token, claimed_until=now + timedelta(seconds=CLAIM_SECONDS),
+            attempts=F("attempts") + 1, last_attempt_at=timezone.now(),
+        )
+    claimed = Notification.objects.filter(claim=token, status=NotificationStatus.SENDING)
+    return token, list(claimed.select_related("channel", "event__request__action__deal").order_by("pk"))
+
+
+def _settle(notification: Notification, token: uuid.UUID, **changes) -> bool:
+    """Record an outcome, if this pass still holds the claim."""
+    held = Notification.objects.filter(pk=notification.pk, claim=token, status=NotificationStatus.SENDING)
+    if held.update(claim=None, claimed_until=None, **changes):
+        return True
+    logger.warning("notification %s: its claim ran out before the outcome was recorded", notification.pk)
+    return False
+
+
+def _why_not_send(notification: Notification, now) -> str:
+    request = notification.event.request
+    if not notification.channel.enabled:
+        return "Not sent: the channel was disabled."
+    if notification.event.kind != NotificationKind.EXPIRED:
+        if not request.is_open:
+            return f"Not sent: the request was {request.state} before it went out."
+        if request.expires_at <= now:
+            return "Not sent: the request expired before it went out."
+    return ""
+
+
+def _send(notification: Notification, now) -> None:
+    channel = notification.channel
+    message = message_for(notification, now=now)
+    if channel.kind == ChannelKind.EMAIL:
+        email_send(to=notification.recipient, message=message, notification_id=notification.pk)
+    elif channel.kind == ChannelKind.SLACK:
+        slack_post(url=channel.url, message=message)
+    else:
+        webhook_post(url=channel.url, secret=channel.signing_secret, message=message, notification_id=notification.pk)
+
+
+def _deliver_one(notification: Notification, *, token: uuid.UUID, now, counts: DeliveryCounts, down: dict) -> None:
+    """Send one claimed notification and record what happened. `down` holds the channels
+    that did not answer earlier in this pass (id -> when to try again): their other
+    notifications wait for the next try without spending an attempt, so a dead receiver
+    costs a pass one timeout, however many messages wait for it."""
+    event, channel = notification.event, notification.channel
+    where = notification.recipient or f"channel {channel.name!r} ({channel.kind})"
+    about = f"notification {notification.pk} ({event.kind}, {event.request.action_id}) to {where}"
+    skip = _why_not_send(notification, now)
+    if skip:
+        if _settle(notification, token, status=NotificationStatus.SKIPPED, last_error=skip):
+            counts.skipped += 1
+            logger.info("%s skipped: %s", about, skip)
+        return
+    if channel.pk in down:
+        retry_at, error = down[channel.pk]
+        if _settle(notification, token, status=NotificationStatus.PENDING, attempts=F("attempts") - 1,
+                   next_attempt_at=retry_at, last_error=f"Not tried: the channel did not answer just before ({error})."):
+            counts.retrying += 1
+        return
+    try:
+        _send(notification, now)
+    except DeliveryError as exc:
+        error, unreachable = str(exc), exc.unreachable
+    except Exception as exc:  # one broken message must not stop the rest of the pass
+        error, unreachable = f"unexpected {type(exc).__name__}", False
+        logger.error("%s: %s while composing or sending", about, error)
+    else:
+        if _settle(notification, token, status=NotificationStatus.SENT, sent_at=timezone.now(), last_error=""):
+            counts.sent += 1
+            logger.info("%s sent (attempt %s)", about, notification.attempts)
+        return
+
+    delay = retry_delay(notification.attempts)
+    if unreachable:
+        down[channel.pk] = (now + delay, error)
+    if notification.attempts >= notification.max_attempts:
+        if _settle(notification, token, status=NotificationStatus.FAILED, last_error=error):
+            counts.failed += 1
+            logger.error("%s failed for good after %s attempts: %s", about, notification.attempts, error)
+        return
+    if _settle(notification, token, status=NotificationStatus.PENDING, next_attempt_at=now + delay, last_error=error):
+        counts.retrying += 1
+        logger.warning(
+            "%s failed (attempt %s of %s), next try in %s s: %s",
+            about, notification.attempts, notification.max_attempts, int(delay.total_seconds()), error,
+        )
+
+
+def notifications_deliver(*, now=None, batch: int = 50) -> DeliveryCounts:
+    """Claim up to `batch` due notifications and send them. Safe with any number of
+    workers at once: each notification is claimed by one, so it is sent once."""
+    now = now or timezone.now()
+    counts = DeliveryCounts()
+    token, claimed = _claim(now=now, batch=batch)
+    down = {}
+    for notification in claimed:
+        _deliver_one(notification, token=token, now=now, counts=counts, down=down)
+    return counts
+
+
+def notifications_work(*, now=None, batch: int = 50) -> tuple[int, DeliveryCounts]:
+    """One pass of the worker: write the reminders that fell due, then send what is due,
+    batch after batch while batches come back full. (reminders written, counts)."""
+    now = now or timezone.now()
+    reminders = notifications_remind(now=now)
+    total = DeliveryCounts()
+    while True:
+        counts = notifications_deliver(now=now, batch=batch)
+        total.add(counts)
+        if counts.handled < batch:
+            return reminders, total
+
+
+def notifications_retry(*, notifications) -> int:
+    """Give failed notifications (a queryset) another round of attempts, now."""
+    return notifications.filter(status=NotificationStatus.FAILED).update(
+        status=NotificationStatus.PENDING, next_attempt_at=timezone.now(),
+        max_attempts=F("attempts") + settings.HITL_NOTIFY_MAX_ATTEMPTS,
+    )
+
+
+# --- people and channels -------------------------------------------------------------
+
+
+@transaction.atomic
+def notification_preferences_set(*, operator_id, wanted: dict[str, bool]) -> dict[str, bool]:
+    """Store which kinds a person wants in zakops.operators.preferences
+    (`{"notifications": {"requested": false, …}}`), keeping every other key there."""
+    operator = Operator.objects.select_for_update().filter(pk=operator_id).first()
+    if operator is None:
+        raise NotFound("This account has no ZakOps operator record to keep preferences in.")
+    preferences = operator.preferences if isinstance(operator.preferences, dict) else {}
+    chosen = preferences.get("notifications") if isinstance(preferences.get("notifications"), dict) else {}
+    chosen = {**chosen, **{kind: bool(on) for kind, on in wanted.items() if kind in NotificationKind.values}}
+    operator.preferences = {**preferences, "notifications": chosen}
+    operator.updated_at = timezone.now()
+    operator.save(update_fields=["preferences", "updated_at"])
+    return preferences_of(operator.preferences)
+
+
+SIGNING_SECRET_PREFIX = "whsec_"
+
+
+def channel_save(*, channel: Channel) -> str | None:
+    """Save a channel. A signed webhook without a signing secret gets a new one, which is
+    returned so that it can be shown once; other kinds keep none."""
+    generated = None
+    if channel.kind == ChannelKind.WEBHOOK and not channel.signing_secret:
+        generated = channel.signing_secret = SIGNING_SECRET_PREFIX + secrets.token_urlsafe(32)
+    elif channel.kind != ChannelKind.WEBHOOK:
+        channel.signing_secret = ""
+    channel.save()
+    return generated

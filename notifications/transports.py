@@ -1,0 +1,122 @@
+"""Sending one message: an e-mail through Django's e-mail backend, or an HTTP POST to a
+Slack-compatible or signed webhook (standard library, short timeout, no redirects).
+
+Failures are raised as `DeliveryError`, whose text is safe to log and store: it never
+holds the webhook address, the signing secret or the SMTP password.
+
+The signature of a signed webhook (`X-ZakOps-Signature: t=<unix time>,v1=<hex>`) is the
+HMAC-SHA256, keyed with the channel's signing secret, of `<unix time>.<raw body>`. A
+receiver recomputes it over the bytes it received, compares in constant time, and
+refuses a timestamp more than five minutes old (so a captured call can not be replayed).
+"""
+
+import hashlib
+import hmac
+import json
+import smtplib
+import socket
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from django.conf import settings
+from django.core.mail import EmailMessage
+
+from notifications.messages import Message
+
+SIGNATURE_HEADER = "X-ZakOps-Signature"
+SIGNATURE_TOLERANCE_SECONDS = 300
+USER_AGENT = "ZakOps-HITL-Notifications/1"
+
+
+class DeliveryError(Exception):
+    """A message could not be delivered; `str()` is safe to log. `unreachable`: the
+    receiver did not answer at all (refused, timed out), so its other messages would
+    wait in vain too."""
+
+    def __init__(self, message: str, *, unreachable: bool = False):
+        super().__init__(message)
+        self.unreachable = unreachable
+
+
+def signature(*, secret: str, timestamp: int, body: bytes) -> str:
+    """The X-ZakOps-Signature value for `body` sent at `timestamp`."""
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def signature_valid(*, secret: str, header: str, body: bytes, now: float | None = None) -> bool:
+    """What a receiver written in Python checks: the HMAC matches and is recent."""
+    try:
+        parts = dict(item.split("=", 1) for item in header.split(","))
+        timestamp = int(parts["t"])
+    except (KeyError, ValueError):
+        return False
+    if abs((now if now is not None else time.time()) - timestamp) > SIGNATURE_TOLERANCE_SECONDS:
+        return False
+    expected = signature(secret=secret, timestamp=timestamp, body=body).split("v1=", 1)[1]
+    return hmac.compare_digest(expected, parts.get("v1", ""))
+
+
+def _scrubbed(text: str, secrets: list[str]) -> str:
+    for secret in sorted((s for s in secrets if s and s != "/"), key=len, reverse=True):
+        text = text.replace(secret, "…")
+    return text[:500]
+
+
+def email_send(*, to: str, message: Message, notification_id: int) -> None:
+    email = EmailMessage(
+        subject=message.subject, body=message.text, to=[to],
+        headers={"Auto-Submitted": "auto-generated", "X-ZakOps-Notification": str(notification_id)},
+    )
+    try:
+        email.send(fail_silently=False)
+    except (smtplib.SMTPException, OSError) as exc:
+        detail = _scrubbed(f"{type(exc).__name__}: {exc}", [settings.EMAIL_HOST_PASSWORD, settings.EMAIL_HOST_USER])
+        unreachable = isinstance(exc, (smtplib.SMTPConnectError, smtplib.SMTPServerDisconnected, OSError))
+        raise DeliveryError(f"e-mail not accepted: {detail}", unreachable=unreachable) from None
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A webhook that answers with a redirect has not received the message."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+_opener = urllib.request.build_opener(_NoRedirects)
+
+
+def _post(*, url: str, body: bytes, headers: dict, secrets: list[str]) -> None:
+    request = urllib.request.Request(
+        url, data=body, method="POST",
+        headers={"Content-Type": "application/json", "User-Agent": USER_AGENT, **headers},
+    )
+    timeout = settings.HITL_NOTIFY_TIMEOUT_SECONDS
+    secrets = [url, urllib.parse.urlsplit(url).path, urllib.parse.urlsplit(url).query, *secrets]
+    try:
+        with _opener.open(request, timeout=timeout) as response:
+            response.read(4096)
+    except urllib.error.HTTPError as exc:
+        answer = exc.read(300).decode("utf-8", "replace").strip() if exc.fp else ""
+        raise DeliveryError(_scrubbed(f"HTTP {exc.code} {exc.reason}" + (f": {answer}" if answer else ""), secrets)) from None
+    except (TimeoutError, socket.timeout):
+        raise DeliveryError(f"no answer within {timeout} s", unreachable=True) from None
+    except urllib.error.URLError as exc:
+        raise DeliveryError(_scrubbed(f"could not connect: {exc.reason}", secrets), unreachable=True) from None
+    except (OSError, ValueError) as exc:
+        raise DeliveryError(_scrubbed(f"could not post: {type(exc).__name__}: {exc}", secrets)) from None
+
+
+def slack_post(*, url: str, message: Message) -> None:
+    _post(url=url, body=json.dumps({"text": message.slack_text}).encode(), headers={}, secrets=[])
+
+
+def webhook_post(*, url: str, secret: str, message: Message, notification_id: int) -> None:
+    body = json.dumps(message.payload, separators=(",", ":"), sort_keys=True).encode()
+    headers = {
+        SIGNATURE_HEADER: signature(secret=secret, timestamp=int(time.time()), body=body),
+        "X-ZakOps-Notification": str(notification_id),
+    }
+    _post(url=url, body=body, headers=headers, secrets=[secret])
