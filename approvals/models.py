@@ -10,7 +10,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Case, Q, Value, When
 from django.utils import timezone
 
 from zakops.models import Action, RiskLevel
@@ -45,6 +45,18 @@ class ApprovalRequest(models.Model):
     round = models.PositiveIntegerField(default=1, help_text="1 for the first request of the action, then 2, 3, …")
     state = models.CharField(max_length=20, choices=RequestState.choices, default=RequestState.PENDING)
     risk_level = models.CharField(max_length=20, choices=RiskLevel.choices)
+    # 3 for critical … 0 for low, kept by the database: the queue's order ("critical first,
+    # then oldest") is then one index read, however many requests were ever decided.
+    severity = models.GeneratedField(
+        expression=Case(
+            When(risk_level=RiskLevel.CRITICAL, then=Value(3)),
+            When(risk_level=RiskLevel.HIGH, then=Value(2)),
+            When(risk_level=RiskLevel.MEDIUM, then=Value(1)),
+            default=Value(0),
+        ),
+        output_field=models.SmallIntegerField(),
+        db_persist=True,
+    )
     score = models.FloatField()
     reasons = models.JSONField(default=list)
     recommendations = models.JSONField(default=list)
@@ -80,6 +92,7 @@ class ApprovalRequest(models.Model):
         ]
         indexes = [
             models.Index(fields=["state", "expires_at"], name="approvals_state_expiry"),
+            models.Index(fields=["state", "-severity", "created_at"], name="approvals_queue_order"),
             models.Index(fields=["-decided_at"], name="approvals_decided_at"),  # the pages' "Decided" tab
             models.Index(fields=["action_type", "-decided_at"], name="approvals_precedent"),
         ]

@@ -98,9 +98,9 @@ def _filtered(requests, filters: QueueFilters):
 
 
 def review_queue(*, filters: QueueFilters, per_page: int = PAGE_SIZE) -> QueuePage:
-    """One page of a queue tab: critical first, then the oldest action (as the API's
-    queue), the decided tab newest decision first; with the counts per risk level. Two
-    queries, whatever the page size."""
+    """One page of a queue tab: critical first, then the longest waiting (an index read:
+    `approvals_queue_order`), the decided tab newest decision first; with the counts per
+    risk level. Two queries, whatever the page size."""
     requests = _filtered(_tab_requests(filters.tab), filters)
     counts = {level: 0 for level in ("critical", "high", "medium", "low")}
     counts.update(requests.order_by().values("risk_level").annotate(n=Count("pk")).values_list("risk_level", "n"))
@@ -114,7 +114,7 @@ def review_queue(*, filters: QueueFilters, per_page: int = PAGE_SIZE) -> QueuePa
     if filters.tab == "decided":
         ordered = requests.order_by("-decided_at", "-pk")
     else:
-        ordered = requests.annotate(severity=SEVERITY_ORDER).order_by("severity", "action__created_at", "pk")
+        ordered = requests.order_by("-severity", "created_at", "pk")
     start = (page - 1) * per_page
     rows = list(ordered.select_related("action", "action__deal")[start:start + per_page])
     return QueuePage(rows=rows, counts=counts, total=total, page=page, pages=pages)
