@@ -6,6 +6,10 @@ import sys
 
 def main():
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "zakops_hitl.settings")
+    # Metrics files are for gunicorn's workers, which /metrics sums; a command (the sweep
+    # every minute, runserver) keeps its figures in its own memory instead of leaving a
+    # file per run in their folder.
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
     from django.core.exceptions import ImproperlyConfigured
 
     try:

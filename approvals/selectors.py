@@ -174,3 +174,25 @@ def action_history(*, action_id: str) -> list[DealEvent]:
 
 def review_action(*, action_id: str) -> Action | None:
     return Action.objects.select_related("deal").filter(pk=action_id).first()
+
+
+@dataclass(frozen=True)
+class RequestCounts:
+    open: dict  # (state, risk_level) -> requests waiting, every pair present
+    expired: int
+
+
+def request_counts() -> RequestCounts:
+    """Requests waiting for a person (not past their deadline) by state and risk level, and
+    how many expired; for the metrics. Two queries, on the (state, expires_at) index."""
+    now = timezone.now()
+    waiting = {(state, level): 0 for state in OPEN_STATES for level in ("low", "medium", "high", "critical")}
+    rows = (
+        ApprovalRequest.objects.filter(state__in=OPEN_STATES, expires_at__gt=now)
+        .values_list("state", "risk_level")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    for state, level, n in rows:
+        waiting[(state, level)] = waiting.get((state, level), 0) + n
+    return RequestCounts(open=waiting, expired=ApprovalRequest.objects.filter(state=RequestState.EXPIRED).count())

@@ -14,6 +14,7 @@ transactions begin IMMEDIATE), then the request moves with a compare-and-set
 whether this caller won. Locks are always taken in the order action, then request.
 """
 
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -36,9 +37,12 @@ from notifications.models import NotificationKind
 from notifications.services import notifications_write
 from risk.rulebook import rulebook_current
 from risk.services import risk_assess
-from zakops.models import Action, ActionStatus, Deal, DealEvent, OutboxEvent
+from zakops.models import Action, ActionStatus, Deal, DealEvent, OutboxEvent, RiskLevel
+from zakops_hitl import metrics
 from zakops_hitl.changes import feed
 from zakops_hitl.errors import Conflict, HitlError, InvalidInput, NotAllowed, NotFound
+
+decision_logger = logging.getLogger("hitl.decisions")
 
 EVENT_SOURCE = "zakops-hitl"
 MAX_REASON = 2000
@@ -55,11 +59,35 @@ EVENTS = {
 DECISIONS = {"approve": RequestState.APPROVED, "reject": RequestState.REJECTED, "quarantine": RequestState.QUARANTINED}
 
 
+def _after_commit(*, action: Action, request: ApprovalRequest, actor: Actor, event_type: str) -> None:
+    """Once the transition is committed (never for one rolled back): one log line and the
+    metrics. What is logged names the action, the request and the outcome; never the
+    reason, which is free text."""
+    fields = {
+        "event": event_type, "action_id": action.action_id, "approval_request_id": str(request.id),
+        "round": request.round, "outcome": request.state, "risk_level": request.risk_level,
+        "decider": actor.name, "decider_type": actor.kind,
+    }
+    opened_at, state, level = request.created_at, request.state, request.risk_level
+
+    def committed():
+        metrics.transition_count(
+            state=state, decider=actor.kind, risk_level=level, opened_at=opened_at, decided_at=timezone.now()
+        )
+        decision_logger.info(
+            "%s %s (request %s, round %s): %s by %s", event_type, fields["action_id"], fields["approval_request_id"],
+            fields["round"], state, actor.name, extra=fields,
+        )
+
+    transaction.on_commit(committed)
+
+
 def _record(*, action: Action, request: ApprovalRequest, actor: Actor, reason: str) -> None:
     """The audit row and the outbox row of one transition, in the caller's transaction;
-    the reviewer pages' live queue hears of it on commit."""
+    the reviewer pages' live queue hears of it on commit, as do the log and the metrics."""
     feed.announce(QUEUE_CHANNEL)
     event_type = EVENTS[request.state]
+    _after_commit(action=action, request=request, actor=actor, event_type=event_type)
     details = {
         "action_id": action.action_id,
         "request_id": str(request.id),

@@ -152,18 +152,20 @@ def scratch_postgres(name: str, *, hint: str = ""):
 
 
 def django_environment(database_url: str) -> dict:
-    """Production settings for this process and for gunicorn: no debug, no TLS redirect."""
+    """The production profile for this process and for gunicorn, on plain http: no TLS
+    redirect (DJANGO_SECURE=false), served on 127.0.0.1."""
     env = dict(os.environ)
     env.update(
         DJANGO_SETTINGS_MODULE="zakops_hitl.settings",
+        DJANGO_ENV="production",
         DATABASE_URL=database_url,
         DJANGO_DEBUG="false",
         DJANGO_SECURE="false",
         DJANGO_SECRET_KEY=os.environ.get("DJANGO_SECRET_KEY") or secrets.token_urlsafe(50),
     )
     env.setdefault("LOG_LEVEL", "WARNING")
-    hosts = env.get("DJANGO_ALLOWED_HOSTS")
-    if hosts and "127.0.0.1" not in [h.strip() for h in hosts.split(",")]:
+    hosts = env.get("DJANGO_ALLOWED_HOSTS") or "localhost"
+    if "127.0.0.1" not in [h.strip() for h in hosts.split(",")]:
         env["DJANGO_ALLOWED_HOSTS"] = f"{hosts},127.0.0.1"
     return env
 

@@ -23,6 +23,7 @@ from django.utils import timezone
 from checkpoints.models import SequenceFloor
 from checkpoints.selectors import active_q, checkpoint_for_action
 from zakops.models import Action, CheckpointStatus, CheckpointType, ExecutionCheckpoint
+from zakops_hitl import metrics
 from zakops_hitl.errors import Conflict, InvalidInput, NotFound, TooLarge
 
 
@@ -80,8 +81,10 @@ def checkpoint_save(
         fields.update(id=row[0], correlation_id=row[1], sequence_number=row[2])
         checkpoint = ExecutionCheckpoint(checkpoint_data=checkpoint_data, status=CheckpointStatus.ACTIVE, **fields)
         checkpoint._state.adding, checkpoint._state.db = False, connection.alias
-        return checkpoint
-    return _save_in_transaction(checkpoint_data=checkpoint_data, **fields)
+    else:
+        checkpoint = _save_in_transaction(checkpoint_data=checkpoint_data, **fields)
+    transaction.on_commit(metrics.CHECKPOINT_SAVES.inc)
+    return checkpoint
 
 
 @transaction.atomic
@@ -127,6 +130,7 @@ def checkpoint_resume(*, action_id: str, checkpoint_id: uuid.UUID, resumed_by: u
     checkpoint = checkpoint_for_action(action_id=action_id, checkpoint_id=checkpoint_id)
     if not won:
         raise _not_active_conflict(checkpoint, "resumed", now)
+    transaction.on_commit(metrics.CHECKPOINT_RESUMES.inc)
     return checkpoint
 
 

@@ -5,8 +5,17 @@ database query while nothing changed:
 
 - PostgreSQL: triggers on the tables send NOTIFY <channel> on commit (whoever made the
   change: admin, a script, SQL), and one daemon thread per process LISTENs to every
-  channel. While a channel is not being listened to, `changed()` answers True for it, so a missed
-  notification can never leave a cache stale; it just reloads more often.
+  channel, on DATABASE_LISTEN_URL when set (a direct connection, past PgBouncer), else on
+  the app's own database settings. While a channel is not being listened to, `changed()`
+  answers True for it, so a missed notification can never leave a cache stale; it just
+  reloads more often.
+- PostgreSQL through a transaction pooler (DATABASE_TRANSACTION_POOLING) with no
+  DATABASE_LISTEN_URL: LISTEN can not work there (the pooler hands the connection to
+  someone else after each transaction), so the same triggers also bump a row per channel
+  in `hitl_change_version`, and `changed()` reads those rows at most once a second per
+  process: a change elsewhere is seen within a second. A channel with no version row (the
+  reviewer queue's, whose writes are too frequent for one shared row) counts as changed
+  once a second.
 - SQLite file: `announce(channel)` touches `<database>.<channel>` on commit and
   `changed()` compares its modification time (one `stat`). SQLite serves one machine,
   so a file beside the database reaches every process that uses it.
@@ -19,7 +28,8 @@ import threading
 import time
 from pathlib import Path
 
-from django.db import connection, transaction
+from django.conf import settings
+from django.db import DatabaseError, connection, transaction
 
 logger = logging.getLogger(__name__)
 
@@ -51,13 +61,18 @@ class _Listener:
         self.thread = threading.Thread(target=self._run, name="hitl-change-listener", daemon=True)
         self.thread.start()
 
+    # Django's own OPTIONS, not connection parameters of libpq.
+    _NOT_CONNINFO = {"options", "isolation_level", "assume_role", "server_side_binding", "pool", "prepare_threshold"}
+
     def _conninfo(self) -> str:
         from psycopg.conninfo import make_conninfo
 
         s = self.settings_dict
+        extra = {k: v for k, v in (s.get("OPTIONS") or {}).items() if k not in self._NOT_CONNINFO and v is not None}
         return make_conninfo(
-            dbname=s["NAME"], host=s["HOST"] or None, port=s["PORT"] or None,
-            user=s["USER"] or None, password=s["PASSWORD"] or None,
+            dbname=s["NAME"], host=s.get("HOST") or None, port=s.get("PORT") or None,
+            user=s.get("USER") or None, password=s.get("PASSWORD") or None, application_name="zakops-hitl listener",
+            **extra,
         )
 
     def _run(self):
@@ -91,21 +106,33 @@ class _Listener:
         self.thread.join(timeout=self.POLL_SECONDS * 5)
 
 
+VERSION_TABLE = "hitl_change_version"
+
+
 class ChangeFeed:
+    POLL_SECONDS = 1.0  # in "poll" mode, how often the version rows are read
+
     def __init__(self):
         self._subscriptions: list[Subscription] = []
         self._lock = threading.Lock()
         self._listener: _Listener | None = None
-        self._mode: str | None = None  # "postgresql", "file" or "memory"
+        self._mode: str | None = None  # "postgresql" (LISTEN), "poll", "file" or "memory"
         self._base: str | None = None
+        self._poll_lock = threading.Lock()
+        self._next_poll = 0.0
+        self._versions: dict = {}
 
     def _setup(self):
         with self._lock:
             if self._mode is not None:
                 return
             if connection.vendor == "postgresql":
-                self._listener = _Listener(dict(connection.settings_dict), self)
-                mode = "postgresql"
+                direct = getattr(settings, "HITL_LISTEN_DATABASE", None)
+                if direct is None and getattr(settings, "DATABASE_TRANSACTION_POOLING", False):
+                    mode = "poll"
+                else:
+                    self._listener = _Listener(dict(direct or connection.settings_dict), self)
+                    mode = "postgresql"
             else:
                 name = str(connection.settings_dict["NAME"])
                 in_memory = connection.is_in_memory_db() or name.startswith("file:")
@@ -140,11 +167,36 @@ class ChangeFeed:
         except FileNotFoundError:
             return None
 
+    def _poll(self) -> None:
+        """Read the version rows, unless that was done less than POLL_SECONDS ago; mark
+        the channels whose version moved (or that have none)."""
+        if time.monotonic() < self._next_poll:
+            return
+        with self._poll_lock:
+            if time.monotonic() < self._next_poll:
+                return
+            try:
+                # A savepoint inside a caller's transaction: a failure here leaves it usable.
+                with transaction.atomic(), connection.cursor() as cursor:
+                    cursor.execute(f"SELECT channel, version FROM {VERSION_TABLE}")
+                    versions = dict(cursor.fetchall())
+            except DatabaseError:
+                logger.warning("change feed: %s could not be read; caches reload", VERSION_TABLE, exc_info=True)
+                versions = {}
+            for channel in self.channels():
+                seen = versions.get(channel)
+                if seen is None or seen != self._versions.get(channel):
+                    self.mark(channel)
+            self._versions = versions
+            self._next_poll = time.monotonic() + self.POLL_SECONDS
+
     def changed(self, subscription: Subscription) -> bool:
         if self._mode is None:
             self._setup()
         if self._mode == "postgresql" and subscription.channel not in self._listener.listening_to:
             return True
+        if self._mode == "poll":
+            self._poll()
         if self._mode == "file":
             stamp = self._file_stamp(subscription.channel)
             if stamp != subscription.file_stamp:
@@ -156,10 +208,26 @@ class ChangeFeed:
         return False
 
     def listening(self, channel: str) -> bool:
-        """Whether a change made elsewhere to `channel` would be seen now."""
+        """Whether a change made elsewhere to `channel` would be seen now (in "poll" mode:
+        within a second)."""
         if self._mode is None:
             self._setup()
         return self._mode != "postgresql" or channel in self._listener.listening_to
+
+    def ready(self, timeout: float = 0.0) -> str | None:
+        """How changes made elsewhere reach this process ("listening", "polling", "file",
+        "memory"), waiting up to `timeout` seconds for the listener to connect; None when
+        it is not connected to every channel."""
+        if self._mode is None:
+            self._setup()
+        if self._mode != "postgresql":
+            return {"poll": "polling"}.get(self._mode, self._mode)
+        deadline = time.monotonic() + timeout
+        while not all(self.listening(channel) for channel in self.channels()):
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.02)
+        return "listening"
 
     def announce(self, channel: str) -> None:
         """Call after writing data of `channel`: this process at once, the others on commit
@@ -179,6 +247,7 @@ class ChangeFeed:
         """Close the listener's connection (tests and tools); the next use starts anew."""
         with self._lock:
             listener, self._listener, self._mode = self._listener, None, None
+            self._next_poll, self._versions = 0.0, {}
         if listener is not None:
             listener.stop()
         self.mark_all()
@@ -195,20 +264,49 @@ def notify_triggers_create(schema_editor, *, channel: str, tables: dict) -> None
     e.g. {"risk_riskrule": "AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE"}."""
     if schema_editor.connection.vendor != "postgresql":
         return
+    _notify_function(schema_editor, channel=channel, versioned=False)
+    for table, events in tables.items():
+        schema_editor.execute(
+            f"CREATE TRIGGER {table}_{channel} {events} ON {table} FOR EACH STATEMENT EXECUTE FUNCTION {channel}_notify()"
+        )
+
+
+def _notify_function(schema_editor, *, channel: str, versioned: bool) -> None:
+    bump = f"UPDATE {VERSION_TABLE} SET version = version + 1 WHERE channel = '{channel}';" if versioned else ""
     schema_editor.execute(
         f"""
         CREATE OR REPLACE FUNCTION {channel}_notify() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
             PERFORM pg_notify('{channel}', TG_TABLE_NAME);
+            {bump}
             RETURN NULL;
         END
         $$
         """
     )
-    for table, events in tables.items():
-        schema_editor.execute(
-            f"CREATE TRIGGER {table}_{channel} {events} ON {table} FOR EACH STATEMENT EXECUTE FUNCTION {channel}_notify()"
-        )
+
+
+def change_version_create(schema_editor, *, channel: str) -> None:
+    """Make the triggers of `channel` (made by notify_triggers_create) also count its
+    changes in a row of hitl_change_version, which "poll" mode reads. For channels whose
+    tables change seldom (rules, tokens): the row is one lock that every writer takes."""
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    schema_editor.execute(
+        f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (channel varchar(63) PRIMARY KEY, version bigint NOT NULL DEFAULT 0)"
+    )
+    schema_editor.execute(f"INSERT INTO {VERSION_TABLE} (channel) VALUES ('{channel}') ON CONFLICT DO NOTHING")
+    _notify_function(schema_editor, channel=channel, versioned=True)
+
+
+def change_version_drop(schema_editor, *, channel: str) -> None:
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    _notify_function(schema_editor, channel=channel, versioned=False)
+    schema_editor.execute(f"DELETE FROM {VERSION_TABLE} WHERE channel = '{channel}'")
+    schema_editor.execute(
+        f"DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM {VERSION_TABLE}) THEN DROP TABLE {VERSION_TABLE}; END IF; END $$"
+    )
 
 
 def notify_triggers_drop(schema_editor, *, channel: str, tables: dict) -> None:

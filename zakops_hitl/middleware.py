@@ -1,6 +1,97 @@
-"""Django's login-required middleware, asking about the user only for views that need it."""
+"""Middleware of the app: the request log (with its request id and latency metric), and
+Django's login-required middleware asking about the user only for views that need it."""
 
+import logging
+import re
+import time
+import uuid
+
+from django.conf import settings
 from django.contrib.auth.middleware import LoginRequiredMiddleware as DjangoLoginRequiredMiddleware
+from django.utils.functional import SimpleLazyObject, empty
+
+from zakops_hitl import logs, metrics
+
+request_logger = logging.getLogger("hitl.requests")
+
+# An incoming X-Request-ID is kept when it looks like an id (a UUID, a trace id, a
+# load balancer's token); anything else is replaced, so no log line carries what a
+# client wrote into it.
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+
+
+def client_ip(request) -> str | None:
+    """The client's address: REMOTE_ADDR, or behind HITL_PROXY_COUNT reverse proxies the
+    address the outermost one saw (X-Forwarded-For, counted from the right, as each proxy
+    appends the address it was reached from). Used by the log and by sign-in throttling."""
+    remote = request.META.get("REMOTE_ADDR")
+    proxies = settings.HITL_PROXY_COUNT
+    if not proxies:
+        return remote
+    forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
+    if len(forwarded) < proxies:
+        return remote  # not through all of them: take the connection's own address
+    return forwarded[-proxies]
+
+
+def _route(request) -> str:
+    """The URL pattern's name (bounded: one label per endpoint), never the raw path."""
+    match = getattr(request, "resolver_match", None)
+    if match is not None:
+        return match.view_name or match.route or "unnamed"
+    if request.path_info.startswith("/" + settings.STATIC_URL.lstrip("/")):
+        return "static"
+    return "unmatched"
+
+
+def _who(request) -> tuple[str | None, str]:
+    """(user name, how they authenticated): "token", "session" or "none". The session is
+    not read for this: a request whose view never asked who it was is logged as such."""
+    user = request.__dict__.get("user")
+    if isinstance(user, SimpleLazyObject):
+        user = None if user._wrapped is empty else user._wrapped
+    if user is None or not user.is_authenticated:
+        return None, "none"
+    from accounts.models import ApiToken
+
+    return user.get_username(), "token" if isinstance(getattr(request, "auth", None), ApiToken) else "session"
+
+
+class RequestLogMiddleware:
+    """One log line per request: id, method, route, status, duration, who. The id is the
+    incoming X-Request-ID when sane, else a new one, and goes back in the response."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        incoming = request.META.get("HTTP_X_REQUEST_ID", "")
+        rid = incoming if _SANE_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        request.request_id = rid
+        # Left set after the response: Django logs a 4xx or 5xx (django.request) after the
+        # middleware has returned, and that line belongs to this request too.
+        logs.request_id.set(rid)
+        start = time.perf_counter()
+        status = 500
+        try:
+            response = self.get_response(request)
+            status = response.status_code
+            response["X-Request-ID"] = rid
+            return response
+        finally:
+            seconds = time.perf_counter() - start
+            route = _route(request)
+            metrics.request_observe(route=route, method=request.method, status=status, seconds=seconds)
+            if request_logger.isEnabledFor(logging.INFO):
+                user, auth = _who(request)
+                request_logger.info(
+                    "%s %s %s %.1f ms", request.method, route, status, seconds * 1000,
+                    extra={
+                        "request_id": rid, "method": request.method, "route": route, "path": request.path[:200],
+                        "status": status, "duration_ms": round(seconds * 1000, 2), "user": user, "auth": auth,
+                        "client": client_ip(request),
+                    },
+                )
 
 
 class LoginRequiredMiddleware(DjangoLoginRequiredMiddleware):

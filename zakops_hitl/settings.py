@@ -1,10 +1,20 @@
 """Settings for ZakOps HITL, read from the environment (and `.env`, when present).
 
+One variable, DJANGO_ENV, picks the profile:
+
+- development (the default): the quick start. `runserver` serves static/ as it is, with
+  no `collectstatic`; without DJANGO_SECRET_KEY a key is kept in var/secret_key.
+- test: what pytest runs with (tests/profile.py sets it); like development, but no key file.
+- production: secrets only from the environment (DJANGO_SECRET_KEY and
+  DJANGO_ALLOWED_HOSTS are required), TLS assumed (DJANGO_SECURE defaults to true), hashed
+  and compressed static files from `collectstatic`, JSON logs; `check --deploy` is clean.
+
 Every variable is listed in `.env.example`. An invalid value stops start-up with a
 message naming the variable; nothing falls back silently.
 """
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -58,7 +68,7 @@ def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     return value
 
 
-def _database(url: str | None) -> dict:
+def _database(url: str | None, name: str = "DATABASE_URL") -> dict:
     if not url:
         return {
             "ENGINE": "django.db.backends.sqlite3",
@@ -67,14 +77,14 @@ def _database(url: str | None) -> dict:
     scheme = urlsplit(url).scheme
     if scheme not in {"postgres", "postgresql", "pgsql", "sqlite"}:
         raise ImproperlyConfigured(
-            f"DATABASE_URL must start with postgres:// or sqlite:///, got scheme {scheme or 'none'!r}"
+            f"{name} must start with postgres:// or sqlite:///, got scheme {scheme or 'none'!r}"
         )
     try:
         config = environ.Env.db_url_config(url)
     except ValueError as exc:
-        raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from None
+        raise ImproperlyConfigured(f"{name} is not a valid database URL: {exc}") from None
     if not config.get("NAME"):
-        raise ImproperlyConfigured("DATABASE_URL names no database")
+        raise ImproperlyConfigured(f"{name} names no database")
     return config
 
 
@@ -105,6 +115,12 @@ def _secret_key() -> str:
     key = env.str("DJANGO_SECRET_KEY", default="")
     if key:
         return key
+    if PROFILE == "production":
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY must be set with DJANGO_ENV=production (the same key on every app server)"
+        )
+    if PROFILE == "test":
+        return "test-only-" + "k" * 50  # never written anywhere, never used outside tests
     # Embedded use: keep a generated key beside the SQLite file so sessions survive
     # restarts. Production sets DJANGO_SECRET_KEY (several servers must share it).
     path = BASE_DIR / "var" / "secret_key"
@@ -115,16 +131,26 @@ def _secret_key() -> str:
     return path.read_text().strip()
 
 
+PROFILE = _choice("DJANGO_ENV", "development", ("development", "test", "production"))
+PRODUCTION = PROFILE == "production"
+
 DEBUG = _bool("DJANGO_DEBUG", False)
+if DEBUG and PRODUCTION:
+    raise ImproperlyConfigured("DJANGO_DEBUG=true is not allowed with DJANGO_ENV=production")
 SECRET_KEY = _secret_key()
-ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=[] if PRODUCTION else ["127.0.0.1", "localhost"])
+if PRODUCTION and not ALLOWED_HOSTS:
+    raise ImproperlyConfigured("DJANGO_ALLOWED_HOSTS must be set with DJANGO_ENV=production, e.g. hitl.example.com")
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
-# Behind TLS in production; off for the embedded quick start on plain http.
-SECURE = _bool("DJANGO_SECURE", False)
+# Behind TLS in production (set false only to try the production profile on plain http);
+# off for the quick start.
+SECURE = _bool("DJANGO_SECURE", PRODUCTION)
 SESSION_COOKIE_SECURE = SECURE
 CSRF_COOKIE_SECURE = SECURE
 SECURE_SSL_REDIRECT = SECURE
+# Probes and Prometheus reach an app server directly, on plain http inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SECURE_HSTS_SECONDS = 31536000 if SECURE else 0
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE
 SECURE_HSTS_PRELOAD = SECURE
@@ -144,6 +170,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "csp",
+    "axes",
     "zakops",
     "accounts",
     "risk",
@@ -153,6 +180,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "zakops_hitl.middleware.RequestLogMiddleware",  # first: it times and logs everything below
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -164,6 +192,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a refused sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 # Every script and style comes from static/: no inline script, no inline style, no CDN.
@@ -201,10 +231,27 @@ TEMPLATES = [
 
 DATABASES = {"default": _database(env.str("DATABASE_URL", default=""))}
 _db = DATABASES["default"]
+# DATABASE_URL goes through a pooler in transaction mode (PgBouncer pool_mode=transaction):
+# a server connection is someone else's after each transaction, so nothing may live on
+# it between transactions: no prepared statements, no server-side cursors, no LISTEN, and
+# no search_path sent at connect time (PgBouncer refuses the `options` parameter). The
+# search_path is then set on the role or database (README, PgBouncer).
+DATABASE_TRANSACTION_POOLING = _bool("DATABASE_TRANSACTION_POOLING", False)
+# A direct connection (not through the pooler) for the change feed's LISTEN; without one
+# behind a transaction pooler, the feed reads a version row at most once a second.
+_listen_url = env.str("DATABASE_LISTEN_URL", default="")
+HITL_LISTEN_DATABASE = _database(_listen_url, "DATABASE_LISTEN_URL") if _listen_url else None
+if HITL_LISTEN_DATABASE and HITL_LISTEN_DATABASE["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured("DATABASE_LISTEN_URL must be a postgres:// URL")
 if _db["ENGINE"] == "django.db.backends.postgresql":
-    # Django's own tables go to the first schema (public); the ZakOps tables are
-    # found in schema zakops. See zakops/ddl.py for why this is safe.
-    _db.setdefault("OPTIONS", {})["options"] = "-c search_path=public,zakops"
+    _options = _db.setdefault("OPTIONS", {})
+    if DATABASE_TRANSACTION_POOLING:
+        _options["prepare_threshold"] = None
+        _db["DISABLE_SERVER_SIDE_CURSORS"] = True
+    else:
+        # Django's own tables go to the first schema (public); the ZakOps tables are
+        # found in schema zakops. See zakops/ddl.py for why this is safe.
+        _options["options"] = "-c search_path=public,zakops"
     _db["CONN_MAX_AGE"] = _int("DATABASE_CONN_MAX_AGE", 60)
     _db["CONN_HEALTH_CHECKS"] = True
 else:
@@ -230,7 +277,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-AUTHENTICATION_BACKENDS = ["accounts.backends.EmailBackend"]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out account or address
+    "accounts.backends.EmailBackend",
+]
 SESSION_ENGINE = "zakops_hitl.sessions"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
@@ -241,21 +291,42 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
+# --- sign-in throttling (django-axes) -------------------------------------------------
+# Failed sign-ins are counted per account and per client address, in the database (so
+# every app server counts together). After HITL_LOGIN_FAILURE_LIMIT failures for one of
+# them, sign-in is refused for HITL_LOGIN_LOCKOUT_MINUTES, also with the right password;
+# an admin can unlock sooner (admin, Axes, Access attempts: delete the row). API tokens
+# never pass through this.
+AXES_FAILURE_LIMIT = _int("HITL_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=_int("HITL_LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one alone locks
+AXES_USERNAME_CALLABLE = "accounts.backends.sign_in_username"
+AXES_CLIENT_IP_CALLABLE = "zakops_hitl.middleware.client_ip"
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "accounts.views.sign_in_refused"  # templates/registration/locked_out.html, 429
+# How many reverse proxies in front of the app append to X-Forwarded-For; the client's
+# address is the one the outermost of them saw. 0: the connection's own address.
+HITL_PROXY_COUNT = _int("HITL_PROXY_COUNT", 0)
+
+# --- static files ---------------------------------------------------------------------
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(env.str("DJANGO_STATIC_ROOT", default="") or BASE_DIR / "staticfiles")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
+        # Production serves what `collectstatic` wrote: hashed names (cached for a year by
+        # whitenoise) and gzip/brotli copies. Development and tests read static/ directly,
+        # so a fresh clone needs no collectstatic, whatever DJANGO_DEBUG says.
         "BACKEND": (
-            "django.contrib.staticfiles.storage.StaticFilesStorage"
-            if DEBUG
-            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if PRODUCTION
+            else "django.contrib.staticfiles.storage.StaticFilesStorage"
         )
     },
 }
-# Tests and `runserver` work without collectstatic; production runs collectstatic.
-WHITENOISE_USE_FINDERS = DEBUG or _bool("WHITENOISE_USE_FINDERS", False)
+WHITENOISE_USE_FINDERS = _bool("WHITENOISE_USE_FINDERS", not PRODUCTION)
+WHITENOISE_AUTOREFRESH = not PRODUCTION
 WHITENOISE_MANIFEST_STRICT = False
 
 REST_FRAMEWORK = {
@@ -291,12 +362,27 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# One line per request (zakops_hitl.middleware) and per decision (approvals.services),
+# with the request id; JSON in production, text otherwise (LOG_FORMAT). No line holds a
+# token, a password or a session id: requests are logged by route, never by header.
+LOG_FORMAT = _choice("LOG_FORMAT", "json" if PRODUCTION else "text", ("json", "text"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO").upper()},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "zakops_hitl.logs.JsonFormatter"},
+    },
+    "filters": {"request": {"()": "zakops_hitl.logs.RequestIdFilter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request"]},
+    },
+    "root": {"handlers": ["console"], "level": _choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error", "critical")).upper()},
+    "loggers": {
+        # runserver's own line per request repeats the request log's; keep its warnings.
+        "django.server": {"handlers": ["console"], "level": "WARNING", "propagate": False},
+        "axes.apps": {"level": "WARNING"},  # its start-up banner, on every manage.py command
+    },
 }
 
 # --- ZakOps HITL behaviour (SPEC §1) -------------------------------------------------

@@ -37,6 +37,8 @@ urlpatterns = [
     path("", include("approvals.urls")),
     path("", include("notifications.urls")),
     path("healthz", views.health, name="health"),
+    path("readyz", views.ready, name="ready"),
+    path("metrics", views.MetricsView.as_view(), name="metrics"),
     path("favicon.ico", views.favicon),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

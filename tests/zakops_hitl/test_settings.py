@@ -29,6 +29,12 @@ def run_check(**env_overrides):
         ("HITL_CHECKPOINT_MAX_BYTES", "lots"),
         ("HITL_JSON_MAX_DEPTH", "0"),
         ("HITL_JSON_MAX_DEPTH", "deep"),
+        ("DJANGO_ENV", "staging"),
+        ("DATABASE_TRANSACTION_POOLING", "sometimes"),
+        ("DATABASE_LISTEN_URL", "mysql://root@localhost/zakops"),
+        ("HITL_LOGIN_FAILURE_LIMIT", "0"),
+        ("HITL_PROXY_COUNT", "-1"),
+        ("LOG_FORMAT", "xml"),
     ],
 )
 def test_invalid_setting_stops_startup_with_one_line_naming_it(variable, value):

@@ -1,0 +1,236 @@
+"""Mixed load run: the engine and reviewers at once, under gunicorn on PostgreSQL, driven
+by locust (headless, for a bounded time, on 127.0.0.1 only). It prints figures and checks
+the database; it asserts nothing about speed.
+
+The engine (bearer token) opens approval requests, polls their decisions and saves
+checkpoints; reviewers (signed in with a password) load the queue page, refresh it as
+htmx does and decide rows through the page. See bench/locustfile.py.
+
+Reported: requests/s, p50/p95/p99 per endpoint, errors (any answer that is not the
+expected one). Then the database is checked: every request opened has exactly one
+`hitl.approval_requested` event and outbox row; every decision exactly one event and one
+outbox row of its kind; as many requests and decisions as locust saw succeed; every
+action's checkpoint numbers 0..n-1.
+
+    .venv/bin/python -m pip install -r bench/requirements.txt     # locust
+    .venv/bin/python bench/mixed.py [--seconds 60] [--engines 16] [--reviewers 4] [--workers 2]
+"""
+
+import argparse
+import json
+import logging
+import os
+import platform
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import _common as common  # bench/_common.py: this script's folder is first on sys.path
+
+ACTION_PREFIX = "bench-mixed-"
+ENGINE_NAME = "bench-mixed-engine"
+REVIEWER_EMAIL = "bench-reviewer-{n}@bench.example.com"
+BACKLOG = 300  # pending requests opened before the run, so reviewers have work at once
+
+
+def arguments():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL") or None, help=common.POSTGRES_DATABASE_HELP)
+    parser.add_argument("--seconds", type=int, default=60, help="how long locust runs (default 60)")
+    parser.add_argument("--engines", type=int, default=16, help="engine users (default 16)")
+    parser.add_argument("--reviewers", type=int, default=4, help="reviewers, each signed in (default 4)")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
+    parser.add_argument("--port", type=int, default=8093, help="preferred port on 127.0.0.1 (default 8093)")
+    parser.add_argument("--timeout", type=int, default=300, help="stop everything after this many seconds plus the run")
+    return parser.parse_args()
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+        memory_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        memory_kb = 0
+    return f"{os.cpu_count()} CPUs ({model}), {memory_kb / 1024 / 1024:.1f} GiB RAM, {platform.system()} {platform.release()}"
+
+
+def prepare(args, folder: Path) -> dict:
+    """Accounts, tokens and a backlog of pending requests; returns locust's environment."""
+    from accounts.selectors import actor_of
+    from accounts.services import api_token_create, operator_upsert, service_account_ensure
+    from approvals.services import approval_request
+
+    engine = service_account_ensure(name=ENGINE_NAME)
+    token = api_token_create(user=engine, name="bench mixed")[1]
+    reviewers = []
+    for n in range(1, args.reviewers + 1):
+        password = secrets.token_urlsafe(16)
+        operator_upsert(email=REVIEWER_EMAIL.format(n=n), role="operator", password=password, name=f"Bench reviewer {n}")
+        reviewers.append(f"{REVIEWER_EMAIL.format(n=n)}:{password}")
+    started = time.perf_counter()
+    for i in range(BACKLOG):
+        approval_request(
+            action_id=f"{ACTION_PREFIX}backlog-{i:05d}", action_type="COMMUNICATION.DRAFT_EMAIL",
+            title=f"Backlog draft {i}", requester=actor_of(engine),
+        )
+    print(f"{BACKLOG} pending requests opened in {time.perf_counter() - started:.1f} s; {args.reviewers} reviewers")
+    return {
+        "BENCH_ENGINE_TOKEN": token,
+        "BENCH_REVIEWERS": ",".join(reviewers),
+        "BENCH_ACTION_PREFIX": ACTION_PREFIX,
+        "BENCH_OUTCOMES": str(folder / "outcomes.json"),
+    }
+
+
+def locust_run(args, base_url: str, folder: Path, env: dict) -> subprocess.CompletedProcess:
+    users = args.engines + args.reviewers
+    command = [
+        common.PYTHON, "-m", "locust", "-f", str(common.ROOT / "bench" / "locustfile.py"), "--headless",
+        "--host", base_url, "--users", str(users), "--spawn-rate", str(users), "--run-time", f"{args.seconds}s",
+        "--stop-timeout", "5", "--csv", str(folder / "mixed"), "--only-summary", "--loglevel", "WARNING",
+    ]
+    return subprocess.run(
+        [str(c) for c in command], cwd=common.ROOT, env=env, capture_output=True, text=True, timeout=args.seconds + 120
+    )
+
+
+def print_stats(outcomes: dict) -> None:
+    common.heading("Per endpoint (ms)")
+    rows = [*outcomes["endpoints"], {**outcomes["all"], "name": "all"}]
+    width = max(len(row["name"]) for row in rows)
+    print(f"{'endpoint':<{width}}  {'requests':>8}  {'req/s':>7}  {'p50':>5}  {'p95':>5}  {'p99':>5}  {'errors':>6}")
+    for row in rows:
+        print(
+            f"{row['name']:<{width}}  {row['requests']:>8}  {row['rps']:>7.1f}  "
+            f"{row['p50']:>5.0f}  {row['p95']:>5.0f}  {row['p99']:>5.0f}  {row['errors']:>6}"
+        )
+
+
+def database_check(outcomes: dict) -> list[str]:
+    """What the database must show after the run; a list of problems (empty: all good)."""
+    from django.db.models import Count
+
+    from approvals.models import ApprovalRequest, RequestState
+    from approvals.services import EVENTS
+    from zakops.models import DealEvent, ExecutionCheckpoint, OutboxEvent
+
+    problems = []
+    requests = ApprovalRequest.objects.filter(action__action_id__startswith=ACTION_PREFIX)
+    by_person = requests.filter(decided_by__isnull=False)
+    events = DealEvent.objects.filter(details__action_id__startswith=ACTION_PREFIX)
+    outbox = OutboxEvent.objects.filter(aggregate_id__startswith=ACTION_PREFIX)
+
+    def per_request(rows, key):
+        return dict(rows.values_list(key).annotate(n=Count("pk")).values_list(key, "n"))
+
+    opened = per_request(events.filter(event_type=EVENTS[RequestState.PENDING]), "details__request_id")
+    opened_out = per_request(outbox.filter(event_type=EVENTS[RequestState.PENDING]), "event_data__request_id")
+    for request_id in map(str, requests.values_list("pk", flat=True)):
+        if opened.get(request_id) != 1 or opened_out.get(request_id) != 1:
+            problems.append(f"request {request_id}: {opened.get(request_id, 0)} requested events, {opened_out.get(request_id, 0)} outbox rows")
+    decided_states = (RequestState.APPROVED, RequestState.REJECTED)
+    for state in decided_states:
+        ids = {str(pk) for pk in by_person.filter(state=state).values_list("pk", flat=True)}
+        got = per_request(events.filter(event_type=EVENTS[state]), "details__request_id")
+        got_out = per_request(outbox.filter(event_type=EVENTS[state]), "event_data__request_id")
+        for request_id in ids | set(got) | set(got_out):
+            if request_id not in ids or got.get(request_id) != 1 or got_out.get(request_id) != 1:
+                problems.append(f"{state} {request_id}: {got.get(request_id, 0)} events, {got_out.get(request_id, 0)} outbox rows")
+    created = requests.exclude(action__action_id__contains="-backlog-").count()
+    if created != outcomes["opened"]:
+        problems.append(f"{outcomes['opened']} requests answered 201, {created} in the database")
+    decided = by_person.filter(state__in=decided_states).count()
+    if decided != outcomes["decided"]:
+        problems.append(f"{outcomes['decided']} decisions answered as won, {decided} in the database")
+    numbers = ExecutionCheckpoint.objects.filter(action__action_id__startswith=ACTION_PREFIX).values_list("action_id", "sequence_number")
+    per_action = {}
+    for action_id, number in numbers:
+        per_action.setdefault(action_id, []).append(number)
+    gaps = [a for a, got in per_action.items() if sorted(got) != list(range(len(got)))]
+    if gaps:
+        problems.append(f"{len(gaps)} actions with checkpoint numbers that are not 0..n-1, e.g. {gaps[:3]}")
+    saved = sum(len(v) for v in per_action.values())
+    if saved != outcomes["checkpoints"]:
+        problems.append(f"{outcomes['checkpoints']} checkpoints answered 201, {saved} in the database")
+    print(
+        f"database: {requests.count()} requests ({created} opened in the run), {decided} decided by reviewers "
+        f"({outcomes['conflicts']} times a reviewer was second: told so on the page), {saved} checkpoints "
+        f"on {len(per_action)} actions"
+    )
+    return problems
+
+
+def measure(args) -> int:
+    with common.postgres_database(args, f"hitl_bench_mixed_{os.getpid()}") as db, tempfile.TemporaryDirectory(
+        prefix="hitl-bench-mixed-"
+    ) as tmp:
+        folder = Path(tmp)
+        env = common.django_environment(db.url)
+        env.update(DJANGO_STATIC_ROOT=str(folder / "static"), LOG_LEVEL="INFO")
+        common.django_setup(env)
+        import django
+
+        logging.getLogger("hitl").setLevel(logging.WARNING)  # this process's own lines: setup only
+
+        print(
+            f"date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC\nmachine: {machine()}\n"
+            f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n"
+            f"database: {db.label}\nPython {platform.python_version()}, Django {django.get_version()}; "
+            f"gunicorn -w {args.workers}, locust ({args.engines} engine users, {args.reviewers} reviewers) and "
+            f"PostgreSQL share this machine"
+        )
+        common.run([common.PYTHON, "manage.py", "collectstatic", "--no-input", "-v0"], env=env)
+        locust_env = {**env, **prepare(args, folder)}
+        port = common.free_port(args.port)
+        with common.gunicorn(env, port, args.workers, folder) as base_url:
+            common.heading(f"locust for {args.seconds} s against {base_url}")
+            done = locust_run(args, base_url, folder, locust_env)
+        if not (folder / "outcomes.json").exists():
+            raise common.BenchError(f"locust wrote no figures ({done.returncode}):\n{done.stdout}{done.stderr}")
+        outcomes = json.loads((folder / "outcomes.json").read_text())
+        print_stats(outcomes)
+        total = outcomes["all"]
+        errors = total["errors"]
+        if errors:
+            print(f"\nerrors:\n{(folder / 'mixed_failures.csv').read_text()}")
+        common.heading("Database")
+        problems = database_check(outcomes)
+        for problem in problems[:20]:
+            print(f"  problem: {problem}")
+        log_lines = sum(1 for line in (folder / "gunicorn.log").read_text().splitlines() if '"hitl.requests"' in line)
+        common.heading("Summary")
+        print(f"{total['rps']:.0f} requests/s over {total['requests']} requests; "
+              f"p50 {total['p50']:.0f} ms, p95 {total['p95']:.0f} ms, p99 {total['p99']:.0f} ms; errors {errors}; "
+              f"{log_lines} request log lines")
+        print("database: every request and decision has exactly one event and one outbox row" if not problems
+              else f"database: {len(problems)} problems")
+        return 0 if not errors and not problems else 1
+
+
+def main() -> int:
+    args = arguments()
+    signal.signal(signal.SIGALRM, common.on_alarm)
+    signal.alarm(args.timeout + args.seconds)
+    try:
+        return measure(args)
+    except (common.BenchError, TimeoutError) as exc:
+        print(f"\nerror: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted; cleaned up", file=sys.stderr)
+        return 130
+    finally:
+        signal.alarm(0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
