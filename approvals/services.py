@@ -37,7 +37,7 @@ from notifications.models import NotificationKind
 from notifications.services import notifications_write
 from risk.rulebook import rulebook_current
 from risk.services import risk_assess
-from zakops.models import Action, ActionStatus, Deal, DealEvent, OutboxEvent, RiskLevel
+from zakops.models import Action, ActionStatus, Deal, DealEvent, OutboxEvent
 from zakops_hitl import metrics
 from zakops_hitl.changes import feed
 from zakops_hitl.errors import Conflict, HitlError, InvalidInput, NotAllowed, NotFound
