@@ -68,7 +68,7 @@ def test_an_admin_chooses_among_all_four(make_reviewer):
 def test_a_post_without_the_csrf_token_is_refused(make_reviewer):
     olu = make_reviewer("operator", "olu@example.com")
     client = Client(enforce_csrf_checks=True)
-    assert client.login(username="olu@example.com", password=PASSWORD)
+    client.force_login(olu)
     response = client.post("/profile/", {"reminder": "on"})
     assert response.status_code == 403
     assert Operator.objects.get(email=olu.email).preferences is None
