@@ -1,10 +1,14 @@
 """Forms of the reviewer pages: they check shape and type; the rules are the services'."""
 
+import json
+
 from django import forms
+from django.conf import settings
 
 from approvals.selectors import TABS, QueueFilters
 from approvals.services import DECISIONS, MAX_REASON
 from zakops.models import RiskLevel
+from zakops_hitl.parsers import json_problem
 
 BULK_MAX_ROWS = 200
 
@@ -32,6 +36,38 @@ class QueueFilterForm(forms.Form):
 class DecisionForm(forms.Form):
     decision = forms.ChoiceField(choices=[(name, name) for name in DECISIONS])
     reason = forms.CharField(required=False, max_length=MAX_REASON)
+    # The detail page's editor: the inputs as the reviewer left them, and as they were shown.
+    inputs = forms.CharField(required=False, max_length=1024 * 1024, strip=False)
+    inputs_shown = forms.CharField(required=False, max_length=1024 * 1024, strip=False)
+
+    def _parsed(self, name: str):
+        text = self.cleaned_data.get(name) or ""
+        if not text.strip():
+            return None
+        try:
+            value = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
+            raise forms.ValidationError(f"inputs: not valid JSON{where}.") from None
+        if not isinstance(value, dict):
+            raise forms.ValidationError("inputs: must be a JSON object ({…}).")
+        problem = json_problem(value, settings.HITL_JSON_MAX_DEPTH - 1)
+        if problem:
+            path, why = problem
+            raise forms.ValidationError(f"inputs.{path}: {why}." if path else f"inputs: {why}.")
+        return value
+
+    def clean(self):
+        """`inputs` is the edit, or None when the reviewer left the inputs as shown."""
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        edited = self._parsed("inputs")
+        shown = self._parsed("inputs_shown") if self.cleaned_data.get("inputs_shown") else None
+        cleaned["inputs"] = None if edited is None or edited == shown else edited
+        if cleaned["inputs"] is not None and cleaned.get("decision") != "approve":
+            cleaned["inputs"] = None  # a reject or quarantine leaves the inputs as they are
+        return cleaned
 
 
 class BulkDecisionForm(forms.Form):

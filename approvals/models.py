@@ -79,6 +79,13 @@ class ApprovalRequest(models.Model):
     decided_by_name = models.CharField(max_length=255, blank=True)
     decided_at = models.DateTimeField(null=True, blank=True)
     reason = models.TextField(blank=True)
+    votes = models.JSONField(
+        default=list, blank=True,
+        help_text="The approvals counted so far ({name, at}), as shown on the queue; ApprovalVote holds the rule.",
+    )
+    original_inputs = models.JSONField(
+        null=True, blank=True, help_text="The action's inputs before a reviewer edited them; empty when never edited.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -135,3 +142,41 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self):
         return self.key
+
+
+class ApprovalVote(models.Model):
+    """One person's approval of a request that needs more than one (SPEC §3, two-person
+    approval). The request stays pending until the level's number of votes is reached;
+    one vote per person and request, whatever the concurrency."""
+
+    request = models.ForeignKey(ApprovalRequest, on_delete=models.CASCADE, related_name="votes_cast")
+    voter_id = models.UUIDField(help_text="The voter's operator id.")
+    voter_name = models.CharField(max_length=255)
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        constraints = [models.UniqueConstraint(fields=["request", "voter_id"], name="approvals_one_vote_per_person")]
+
+    def __str__(self):
+        return f"{self.voter_name} on {self.request_id}"
+
+
+class Claim(models.Model):
+    """A reviewer's claim on an open request while they look at it: others see who is
+    reviewing and their "next" skips it. At most one row per request (the database says
+    so); a row past `expires_at` is no claim at all and is replaced by the next taker.
+    Not an audit record: only a takeover is written to the request's history."""
+
+    request = models.OneToOneField(ApprovalRequest, on_delete=models.CASCADE, related_name="claim")
+    reviewer_id = models.UUIDField(help_text="The reviewer's operator id.")
+    reviewer_name = models.CharField(max_length=255)
+    taken_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+
+    def __str__(self):
+        return f"{self.reviewer_name} on {self.request_id}"
+
+    def is_live(self, now=None) -> bool:
+        return self.expires_at > (now or timezone.now())

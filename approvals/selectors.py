@@ -42,7 +42,7 @@ def approval_queue(*, status: str, risk_level: str | None = None, deal_id: str |
 
 
 def approval_latest(*, action_id: str) -> ApprovalRequest | None:
-    return ApprovalRequest.objects.filter(action_id=action_id).order_by("-round").first()
+    return ApprovalRequest.objects.select_related("claim").filter(action_id=action_id).order_by("-round").first()
 
 
 # --- the reviewer pages ---------------------------------------------------------------
@@ -116,7 +116,8 @@ def review_queue(*, filters: QueueFilters, per_page: int = PAGE_SIZE) -> QueuePa
     else:
         ordered = requests.order_by("-severity", "created_at", "pk")
     start = (page - 1) * per_page
-    rows = list(ordered.select_related("action", "action__deal")[start:start + per_page])
+    # Each row's claim comes in the same query (a LEFT JOIN): "Ana is reviewing" costs none.
+    rows = list(ordered.select_related("action", "action__deal", "claim")[start:start + per_page])
     return QueuePage(rows=rows, counts=counts, total=total, page=page, pages=pages)
 
 

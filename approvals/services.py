@@ -18,7 +18,8 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import transaction
+from django.conf import settings
+from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
@@ -29,6 +30,8 @@ from approvals.models import (
     OPEN_STATES,
     QUEUE_CHANNEL,
     ApprovalRequest,
+    ApprovalVote,
+    Claim,
     IdempotencyRecord,
     RequestState,
 )
@@ -41,6 +44,7 @@ from zakops.models import Action, ActionStatus, Deal, DealEvent, OutboxEvent
 from zakops_hitl import metrics
 from zakops_hitl.changes import feed
 from zakops_hitl.errors import Conflict, HitlError, InvalidInput, NotAllowed, NotFound
+from zakops_hitl.parsers import json_problem
 
 decision_logger = logging.getLogger("hitl.decisions")
 
@@ -56,6 +60,7 @@ EVENTS = {
     RequestState.EXPIRED: "hitl.expired",
     RequestState.CANCELLED: "hitl.cancelled",
 }
+SEVERITY = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 DECISIONS = {"approve": RequestState.APPROVED, "reject": RequestState.REJECTED, "quarantine": RequestState.QUARANTINED}
 
 
@@ -357,13 +362,111 @@ def _request_locking_action(action_id: str) -> ApprovalRequest:
     return request
 
 
-def approval_decide(*, action_id: str, actor: Actor, decision: str, reason: str = "") -> ApprovalRequest:
-    """Approve, reject or quarantine the action's open request; exactly one caller wins."""
-    new_state = DECISIONS[decision]
+def approvals_needed(level: str) -> int:
+    """How many approvals by different people a request of `level` needs (a setting)."""
+    return settings.HITL_APPROVALS_NEEDED.get(level, 1)
+
+
+def inputs_diff(before: dict, after: dict) -> dict:
+    """What an edit changed, key by key at the top level: added, removed, changed."""
+    return {
+        "added": {key: after[key] for key in after if key not in before},
+        "removed": {key: before[key] for key in before if key not in after},
+        "changed": {key: {"from": before[key], "to": after[key]} for key in after if key in before and before[key] != after[key]},
+    }
+
+
+def _check_inputs(inputs) -> dict:
+    """Edited inputs: a JSON object the database can store, no deeper than the API allows."""
+    if not isinstance(inputs, dict):
+        raise InvalidInput("inputs: must be a JSON object.", field="inputs")
+    problem = json_problem(inputs, settings.HITL_JSON_MAX_DEPTH - 1)
+    if problem:
+        path, why = problem
+        field = f"inputs.{path}" if path and not path.startswith("[") else f"inputs{path}"
+        raise InvalidInput(f"{field}: {why}.", field=field)
+    return inputs
+
+
+def _record_event(*, action: Action, request: ApprovalRequest, actor: Actor, event_type: str, **extra) -> None:
+    """An audit row and its outbox row for something that is not a state change (a vote,
+    an edit, a takeover), in the caller's transaction."""
+    feed.announce(QUEUE_CHANNEL)
+    details = {
+        "action_id": action.action_id,
+        "request_id": str(request.id),
+        "round": request.round,
+        "state": request.state,
+        "risk_level": request.risk_level,
+        "decider": actor.name,
+        "decider_id": str(actor.actor_id) if actor.actor_id else None,
+        "decider_type": actor.kind,
+        **extra,
+    }
+    DealEvent.objects.create(
+        deal_id=action.deal_id, event_type=event_type, source=EVENT_SOURCE, actor=actor.name,
+        actor_id=details["decider_id"], actor_type=actor.kind, details=details,
+    )
+    OutboxEvent.objects.create(
+        correlation_id=action.correlation, aggregate_type="action", aggregate_id=action.action_id,
+        event_type=event_type, event_data={**details, "action_status": action.status}, trace_id=action.trace_id,
+    )
+
+
+def _edit_inputs(*, request: ApprovalRequest, action: Action, actor: Actor, inputs: dict, reason: str, now) -> str | None:
+    """Write the edited inputs to the action (what the engine runs), keep the original on
+    the request, assess the edited action again and record the diff. A level that rises
+    applies from now on (role, approvals needed, a deadline no later than the new level's);
+    a level that falls is not taken: an edit never makes a request easier to approve.
+    Earlier votes approved other inputs, so they no longer count. Returns the level the
+    assessment rose from, or None."""
+    before = action.inputs or {}
+    assessment = risk_assess(action_type=action.action_type, inputs=inputs, context=_assessment_context(action, None))
+    old_level = request.risk_level
+    rose = SEVERITY[assessment.level] > SEVERITY[old_level]
+    changes = {"original_inputs": before if request.original_inputs is None else request.original_inputs, "votes": []}
+    if rose:
+        hours = rulebook_current().config.timeout_hours[assessment.level]
+        changes.update(
+            risk_level=assessment.level, score=assessment.score, reasons=list(assessment.reasons),
+            recommendations=assessment.recommendations, matched_rules=assessment.matched_rules,
+            score_breakdown=assessment.breakdown, requires_approval=True,
+            expires_at=min(request.expires_at, now + timedelta(hours=hours)),
+        )
+    cleared = [vote["name"] for vote in request.votes]
+    ApprovalVote.objects.filter(request=request).delete()
+    _compare_and_set(request, when=Q(state=request.state), now=now, **changes)
+    _action_update(action, inputs=inputs, **({"risk_level": assessment.level} if rose else {}))
+    _record_event(
+        action=action, request=request, actor=actor, event_type="hitl.inputs_edited", reason=reason,
+        diff=inputs_diff(before, inputs), original_inputs=before, inputs=inputs,
+        previous_risk_level=old_level, assessed_risk_level=assessment.level, assessed_score=assessment.score,
+        votes_cleared=cleared,
+    )
+    return old_level if rose else None
+
+
+def approval_decide(
+    *, action_id: str, actor: Actor, decision: str, reason: str = "", inputs: dict | None = None
+) -> ApprovalRequest:
+    """Approve, reject or quarantine the action's open request; exactly one caller wins.
+
+    An approval of a level that needs more than one (HITL_APPROVALS_*) is a vote until
+    the last one: the request stays pending, with the vote on it. With `inputs`, an
+    approver edits the action's inputs and approves in one step; when the edit raises the
+    level so that this approval no longer completes it under the new level's rules, the
+    edit is kept and a Conflict says who must decide now."""
+    if decision not in DECISIONS:
+        raise InvalidInput(f"decision: one of {', '.join(DECISIONS)}.", field="decision")
     reason = _check_reason(reason, required=decision != "approve")
+    if inputs is not None:
+        if decision != "approve":
+            raise InvalidInput("inputs: only an approval can edit the inputs.", field="inputs")
+        inputs = _check_inputs(inputs)
     refusal = actor_refusal(actor)
     if refusal:
         raise NotAllowed(refusal)
+    after_edit = None
     with transaction.atomic():
         request = _request_locking_action(action_id)
         action = request.action
@@ -375,24 +478,70 @@ def approval_decide(*, action_id: str, actor: Actor, decision: str, reason: str 
         refusal = decision_refusal(actor=actor, request=request, action=action)
         if refusal:
             raise NotAllowed(refusal)
+        if decision == "approve" and ApprovalVote.objects.filter(request=request, voter_id=actor.actor_id).exists():
+            needed = approvals_needed(request.risk_level)
+            raise Conflict(
+                f"You already approved this request ({len(request.votes)} of {needed}); another eligible reviewer must approve it.",
+                request_id=str(request.id), state=request.state, votes=request.votes,
+            )
 
-        if decision == "quarantine":
-            changes = {"escalated_by": actor.actor_id, "escalated_by_name": actor.name, "escalated_at": now, "escalation_reason": reason}
-        else:
-            changes = {"decided_by": actor.actor_id, "decided_by_name": actor.name, "decided_at": now, "reason": reason}
-        if not _compare_and_set(request, when=Q(state=request.state, expires_at__gt=now), now=now, state=new_state, **changes):
+        if inputs is not None and inputs != (action.inputs or {}):
+            rose_from = _edit_inputs(request=request, action=action, actor=actor, inputs=inputs, reason=reason, now=now)
+            refusal = decision_refusal(actor=actor, request=request, action=action)
+            if rose_from and refusal:
+                after_edit = Conflict(
+                    f"Your edit was saved, but it raised the risk from {rose_from} to {request.risk_level}: "
+                    f"{refusal.rstrip('.')}, so your approval was not recorded.",
+                    request_id=str(request.id), state=request.state, risk_level=request.risk_level,
+                    inputs_edited=True, approvals_needed=approvals_needed(request.risk_level),
+                )
+        if after_edit is None:
+            request = _decide_locked(request=request, action=action, actor=actor, decision=decision, reason=reason, now=now)
+    if after_edit is not None:
+        raise after_edit
+    return request
+
+
+def _decide_locked(*, request: ApprovalRequest, action: Action, actor: Actor, decision: str, reason: str, now) -> ApprovalRequest:
+    new_state = DECISIONS[decision]
+    extra = {}
+    needed = approvals_needed(request.risk_level) if decision == "approve" else 1
+    if needed > 1:
+        # Each approval is a vote; the last one also approves the request.
+        counted = ApprovalVote.objects.filter(request=request).count()
+        ApprovalVote.objects.create(request=request, voter_id=actor.actor_id, voter_name=actor.name, reason=reason, created_at=now)
+        extra["votes"] = [*request.votes, {"name": actor.name, "at": now.isoformat()}]
+        last = counted + 1 >= needed
+        if not last and not _compare_and_set(request, when=Q(state=request.state, expires_at__gt=now), now=now, **extra):
             request.refresh_from_db()
             raise _settled_conflict(request)
+        _record_event(
+            action=action, request=request, actor=actor, event_type="hitl.approval_vote", reason=reason,
+            votes=counted + 1, approvals_needed=needed,
+        )
+        if not last:
+            Claim.objects.filter(request=request, reviewer_id=actor.actor_id).delete()
+            return request
 
-        if new_state == RequestState.APPROVED:
-            _action_update(action, status=ActionStatus.QUEUED, approved_by=actor.actor_id, approved_at=now)
-        elif new_state == RequestState.REJECTED:
-            _action_update(action, status=ActionStatus.REJECTED)
-            checkpoints_cancel_for_action(action_id=action.action_id)
-        elif new_state == RequestState.QUARANTINED:
-            notifications_write(kind=NotificationKind.QUARANTINED, request=request, action=action, actor=actor, reason=reason)
-        _record(action=action, request=request, actor=actor, reason=reason)
-        return request
+    if decision == "quarantine":
+        changes = {"escalated_by": actor.actor_id, "escalated_by_name": actor.name, "escalated_at": now, "escalation_reason": reason}
+    else:
+        changes = {"decided_by": actor.actor_id, "decided_by_name": actor.name, "decided_at": now, "reason": reason}
+    if not _compare_and_set(request, when=Q(state=request.state, expires_at__gt=now), now=now, state=new_state, **changes, **extra):
+        request.refresh_from_db()
+        raise _settled_conflict(request)
+
+    if new_state == RequestState.APPROVED:
+        _action_update(action, status=ActionStatus.QUEUED, approved_by=actor.actor_id, approved_at=now)
+    elif new_state == RequestState.REJECTED:
+        _action_update(action, status=ActionStatus.REJECTED)
+        checkpoints_cancel_for_action(action_id=action.action_id)
+    elif new_state == RequestState.QUARANTINED:
+        notifications_write(kind=NotificationKind.QUARANTINED, request=request, action=action, actor=actor, reason=reason)
+    if new_state != RequestState.QUARANTINED:
+        Claim.objects.filter(request=request).delete()  # a decided request is nobody's to review
+    _record(action=action, request=request, actor=actor, reason=reason)
+    return request
 
 
 @dataclass(frozen=True)
@@ -407,13 +556,15 @@ class DecisionOutcome:
     conflict: dict | None = None  # for a conflict: request_id, state, decided_by_name, decided_at, reason
 
 
-def approvals_decide_many(*, actor: Actor, decisions: list[tuple[str, str, str]]) -> list[DecisionOutcome]:
-    """Decide each (action_id, decision, reason) in its own transaction, so that one
-    refusal or conflict undoes nothing else; an outcome for each, in order."""
+def approvals_decide_many(*, actor: Actor, decisions: list[tuple]) -> list[DecisionOutcome]:
+    """Decide each (action_id, decision, reason[, inputs]) in its own transaction, so that
+    one refusal or conflict undoes nothing else; an outcome for each, in order."""
     outcomes = []
-    for action_id, decision, reason in decisions:
+    for action_id, decision, reason, *edited in decisions:
         try:
-            request = approval_decide(action_id=action_id, actor=actor, decision=decision, reason=reason)
+            request = approval_decide(
+                action_id=action_id, actor=actor, decision=decision, reason=reason, inputs=edited[0] if edited else None
+            )
         except Conflict as exc:
             outcomes.append(DecisionOutcome(action_id, "conflict", exc.detail, conflict=exc.extra))
         except NotFound as exc:
@@ -421,8 +572,118 @@ def approvals_decide_many(*, actor: Actor, decisions: list[tuple[str, str, str]]
         except HitlError as exc:
             outcomes.append(DecisionOutcome(action_id, "refused", exc.detail))
         else:
-            outcomes.append(DecisionOutcome(action_id, "decided", f"{request.state.title()}.", request=request))
+            if request.state == RequestState.PENDING and request.votes:
+                needed = approvals_needed(request.risk_level)
+                detail = (
+                    f"Approval recorded: {len(request.votes)} of {needed} "
+                    f"({', '.join(vote['name'] for vote in request.votes)}); another eligible reviewer must approve."
+                )
+            else:
+                detail = f"{request.state.title()}."
+            outcomes.append(DecisionOutcome(action_id, "decided", detail, request=request))
     return outcomes
+
+
+# --- claims --------------------------------------------------------------------------
+
+
+def _claim_minutes() -> timedelta:
+    return timedelta(minutes=settings.HITL_CLAIM_MINUTES)
+
+
+def _open_request_for_claim(*, action_id: str | None, request_id=None) -> ApprovalRequest:
+    requests = ApprovalRequest.objects.select_related("action")
+    found = requests.filter(pk=request_id).first() if request_id else requests.filter(action_id=action_id).order_by("-round").first()
+    if found is None:
+        raise NotFound(f"Action {action_id} has no approval request." if action_id else f"No approval request {request_id}.")
+    if not found.is_open or found.is_overdue:
+        raise _settled_conflict(found)
+    return found
+
+
+def _claim_conflict(claim: Claim, now) -> Conflict:
+    minutes = max(0, int((now - claim.taken_at).total_seconds() // 60))
+    return Conflict(
+        f"{claim.reviewer_name} is reviewing this request (for {minutes} min); take it over to review it yourself.",
+        claimed_by=claim.reviewer_name, claimed_at=claim.taken_at, claim_expires_at=claim.expires_at,
+    )
+
+
+def _touch(request: ApprovalRequest, now) -> None:
+    # The live queue's version follows the open requests' updated_at: a claim shows at
+    # the next refresh of every reviewer's queue.
+    ApprovalRequest.objects.filter(pk=request.pk).update(updated_at=now)
+    feed.announce(QUEUE_CHANNEL)
+
+
+def claim_take(*, actor: Actor, action_id: str | None = None, request_id=None, takeover: bool = False) -> Claim:
+    """Claim the open request for `actor` for HITL_CLAIM_MINUTES. Their own claim is
+    renewed; an expired one is replaced; someone else's live claim is a Conflict unless
+    `takeover`, which is written to the request's history. Two takers at once: the
+    database's one-claim-per-request constraint and a compare-and-set pick one."""
+    refusal = actor_refusal(actor)
+    if refusal:
+        raise NotAllowed(refusal)
+    with transaction.atomic():
+        request = _open_request_for_claim(action_id=action_id, request_id=request_id)
+        refusal = decision_refusal(actor=actor, request=request, action=request.action)
+        if refusal:
+            raise NotAllowed(refusal)  # a claim says "I am deciding this": only who may decide claims
+        now = timezone.now()
+        taken = {"reviewer_id": actor.actor_id, "reviewer_name": actor.name, "expires_at": now + _claim_minutes()}
+        claims = Claim.objects.filter(request=request)
+        if claims.filter(reviewer_id=actor.actor_id).update(expires_at=taken["expires_at"]):
+            return claims.get()  # their own claim, renewed: nothing others see changes
+        try:
+            with transaction.atomic():
+                claim = Claim.objects.create(request=request, taken_at=now, **taken)
+        except IntegrityError:  # a claim exists: replace it if it lapsed, else it is someone else's
+            if not claims.filter(expires_at__lte=now).update(**taken, taken_at=now):
+                current = claims.first()
+                if current is None:
+                    raise Conflict("Another reviewer claimed this request at the same moment; try again.") from None
+                if not takeover:
+                    raise _claim_conflict(current, now) from None
+                _take_over(request=request, actor=actor, current=current, taken=taken, now=now)
+            claim = claims.get()
+        _touch(request, now)
+        return claim
+
+
+def _take_over(*, request: ApprovalRequest, actor: Actor, current: Claim, taken: dict, now) -> None:
+    if not Claim.objects.filter(pk=current.pk, reviewer_id=current.reviewer_id).update(**taken, taken_at=now):
+        raise Conflict("The claim changed hands while you took it over; try again.")
+    _record_event(
+        action=request.action, request=request, actor=actor, event_type="hitl.claim_taken_over",
+        reason=f"Took over the review from {current.reviewer_name}.",
+        previous_reviewer=current.reviewer_name, previous_reviewer_id=str(current.reviewer_id),
+    )
+
+
+def claim_renew(*, actor: Actor, action_id: str) -> Claim:
+    """Extend the actor's own live claim; a Conflict when it lapsed to someone else."""
+    with transaction.atomic():
+        request = _open_request_for_claim(action_id=action_id)
+        now = timezone.now()
+        claims = Claim.objects.filter(request=request, reviewer_id=actor.actor_id)
+        if not claims.update(expires_at=now + _claim_minutes()):
+            current = Claim.objects.filter(request=request).first()
+            if current is not None and current.is_live(now):
+                raise _claim_conflict(current, now)
+            return claim_take(actor=actor, request_id=request.pk)
+        return claims.get()
+
+
+def claim_release(*, actor: Actor, action_id: str) -> bool:
+    """End the actor's claim on the action's request, if they hold one; whether they did."""
+    with transaction.atomic():
+        request = ApprovalRequest.objects.filter(action_id=action_id).order_by("-round").first()
+        if request is None:
+            raise NotFound(f"Action {action_id} has no approval request.")
+        released, _ = Claim.objects.filter(request=request, reviewer_id=actor.actor_id).delete()
+        if released:
+            _touch(request, timezone.now())
+        return bool(released)
 
 
 @transaction.atomic

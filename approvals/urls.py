@@ -22,6 +22,8 @@ urlpatterns = [
     path("", views.queue, name="home"),
     path("actions/<action_id:action_id>/", views.detail, name="review-detail"),
     path("actions/<action_id:action_id>/decide", views.decide, name="review-decide"),
+    path("actions/<action_id:action_id>/claim", views.claim, name="review-claim"),
+    path("actions/<action_id:action_id>/release", views.release, name="review-release"),
     path("actions/<action_id:action_id>/checkpoints/<uuid:checkpoint_id>/data", views.checkpoint_data, name="review-checkpoint-data"),
     path("decisions/bulk", views.bulk, name="review-bulk"),
 ]

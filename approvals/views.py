@@ -17,9 +17,9 @@ from accounts.selectors import actor_of
 from approvals import selectors, services
 from approvals.deciders import decision_refusal
 from approvals.forms import BulkDecisionForm, DecisionForm, QueueFilterForm
-from approvals.models import ApprovalRequest
+from approvals.models import ApprovalRequest, Claim
 from checkpoints.selectors import checkpoint_for_action, checkpoints_for_action
-from zakops_hitl.errors import NotFound
+from zakops_hitl.errors import Conflict, HitlError, NotFound
 
 
 @dataclass
@@ -29,6 +29,11 @@ class Row:
     request: ApprovalRequest
     refusal: str | None
     overdue: bool
+    claim: Claim | None = None  # someone else's live claim
+
+    @property
+    def approvals_needed(self) -> int:
+        return services.approvals_needed(self.request.risk_level)
 
     @property
     def action(self):
@@ -43,9 +48,19 @@ class Row:
         return self.can_decide and self.request.state == "pending"
 
 
+def _others_claim(request: ApprovalRequest, actor, now) -> Claim | None:
+    """The live claim of someone other than `actor` on the request, read with the request."""
+    try:
+        claim = request.claim
+    except Claim.DoesNotExist:
+        return None
+    return claim if claim.is_live(now) and claim.reviewer_id != actor.actor_id else None
+
+
 def _row(request: ApprovalRequest, actor, now) -> Row:
     refusal = decision_refusal(actor=actor, request=request, action=request.action) if request.is_open else None
-    return Row(request=request, refusal=refusal, overdue=request.is_open and request.expires_at <= now)
+    claim = _others_claim(request, actor, now) if request.is_open else None
+    return Row(request=request, refusal=refusal, overdue=request.is_open and request.expires_at <= now, claim=claim)
 
 
 def _query_string(filters: selectors.QueueFilters, **changes) -> str:
@@ -90,7 +105,9 @@ def queue(request):
     return render(request, template, context)
 
 
-def _detail_context(request, action_id: str, *, message: str = "", message_kind: str = "") -> dict:
+def _detail_context(
+    request, action_id: str, *, message: str = "", message_kind: str = "", inputs_draft: str | None = None
+) -> dict:
     action = selectors.review_action(action_id=action_id)
     if action is None:
         raise Http404(f"No action {action_id}.")
@@ -104,6 +121,7 @@ def _detail_context(request, action_id: str, *, message: str = "", message_kind:
         "row": _row(latest, actor, timezone.now()) if latest else None,
         "seen": latest.as_seen() if latest else None,
         "inputs_json": json.dumps(action.inputs, indent=2, ensure_ascii=False, sort_keys=True),
+        "inputs_draft": inputs_draft,
         "checkpoints": list(checkpoints_for_action(action_id=action_id, include_inactive=True).defer("checkpoint_data")),
         "history": selectors.action_history(action_id=action_id),
         "precedent": selectors.precedent_for(action_type=action.action_type, exclude_action_id=action_id),
@@ -114,7 +132,47 @@ def _detail_context(request, action_id: str, *, message: str = "", message_kind:
 
 @require_GET
 def detail(request, action_id):
+    """Opening a request the reviewer may decide claims it for them (or renews their
+    claim); someone else's live claim is shown instead, with a takeover button."""
+    _claim_quietly(request, action_id)
     return render(request, "approvals/detail.html", _detail_context(request, action_id))
+
+
+def _claim_quietly(request, action_id, *, takeover=False) -> None:
+    try:
+        services.claim_take(action_id=action_id, actor=actor_of(request.user), takeover=takeover)
+    except HitlError:
+        pass  # not decidable by them, decided, or claimed by someone else: the panel says which
+
+
+@require_POST
+def claim(request, action_id):
+    """Take over (`takeover=1`, the panel's confirmed button) or renew (the open page's
+    poll) the reviewer's claim. A renewal answers 204 whatever became of the claim: the
+    panel's next render says it."""
+    takeover = request.POST.get("takeover") == "1"
+    if not takeover:
+        _claim_quietly(request, action_id)
+        return HttpResponse(status=204)
+    message, kind = "You are reviewing this request now.", "decided"
+    try:
+        if request.POST.get("confirm") != "on":
+            raise HitlError("Confirm that you take over the review before taking it over.")
+        services.claim_take(action_id=action_id, actor=actor_of(request.user), takeover=True)
+    except HitlError as exc:
+        message, kind = exc.detail, "conflict" if isinstance(exc, Conflict) else "refused"
+    context = _detail_context(request, action_id, message=message, message_kind=kind)
+    return render(request, "approvals/detail.html#panel" if request.htmx else "approvals/detail.html", context)
+
+
+@require_POST
+def release(request, action_id):
+    """The page is left (`navigator.sendBeacon`): the reviewer's claim ends."""
+    try:
+        services.claim_release(action_id=action_id, actor=actor_of(request.user))
+    except HitlError:
+        pass
+    return HttpResponse(status=204)
 
 
 @require_POST
@@ -130,17 +188,20 @@ def decide(request, action_id):
         error = next(iter(form.errors.values()))[0]
         outcome = services.DecisionOutcome(action_id, "refused", f"{error}")
     else:
+        data = form.cleaned_data
         [outcome] = services.approvals_decide_many(
-            actor=actor, decisions=[(action_id, form.cleaned_data["decision"], form.cleaned_data["reason"])]
+            actor=actor, decisions=[(action_id, data["decision"], data["reason"], data["inputs"])]
         )
+    # A refused edit keeps the reviewer's text in the editor, to fix it.
+    draft = form.data.get("inputs") if outcome.outcome == "refused" and form.data.get("inputs") else None
     if where == "row":
         response = render(request, "approvals/_row_outcome.html", {"outcome": outcome, "decision": form.data.get("decision")})
         if outcome.outcome in ("refused", "missing"):
             response["HX-Reswap"] = "none"  # the row stays as it was; the message says why
         return response
+    context = _detail_context(request, action_id, message=outcome.detail, message_kind=outcome.outcome, inputs_draft=draft)
     if not request.htmx:
-        return render(request, "approvals/detail.html", _detail_context(request, action_id, message=outcome.detail, message_kind=outcome.outcome))
-    context = _detail_context(request, action_id, message=outcome.detail, message_kind=outcome.outcome)
+        return render(request, "approvals/detail.html", context)
     return render(request, "approvals/detail.html#panel", context)
 
 

@@ -396,6 +396,15 @@ HITL_CHECKPOINT_RETENTION_DAYS = _int("HITL_CHECKPOINT_RETENTION_DAYS", 30, mini
 # a 400. Python's JSON parser gives up near a thousand levels, which is also a 400.
 HITL_JSON_MAX_DEPTH = _int("HITL_JSON_MAX_DEPTH", 64, minimum=1)
 
+# --- Team review ------------------------------------------------------------------------
+# How long opening a request claims it for the reviewer; the open page renews it.
+HITL_CLAIM_MINUTES = _int("HITL_CLAIM_MINUTES", 10, minimum=1, maximum=240)
+# Approvals by different eligible people a request of each level needs before it completes.
+HITL_APPROVALS_NEEDED = {
+    level: _int(f"HITL_APPROVALS_{level.upper()}", 2 if level == "critical" else 1, minimum=1, maximum=5)
+    for level in RISK_LEVELS
+}
+
 # --- Notifications ----------------------------------------------------------------------
 # Links in messages point at HITL_BASE_URL + /actions/<action_id>/.
 HITL_BASE_URL = _base_url("HITL_BASE_URL", "http://127.0.0.1:8000")

@@ -47,6 +47,64 @@ class DecisionSerializer(serializers.Serializer):
     reason = StrictCharField(required=False, allow_blank=True, max_length=MAX_REASON, default="")
 
 
+class ApproveSerializer(serializers.Serializer):
+    reason = StrictCharField(required=False, allow_blank=True, max_length=MAX_REASON, default="")
+    inputs = JSONObjectField(
+        default=None, allow_null=False,
+        help_text=(
+            "Edited inputs to approve instead of the stored ones: written to the action (what the engine runs), the "
+            "original kept, the diff recorded, and the action assessed again. If the new level needs another role, "
+            "the edit is kept and the answer is 409 with `inputs_edited: true`."
+        ),
+    )
+
+
+class ClaimSerializer(serializers.Serializer):
+    takeover = serializers.BooleanField(default=False, help_text="Take over another reviewer's live claim (recorded in the history).")
+
+
+class ClaimResultSerializer(serializers.Serializer):
+    action_id = serializers.CharField()
+    request_id = serializers.UUIDField()
+    claimed_by = serializers.CharField()
+    claimed_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField()
+
+
+class ReleaseResultSerializer(serializers.Serializer):
+    action_id = serializers.CharField()
+    released = serializers.BooleanField(help_text="False when the caller held no claim (nothing changed).")
+
+
+class BulkItemSerializer(serializers.Serializer):
+    action_id = StrictCharField(max_length=50)
+    decision = serializers.ChoiceField(choices=[("approve", "approve"), ("reject", "reject"), ("quarantine", "quarantine")])
+    reason = StrictCharField(required=False, allow_blank=True, max_length=MAX_REASON, default="")
+
+
+BULK_MAX = 200
+
+
+class BulkDecisionsSerializer(serializers.Serializer):
+    decisions = BulkItemSerializer(many=True, allow_empty=False, max_length=BULK_MAX)
+
+
+class BulkOutcomeSerializer(serializers.Serializer):
+    action_id = serializers.CharField()
+    outcome = serializers.ChoiceField(
+        choices=[("decided", "decided"), ("conflict", "conflict"), ("refused", "refused"), ("missing", "missing")],
+        help_text="decided; conflict (already decided, expired, cancelled: `conflict` says who and when); "
+        "refused (not allowed or bad input: `detail` says why); missing (unknown action).",
+    )
+    detail = serializers.CharField()
+    state = serializers.CharField(allow_null=True, help_text="The request's state after a decision (`pending` for a vote).")
+    conflict = serializers.DictField(allow_null=True, help_text="request_id, state, decided_by_name, decided_at, reason.")
+
+
+class BulkResultSerializer(serializers.Serializer):
+    outcomes = BulkOutcomeSerializer(many=True)
+
+
 class ReasonRequiredSerializer(serializers.Serializer):
     reason = StrictCharField(max_length=MAX_REASON)
 

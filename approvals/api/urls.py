@@ -9,5 +9,8 @@ urlpatterns = [
     path("actions/<str:action_id>/approve", views.ApproveView.as_view(), name="api-action-approve"),
     path("actions/<str:action_id>/reject", views.RejectView.as_view(), name="api-action-reject"),
     path("actions/<str:action_id>/quarantine", views.QuarantineView.as_view(), name="api-action-quarantine"),
+    path("actions/<str:action_id>/claim", views.ClaimView.as_view(), name="api-action-claim"),
+    path("actions/<str:action_id>/release", views.ReleaseView.as_view(), name="api-action-release"),
+    path("decisions", views.DecisionsView.as_view(), name="api-decisions"),
     path("actions/<str:action_id>/cancel", views.ActionCancelView.as_view(), name="api-action-cancel"),
 ]

@@ -7,7 +7,7 @@ from approvals import selectors, services
 from approvals.api import serializers as s
 from approvals.idempotency import idempotent
 from zakops_hitl.api import HitlAPIView
-from zakops_hitl.errors import NotFound
+from zakops_hitl.errors import NotAllowed, NotFound
 
 CONFLICT = OpenApiResponse(description="Already decided, cancelled or expired: `state`, `decided_by`, `decided_at`.")
 FORBIDDEN = OpenApiResponse(description="This person may not decide this request; `detail` says which rule refused.")
@@ -60,6 +60,14 @@ class ActionApprovalView(HitlAPIView):
         return Response(s.ApprovalRequestSerializer(approval).data)
 
 
+VOTE_FIELDS = {
+    "votes": serializers.ListField(
+        child=serializers.DictField(), help_text="The approvals counted so far, each `name` and `at`."
+    ),
+    "approvals_needed": serializers.IntegerField(help_text="Approvals by different people the request's level needs."),
+}
+
+
 def _decision_view(decision: str, who_field: str, request_serializer):
     """The approve, reject and quarantine endpoints differ only in these three things."""
 
@@ -76,15 +84,19 @@ def _decision_view(decision: str, who_field: str, request_serializer):
                         f"{who_field}_name": serializers.CharField(),
                         "reason": serializers.CharField(),
                         "request_id": serializers.UUIDField(),
-                        "decided_at": serializers.DateTimeField(),
+                        "decided_at": serializers.DateTimeField(allow_null=True),
+                        **(VOTE_FIELDS if decision == "approve" else {}),
                     },
                 ),
-                400: OpenApiResponse(description="reason missing or over 2,000 characters"),
+                400: OpenApiResponse(description="reason missing or over 2,000 characters" + (
+                    "; inputs not a JSON object" if decision == "approve" else ""
+                )),
                 403: FORBIDDEN,
                 404: NOT_FOUND,
-                409: CONFLICT,
+                409: APPROVE_CONFLICT if decision == "approve" else CONFLICT,
             },
             summary=f"{decision.title()} the action's open approval request",
+            description=APPROVE_DESCRIPTION if decision == "approve" else None,
         )
         @idempotent
         def post(self, request, action_id):
@@ -92,26 +104,38 @@ def _decision_view(decision: str, who_field: str, request_serializer):
             data.is_valid(raise_exception=True)
             actor = actor_of(request.user)
             approval = services.approval_decide(
-                action_id=action_id, actor=actor, decision=decision, reason=data.validated_data["reason"]
+                action_id=action_id, actor=actor, decision=decision, reason=data.validated_data["reason"],
+                inputs=data.validated_data.get("inputs"),
             )
             decided_at = approval.escalated_at if decision == "quarantine" else approval.decided_at
-            return Response(
-                {
-                    "status": approval.state,
-                    "action_id": action_id,
-                    who_field: str(actor.actor_id),
-                    f"{who_field}_name": actor.name,
-                    "reason": data.validated_data["reason"],
-                    "request_id": str(approval.id),
-                    "decided_at": serializers.DateTimeField().to_representation(decided_at),
-                }
-            )
+            answer = {
+                "status": approval.state,
+                "action_id": action_id,
+                who_field: str(actor.actor_id),
+                f"{who_field}_name": actor.name,
+                "reason": data.validated_data["reason"],
+                "request_id": str(approval.id),
+                "decided_at": serializers.DateTimeField().to_representation(decided_at) if decided_at else None,
+            }
+            if decision == "approve":
+                answer.update(votes=approval.votes, approvals_needed=services.approvals_needed(approval.risk_level))
+            return Response(answer)
 
     DecisionView.__name__ = DecisionView.__qualname__ = f"{decision.title()}View"
     return DecisionView
 
 
-ApproveView = _decision_view("approve", "approved_by", s.DecisionSerializer)
+APPROVE_DESCRIPTION = (
+    "Answers with the request's state: `approved` when this approval completes it, or `pending` when its level "
+    "needs more approvals by different people (HITL_APPROVALS_*, default 2 for critical): the approval is then "
+    "a vote, listed in `votes`. With `inputs`, the action's inputs are edited and approved in one step."
+)
+APPROVE_CONFLICT = OpenApiResponse(
+    description="Already decided, cancelled or expired (`state`, `decided_by`, `decided_at`); or the caller already "
+    "voted; or an edit of `inputs` raised the risk so that another role must decide: the edit is saved "
+    "(`inputs_edited: true`, the new `risk_level`) and the approval not recorded."
+)
+ApproveView = _decision_view("approve", "approved_by", s.ApproveSerializer)
 RejectView = _decision_view("reject", "rejected_by", s.ReasonRequiredSerializer)
 QuarantineView = _decision_view("quarantine", "quarantined_by", s.ReasonRequiredSerializer)
 
@@ -133,3 +157,73 @@ class ActionCancelView(HitlAPIView):
         data.is_valid(raise_exception=True)
         approval = services.approval_cancel(action_id=action_id, actor=actor_of(request.user), reason=data.validated_data["reason"])
         return Response(s.ApprovalRequestSerializer(approval).data)
+
+
+CLAIM_CONFLICT = OpenApiResponse(
+    description="Another reviewer holds a live claim (`claimed_by`, `claimed_at`): send `takeover: true` to take "
+    "it over; or the request is no longer open."
+)
+
+
+class ClaimView(HitlAPIView):
+    @extend_schema(
+        request=s.ClaimSerializer,
+        responses={200: s.ClaimResultSerializer, 403: FORBIDDEN, 404: NOT_FOUND, 409: CLAIM_CONFLICT},
+        summary="Claim the action's open request for the caller while they review it (renews their own claim)",
+        description="A claim lasts HITL_CLAIM_MINUTES (default 10); call again to renew it. People only.",
+    )
+    def post(self, request, action_id):
+        data = s.ClaimSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        claim = services.claim_take(action_id=action_id, actor=actor_of(request.user), takeover=data.validated_data["takeover"])
+        return Response(
+            s.ClaimResultSerializer(
+                {"action_id": action_id, "request_id": claim.request_id, "claimed_by": claim.reviewer_name,
+                 "claimed_at": claim.taken_at, "expires_at": claim.expires_at}
+            ).data
+        )
+
+
+class ReleaseView(HitlAPIView):
+    @extend_schema(
+        request=None,
+        responses={200: s.ReleaseResultSerializer, 403: FORBIDDEN, 404: NOT_FOUND},
+        summary="Release the caller's claim on the action's request",
+    )
+    def post(self, request, action_id):
+        actor = actor_of(request.user)
+        if actor.kind != "user":
+            raise NotAllowed("Only people claim and release requests.")
+        released = services.claim_release(action_id=action_id, actor=actor)
+        return Response({"action_id": action_id, "released": released})
+
+
+class DecisionsView(HitlAPIView):
+    @extend_schema(
+        request=s.BulkDecisionsSerializer,
+        responses={200: s.BulkResultSerializer},
+        summary="Decide up to 200 actions: each in its own transaction, each with its outcome",
+        description="One refusal or conflict undoes nothing else. An approval that is a vote is `decided` with "
+        "`state: pending`. The reviewer pages' bulk decisions use the same service.",
+    )
+    def post(self, request):
+        data = s.BulkDecisionsSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        outcomes = services.approvals_decide_many(
+            actor=actor_of(request.user),
+            decisions=[(item["action_id"], item["decision"], item["reason"]) for item in data.validated_data["decisions"]],
+        )
+        return Response({
+            "outcomes": [
+                {"action_id": o.action_id, "outcome": o.outcome, "detail": o.detail,
+                 "state": o.request.state if o.request else None, "conflict": _plain(o.conflict)}
+                for o in outcomes
+            ]
+        })
+
+
+def _plain(conflict: dict | None) -> dict | None:
+    if conflict is None:
+        return None
+    return {key: serializers.DateTimeField().to_representation(value) if hasattr(value, "isoformat") else value
+            for key, value in conflict.items()}

@@ -63,11 +63,26 @@
     }
   }
 
+  // A row another reviewer is reviewing right now (their claim has not lapsed).
+  function claimedByOther(row) {
+    const until = row.dataset.claimUntil;
+    return !!(row.dataset.claimedBy && until && Date.parse(until) > Date.now());
+  }
+
   function move(delta) {
     const list = rows();
     if (!list.length) return;
     const at = list.indexOf(currentRow());
-    const next = at < 0 ? (delta > 0 ? 0 : list.length - 1) : Math.min(Math.max(at + delta, 0), list.length - 1);
+    // "Next" skips rows someone else is reviewing; stay put when every row further on is.
+    let next = at < 0 ? (delta > 0 ? 0 : list.length - 1) : at + delta;
+    while (next >= 0 && next < list.length && claimedByOther(list[next])) next += delta;
+    if (next < 0 || next >= list.length) {
+      if (at < 0) {
+        const free = list.find((row) => !claimedByOther(row));
+        if (free) select(free);
+      }
+      return;
+    }
     select(list[next]);
   }
 
@@ -252,8 +267,22 @@
     return `${Math.max(1, Math.floor(ms / 1000))}s left`;
   }
 
+  function since(ms) {
+    const minutes = Math.max(0, Math.floor(ms / 60000));
+    return minutes < 1 ? "under a minute" : `${minutes} min`;
+  }
+
   function tick() {
     const now = Date.now();
+    $$("time.claim-since[data-since]").forEach((time) => {
+      time.textContent = since(now - Date.parse(time.dataset.since));
+    });
+    $$("#results tr.row[data-claimed-by]").forEach((row) => {
+      if (!claimedByOther(row)) {
+        const note = $(".claimed", row);
+        if (note) note.hidden = true; // the claim lapsed: the row is free again
+      }
+    });
     $$("time.deadline[data-deadline]").forEach((time) => {
       const ms = Date.parse(time.dataset.deadline) - now;
       const row = time.closest("tr.row");
@@ -300,6 +329,16 @@
       if (row) select(row, { focus: kept.focusInRows });
       else if (kept.index >= 0 && kept.focusInRows) selectNear(kept.index);
     }
+  });
+
+  // --- claims: leaving the detail page ends the reviewer's claim ---------------------
+
+  window.addEventListener("pagehide", () => {
+    const panel = $("#decision-panel[data-release-url]");
+    if (!panel || !navigator.sendBeacon) return;
+    const form = new FormData();
+    form.append("csrfmiddlewaretoken", csrfToken());
+    navigator.sendBeacon(panel.dataset.releaseUrl, form);
   });
 
   document.addEventListener("DOMContentLoaded", () => {

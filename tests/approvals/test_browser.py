@@ -99,6 +99,16 @@ def events(action_id, event_type) -> list[DealEvent]:
     return list(DealEvent.objects.filter(details__action_id=action_id, event_type=event_type))
 
 
+def second_admin_votes_on_critical(make_reviewer):
+    """Critical requests need two admins: another admin casts the first vote on each, so
+    that the signed-in admin's approval is the one that completes it."""
+    from accounts.selectors import actor_of
+
+    other = actor_of(make_reviewer("admin", "second-admin@example.com"))
+    for action_id in ApprovalRequest.objects.filter(state="pending", risk_level="critical").values_list("action_id", flat=True):
+        assert approval_decide(action_id=action_id, actor=other, decision="approve").state == "pending"
+
+
 def demo_admin_signs_in(page, base_url, *, by_keyboard=False):
     call_command("seed_demo", stdout=io.StringIO())
     email = "admin@zakops.demo"
@@ -386,8 +396,10 @@ def test_keyboard_approve_moves_the_selection_to_the_next_row(live_server, page,
     assert [latest(f"ACT-KEYS-{n}").state for n in (2, 3)] == ["pending", "pending"]
 
 
-def test_the_demo_queue_is_worked_to_empty_with_the_keyboard_alone(live_server, page):
+def test_the_demo_queue_is_worked_to_empty_with_the_keyboard_alone(live_server, page, make_reviewer):
     demo_admin_signs_in(page, live_server.url, by_keyboard=True)
+    second_admin_votes_on_critical(make_reviewer)
+    page.reload()
     waiting = list(ApprovalRequest.objects.filter(state="pending").values_list("action_id", flat=True))
     assert len(waiting) >= 3
     expect(rows(page)).to_have_count(len(waiting))
@@ -515,11 +527,12 @@ def _csp_of(response) -> str:
     return policy
 
 
-def test_no_console_error_and_no_csp_violation_on_the_queue_and_the_detail_page(live_server, browser):
+def test_no_console_error_and_no_csp_violation_on_the_queue_and_the_detail_page(live_server, browser, make_reviewer):
     page = new_page(browser)
     problems = PageProblems(page)
     try:
         demo_admin_signs_in(page, live_server.url)
+        second_admin_votes_on_critical(make_reviewer)
         _csp_of(page.goto(f"{live_server.url}/"))
         page.select_option("#id_risk_level", "high")
         expect(rows(page)).to_have_count(2)
