@@ -90,37 +90,9 @@ def _after_commit(*, action: Action, request: ApprovalRequest, actor: Actor, eve
 def _record(*, action: Action, request: ApprovalRequest, actor: Actor, reason: str) -> None:
     """The audit row and the outbox row of one transition, in the caller's transaction;
     the reviewer pages' live queue hears of it on commit, as do the log and the metrics."""
-    feed.announce(QUEUE_CHANNEL)
     event_type = EVENTS[request.state]
     _after_commit(action=action, request=request, actor=actor, event_type=event_type)
-    details = {
-        "action_id": action.action_id,
-        "request_id": str(request.id),
-        "round": request.round,
-        "state": request.state,
-        "risk_level": request.risk_level,
-        "reason": reason,
-        "decider": actor.name,
-        "decider_id": str(actor.actor_id) if actor.actor_id else None,
-        "decider_type": actor.kind,
-    }
-    DealEvent.objects.create(
-        deal_id=action.deal_id,
-        event_type=event_type,
-        source=EVENT_SOURCE,
-        actor=actor.name,
-        actor_id=details["decider_id"],
-        actor_type=actor.kind,
-        details=details,
-    )
-    OutboxEvent.objects.create(
-        correlation_id=action.correlation,
-        aggregate_type="action",
-        aggregate_id=action.action_id,
-        event_type=event_type,
-        event_data={**details, "action_status": action.status},
-        trace_id=action.trace_id,
-    )
+    _record_event(action=action, request=request, actor=actor, event_type=event_type, reason=reason)
 
 
 def _locked_action(action_id: str) -> Action | None:
@@ -389,8 +361,9 @@ def _check_inputs(inputs) -> dict:
 
 
 def _record_event(*, action: Action, request: ApprovalRequest, actor: Actor, event_type: str, **extra) -> None:
-    """An audit row and its outbox row for something that is not a state change (a vote,
-    an edit, a takeover), in the caller's transaction."""
+    """An audit row and its outbox row, in the caller's transaction: for a transition
+    (through _record), or for something that is not a state change (a vote, an edit, a
+    takeover)."""
     feed.announce(QUEUE_CHANNEL)
     details = {
         "action_id": action.action_id,
