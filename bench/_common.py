@@ -414,3 +414,39 @@ def bench_main(args, *, wrk_seconds: float, measure, in_process_rows, http_rows,
         signal.alarm(0)
     summary_print(args, results, **summary)
     return 0
+
+
+# --- the shape of the queue data both approvals.py and pages.py bulk-insert -------------
+
+# The settled actions' statuses, the pending ones' risk levels, and a score per level.
+DONE_STATUSES = (("COMPLETED", 0.80), ("QUEUED", 0.03), ("REJECTED", 0.08), ("CANCELLED", 0.05), ("FAILED", 0.04))
+PENDING_LEVELS = (("critical", 0.05), ("high", 0.20), ("medium", 0.45), ("low", 0.30))
+SCORES = {"critical": 0.95, "high": 0.75, "medium": 0.5, "low": 0.2}
+
+
+def weighted(rng, choices) -> str:
+    """One of `choices`, (value, weight) pairs, drawn with `rng`."""
+    values, weights = zip(*choices)
+    return rng.choices(values, weights)[0]
+
+
+def verdict(met: bool) -> str:
+    """For a measured figure against a target stated beside it."""
+    return "met" if met else "NOT met"
+
+
+def approval_requests_delete(action_like: str) -> None:
+    """Delete the approval requests of the actions whose id is LIKE `action_like`, and
+    the rows that hang off them (notifications, votes, claims), in that order."""
+    from django.db import connection
+
+    requests = "SELECT id FROM approvals_approvalrequest WHERE action_id LIKE %s"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "DELETE FROM notifications_notification WHERE event_id IN "
+            f"(SELECT id FROM notifications_notificationevent WHERE request_id IN ({requests}))",
+            [action_like],
+        )
+        for table in ("notifications_notificationevent", "approvals_approvalvote", "approvals_claim"):
+            cursor.execute(f"DELETE FROM {table} WHERE request_id IN ({requests})", [action_like])
+        cursor.execute("DELETE FROM approvals_approvalrequest WHERE action_id LIKE %s", [action_like])

@@ -61,14 +61,7 @@ DECISION = {"reason": "ok"}
 DECIDE_PATH = "/api/hitl/actions/{action_id}/approve"
 QUEUE_PATH = "/api/hitl/approval-queue?limit=50"
 
-# Part 2's data: the 98,000 other actions' statuses, and the pending ones' risk levels.
-DONE_STATUSES = (("COMPLETED", 0.80), ("QUEUED", 0.03), ("REJECTED", 0.08), ("CANCELLED", 0.05), ("FAILED", 0.04))
-PENDING_LEVELS = (("critical", 0.05), ("high", 0.20), ("medium", 0.45), ("low", 0.30))
-SCORES = {"critical": 0.95, "high": 0.75, "medium": 0.5, "low": 0.2}
 
-
-def verdict(met: bool) -> str:
-    return "met" if met else "NOT met"
 
 
 # --- the database ----------------------------------------------------------------------
@@ -90,7 +83,7 @@ def sql(statement: str, params=()) -> list:
 def bench_rows_delete(prefix: str = BENCH_PREFIX) -> None:
     """Delete the bench's actions with `prefix`, their requests, events and outbox rows."""
     like = [f"{prefix}%"]
-    sql("DELETE FROM approvals_approvalrequest WHERE action_id LIKE %s", like)
+    common.approval_requests_delete(like[0])
     sql("DELETE FROM zakops.deal_events WHERE details->>'action_id' LIKE %s", like)
     sql("DELETE FROM zakops.outbox WHERE aggregate_id LIKE %s", like)
     sql("DELETE FROM zakops.actions WHERE action_id LIKE %s", like)
@@ -411,10 +404,6 @@ def bench_decisions(args, env: dict, engine, tokens: list[str], results: dict) -
 # --- 2. the queue ----------------------------------------------------------------------
 
 
-def weighted(rng: random.Random, choices) -> str:
-    values, weights = zip(*choices)
-    return rng.choices(values, weights)[0]
-
 
 def queue_seed(total: int, pending: int) -> None:
     """`total` actions over 90 days, `pending` of them PENDING_APPROVAL with an open
@@ -432,8 +421,8 @@ def queue_seed(total: int, pending: int) -> None:
     for i in range(total):
         created = now - timedelta(seconds=rng.uniform(0, 90 * 86400))
         is_pending = i in pending_at
-        level = weighted(rng, PENDING_LEVELS) if is_pending else rng.choice(list(SCORES))
-        status = "PENDING_APPROVAL" if is_pending else weighted(rng, DONE_STATUSES)
+        level = common.weighted(rng, common.PENDING_LEVELS) if is_pending else rng.choice(list(common.SCORES))
+        status = "PENDING_APPROVAL" if is_pending else common.weighted(rng, common.DONE_STATUSES)
         action = Action(action_id=f"{QUEUE_PREFIX}{i:06d}", action_type=ACTION_TYPE, title=f"Draft e-mail {i}",
                         status=status, risk_level=level, requires_human_review=True, created_by=ENGINE_NAME,
                         source="system", created_at=created, updated_at=created)
@@ -441,7 +430,7 @@ def queue_seed(total: int, pending: int) -> None:
         if is_pending or i % 2 == 0:
             state = "pending" if is_pending else ("rejected" if status == "REJECTED" else "approved")
             requests.append(ApprovalRequest(
-                action_id=action.action_id, round=1, state=state, risk_level=level, score=SCORES[level], reasons=[],
+                action_id=action.action_id, round=1, state=state, risk_level=level, score=common.SCORES[level], reasons=[],
                 requires_approval=True, requested_by=ENGINE_NAME, requested_via=ENGINE_NAME,
                 expires_at=now + timedelta(days=3) if is_pending else created + timedelta(days=3),
                 decided_at=None if is_pending else created + timedelta(hours=1),
@@ -514,7 +503,7 @@ def queue_in_process(args, token: str) -> dict:
           f"({first.get('risk_level')}, created {first.get('created_at')})")
     results["request"]["in_sql"] = times.median_ms()
     p95 = results["request"]["p95"]
-    print(f"  target: p95 < {TARGET_QUEUE_P95_MS:g} ms: {verdict(p95 < TARGET_QUEUE_P95_MS)}")
+    print(f"  target: p95 < {TARGET_QUEUE_P95_MS:g} ms: {common.verdict(p95 < TARGET_QUEUE_P95_MS)}")
 
     results["selector"], times = time_calls(selector, targets, args.warmup)
     report_calls("(b) approval_queue() and QueueItemSerializer alone", results["selector"], times,
@@ -564,7 +553,7 @@ def queue_http(args, env: dict, token: str) -> dict:
                 results[key], output = common.wrk_run(run, url, script, args.seconds)
                 report_wrk(results[key], output, "req")
         p95 = results["latency"]["p95_us"] / 1000
-        print(f"\ntarget: p95 < {TARGET_QUEUE_P95_MS:g} ms without queueing: {verdict(p95 < TARGET_QUEUE_P95_MS)}")
+        print(f"\ntarget: p95 < {TARGET_QUEUE_P95_MS:g} ms without queueing: {common.verdict(p95 < TARGET_QUEUE_P95_MS)}")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return results
@@ -613,7 +602,7 @@ def in_process_rows(args, results: dict) -> list:
         rows += [
             ("queue in process: p50 / p95", f"{request['p50']:.2f} / {request['p95']:.2f} ms",
              f"test client, {queue.get('pending', 0):,} pending, {request['in_sql']:.2f} ms in SQL (p50); "
-             f"target p95 < {TARGET_QUEUE_P95_MS:g} ms: {verdict(request['p95'] < TARGET_QUEUE_P95_MS)}"),
+             f"target p95 < {TARGET_QUEUE_P95_MS:g} ms: {common.verdict(request['p95'] < TARGET_QUEUE_P95_MS)}"),
             ("  selector + serializer alone: p50 / p95", f"{selector['p50']:.2f} / {selector['p95']:.2f} ms", ""),
         ]
     return rows
@@ -626,7 +615,7 @@ def http_rows(args, http: dict) -> list:
         figures = http["decide"]
         rows += [
             ("HTTP approve", f"{figures['rps']:,.0f} /s",
-             f"target >= {TARGET_DECISIONS_RPS:g}/s: {verdict(figures['rps'] >= TARGET_DECISIONS_RPS)}; {load}"),
+             f"target >= {TARGET_DECISIONS_RPS:g}/s: {common.verdict(figures['rps'] >= TARGET_DECISIONS_RPS)}; {load}"),
             ("  p50 / p99 latency", f"{figures['p50_us'] / 1000:.2f} / {figures['p99_us'] / 1000:.2f} ms", ""),
             ("  non-2xx/3xx / socket errors", f"{figures['non2xx']:.0f} / {figures['errors']:.0f}",
              f"of {figures['requests']:,.0f} requests"),
@@ -648,7 +637,7 @@ def http_rows(args, http: dict) -> list:
         rows += [
             (label, f"{figures['rps']:,.0f} req/s", load if key == "load" else f"{args.workers} gunicorn workers"),
             ("  p50 / p95 / p99 latency", f"{figures['p50_us'] / 1000:.2f} / {p95:.2f} / {figures['p99_us'] / 1000:.2f} ms",
-             f"target p95 < {TARGET_QUEUE_P95_MS:g} ms: {verdict(p95 < TARGET_QUEUE_P95_MS)}" if key == "latency"
+             f"target p95 < {TARGET_QUEUE_P95_MS:g} ms: {common.verdict(p95 < TARGET_QUEUE_P95_MS)}" if key == "latency"
              else "waiting for a worker included"),
             ("  non-2xx/3xx / socket errors", f"{figures['non2xx']:.0f} / {figures['errors']:.0f}",
              f"of {figures['requests']:,.0f} requests"),

@@ -71,13 +71,7 @@ DETAIL_PATH = "/actions/{action_id}/"
 HX = {"HTTP_HX_REQUEST": "true"}
 
 ACTION_TYPES = ("COMMUNICATION.DRAFT_EMAIL", "DOCUMENT.GENERATE_LOI", "COMMUNICATION.SEND_EMAIL", "DEAL.UPDATE_STAGE")
-DONE_STATUSES = (("COMPLETED", 0.80), ("QUEUED", 0.03), ("REJECTED", 0.08), ("CANCELLED", 0.05), ("FAILED", 0.04))
-PENDING_LEVELS = (("critical", 0.05), ("high", 0.20), ("medium", 0.45), ("low", 0.30))
-SCORES = {"critical": 0.95, "high": 0.75, "medium": 0.5, "low": 0.2}
 
-
-def verdict(met: bool) -> str:
-    return "met" if met else "NOT met"
 
 
 # --- the database ----------------------------------------------------------------------
@@ -103,7 +97,7 @@ def sql(statement: str, params=()) -> list:
 
 def bench_rows_delete() -> None:
     like = [f"{PREFIX}%"]
-    sql("DELETE FROM approvals_approvalrequest WHERE action_id LIKE %s", like)
+    common.approval_requests_delete(like[0])
     sql("DELETE FROM zakops.deal_events WHERE details->>'action_id' LIKE %s", like)
     sql("DELETE FROM zakops.execution_checkpoints WHERE action_id LIKE %s", like)
     sql("DELETE FROM zakops.actions WHERE action_id LIKE %s", like)
@@ -121,10 +115,6 @@ def people_delete(session_keys: list[str]) -> None:
     get_user_model().objects.filter(username__in=emails).delete()
     Operator.objects.filter(email__in=emails).delete()
 
-
-def weighted(rng: random.Random, choices) -> str:
-    values, weights = zip(*choices)
-    return rng.choices(values, weights)[0]
 
 
 def event(action, request, state: str, when, decider: tuple | None):
@@ -162,8 +152,8 @@ def seed(args) -> list[str]:
     for i in range(args.actions):
         created = now - timedelta(seconds=rng.uniform(0, 90 * 86400))
         is_pending = i in pending_at
-        level = weighted(rng, PENDING_LEVELS) if is_pending else rng.choice(list(SCORES))
-        status = "PENDING_APPROVAL" if is_pending else weighted(rng, DONE_STATUSES)
+        level = common.weighted(rng, common.PENDING_LEVELS) if is_pending else rng.choice(list(common.SCORES))
+        status = "PENDING_APPROVAL" if is_pending else common.weighted(rng, common.DONE_STATUSES)
         action_type = rng.choice(ACTION_TYPES)
         deal = rng.choice(deals).deal_id if deals and rng.random() < 0.7 else None
         action = Action(
@@ -182,8 +172,8 @@ def seed(args) -> list[str]:
         decider = None if is_pending or system else rng.choice(DECIDERS)
         request = ApprovalRequest(
             id=uuid.UUID(int=rng.getrandbits(128), version=4), action_id=action.action_id, action_type=action_type,
-            round=1, state=state, risk_level=level, score=SCORES[level], reasons=[f"{level} by rule {action_type}"],
-            score_breakdown=[{"label": f"rule {action_type}", "points": SCORES[level]}],
+            round=1, state=state, risk_level=level, score=common.SCORES[level], reasons=[f"{level} by rule {action_type}"],
+            score_breakdown=[{"label": f"rule {action_type}", "points": common.SCORES[level]}],
             requires_approval=not system, requested_by=ENGINE_NAME, requested_via=ENGINE_NAME,
             expires_at=now + timedelta(days=3) if is_pending else created + timedelta(days=1),
             decided_at=decided_at, decided_by=decider[0] if decider else None,
@@ -403,7 +393,7 @@ def in_process(args, clients, detail_ids: list[str]) -> dict:
     print(f"  the page: {len(page.last.content):,} bytes")
     p95 = results["page"]["p95"]
     print(f"  the API queue's target, for comparison: p95 < {TARGET_PAGE_P95_MS:g} ms: "
-          f"{verdict(p95 < TARGET_PAGE_P95_MS)}")
+          f"{common.verdict(p95 < TARGET_PAGE_P95_MS)}")
     pages = -(-args.pending // selectors.PAGE_SIZE)
     counts = {
         "page 2": len(queries_of(checker(client, "/?page=2", 200, {}))),
@@ -446,7 +436,7 @@ def in_process(args, clients, detail_ids: list[str]) -> dict:
     report("204, no body", results["unchanged"])
     queries = results["unchanged"]["queries_max"]
     print(f"  target: at most {TARGET_UNCHANGED_QUERIES} queries (the session and its user): "
-          f"{queries} at most: {verdict(queries <= TARGET_UNCHANGED_QUERIES)}")
+          f"{queries} at most: {common.verdict(queries <= TARGET_UNCHANGED_QUERIES)}")
 
     common.heading(f"1d. GET {DETAIL_PATH.format(action_id='<id>')}: the detail page")
     rng = random.Random(5)
@@ -728,11 +718,11 @@ def in_process_rows(args, results: dict) -> list:
         note = f"{figures['queries']} SQL queries ({figures['in_sql']:.2f} ms), CPU {figures['cpu_ms']:.2f} ms a call"
         if key == "unchanged":
             met = figures["queries_max"] <= TARGET_UNCHANGED_QUERIES
-            note += f"; target <= {TARGET_UNCHANGED_QUERIES} queries: {verdict(met)}"
+            note += f"; target <= {TARGET_UNCHANGED_QUERIES} queries: {common.verdict(met)}"
         if key == "page":
             others = figures.get("other_counts", {})
             note += (f"; with 100 rows a page {others.get('100 rows a page', '?')}; the API queue's target "
-                     f"p95 < {TARGET_PAGE_P95_MS:g} ms: {verdict(figures['p95'] < TARGET_PAGE_P95_MS)}")
+                     f"p95 < {TARGET_PAGE_P95_MS:g} ms: {common.verdict(figures['p95'] < TARGET_PAGE_P95_MS)}")
         rows.append((f"{label}: p50 / p95", f"{figures['p50']:.2f} / {figures['p95']:.2f} ms", note))
     cost = results.get("cost")
     if cost:
