@@ -34,6 +34,7 @@ api_patterns = [
 ]
 
 urlpatterns = [
+    path("api/hitl/", include(api_patterns)),  # first: the engine's calls match without trying the pages
     path("", include("approvals.urls")),
     path("", include("notifications.urls")),
     path("healthz", views.health, name="health"),
@@ -43,5 +44,4 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
-    path("api/hitl/", include(api_patterns)),
 ]

@@ -1,4 +1,4 @@
-"""WSGI entry point (gunicorn zakops_hitl.wsgi)."""
+"""WSGI entry point (`zakops_hitl.wsgi:application`, served by `python -m zakops_hitl.serve`)."""
 import os
 import sys
 
@@ -7,8 +7,11 @@ from django.core.exceptions import ImproperlyConfigured
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "zakops_hitl.settings")
 
 try:
-    from django.core.wsgi import get_wsgi_application
+    import django
 
-    application = get_wsgi_application()
+    django.setup(set_prefix=False)
+    from zakops_hitl.handlers import HitlWSGIHandler
+
+    application = HitlWSGIHandler()
 except ImproperlyConfigured as exc:
     sys.exit(f"zakops-hitl: configuration error: {exc}")
