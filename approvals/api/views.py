@@ -54,10 +54,15 @@ class ApprovalRequestsView(HitlAPIView):
 class ActionApprovalView(HitlAPIView):
     @extend_schema(responses={200: s.ApprovalRequestSerializer, 404: NOT_FOUND}, summary="The action's latest approval request")
     def get(self, request, action_id):
-        approval = selectors.approval_latest(action_id=action_id)
+        approval = selectors.approval_polled(action_id=action_id)
         if approval is None:
             raise NotFound(f"Action {action_id} has no approval request.")
         return Response(s.ApprovalRequestSerializer(approval).data)
+
+    def fast_get(self, request, body, action_id):
+        """The engine's poll (HitlAPIView's fast path); an unknown action goes to get()."""
+        approval = selectors.approval_polled(action_id=action_id)
+        return None if approval is None else s.approval_json(approval.as_seen())
 
 
 VOTE_FIELDS = {

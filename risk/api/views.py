@@ -32,6 +32,15 @@ class AssessRiskView(HitlAPIView):
         # The assessment is already plain data; AssessmentSerializer documents its shape.
         return Response(asdict(assessment))
 
+    def fast_post(self, request, body):
+        """The engine's usual call (HitlAPIView's fast path); anything unusual goes to post()."""
+        action_type, inputs, context = body.get("action_type"), body.get("action_data"), body.get("context")
+        if type(action_type) is not str or not action_type or len(action_type) > 100 or action_type != action_type.strip():
+            return None
+        if (inputs is not None and type(inputs) is not dict) or (context is not None and type(context) is not dict):
+            return None
+        return risk_assess(action_type=action_type, inputs=inputs or {}, context=context or {})
+
 
 class RiskRulesView(HitlAPIView):
     @extend_schema(

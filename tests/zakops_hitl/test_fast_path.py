@@ -1,0 +1,135 @@
+"""The engine's hot endpoints answer the usual call on a fast path (zakops_hitl.api); every
+call, usual or not, gets the same status, headers that matter and body as DRF's path
+gives, and whatever is unusual is answered by DRF."""
+
+import json
+
+import pytest
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
+from django.test import RequestFactory
+from rest_framework.views import APIView
+
+from zakops_hitl.api import HitlAPIView
+from zakops_hitl.handlers import HitlWSGIHandler
+
+URL = "/api/hitl/assess-risk"
+
+
+@pytest.fixture
+def drf_only(monkeypatch):
+    """Turns the fast path off for the block: every call goes through DRF."""
+
+    def off():
+        monkeypatch.setattr(HitlAPIView, "_fast_call", lambda self, fast, request, kwargs: None)
+
+    return off
+
+
+@pytest.fixture
+def drf_calls(monkeypatch):
+    """How many calls DRF's dispatch answered."""
+    calls = []
+    real = APIView.dispatch
+
+    def counted(self, request, *args, **kwargs):
+        calls.append(1)
+        return real(self, request, *args, **kwargs)
+
+    monkeypatch.setattr(APIView, "dispatch", counted)
+    return calls
+
+
+def answer(client, body, **extra):
+    raw = body if isinstance(body, (str, bytes)) else json.dumps(body)
+    response = client.generic("POST", extra.pop("path", URL), raw, content_type=extra.pop("content_type", "application/json"), **extra)
+    return response.status_code, response["Content-Type"], response.get("Allow"), json.loads(response.content)
+
+
+USUAL = [
+    {"action_type": "DEAL.GET_DETAILS"},
+    {"action_type": "COMMUNICATION.SEND_EMAIL", "action_data": {"to": "cfo@seller.example", "n": [1, 2.5, None]}},
+    {"action_type": "DOCUMENT.GENERATE_LOI", "action_data": None, "context": {"deal_stage": "closed_won"}},
+    {"action_type": "VENDOR.DO_THING", "context": None, "ignored": "field"},
+    {"action_type": "DEAL.UPDATE_TARGET_PRICE", "action_data": {"price": 10**12, "unicode": "prix élevé ✓"}},
+]
+
+
+@pytest.mark.parametrize("body", USUAL)
+def test_the_usual_call_takes_the_fast_path_and_answers_what_drf_answers(engine_api, drf_only, drf_calls, body):
+    fast = answer(engine_api, body)
+    assert drf_calls == [], "answered without DRF"
+    assert fast[0] == 200 and fast[1] == "application/json" and fast[2] == "POST, OPTIONS"
+    drf_only()
+    assert answer(engine_api, body) == fast
+    assert len(drf_calls) == 1
+
+
+UNUSUAL = [
+    ({"action_type": " DEAL.GET_DETAILS "}, {}),  # trimmed by DRF's CharField
+    ({"action_type": ""}, {}),
+    ({"action_type": 5}, {}),
+    ({"action_type": "X" * 101}, {}),
+    ({}, {}),
+    ({"action_type": "DEAL.GET", "action_data": [1]}, {}),
+    ({"action_type": "DEAL.GET", "context": "closed"}, {}),
+    ('{"action_type": "DEAL.GET", "action_data": {"to": "a\\u0000b"}}', {}),
+    ('{"action_type": "DEAL.GET", "action_data": {"x": "\\ud800"}}', {}),
+    ('{"action_type": "DEAL.GET", "action_data": {"amount": 1e400}}', {}),
+    ('{"action_type": "DEAL.GET", "action_data": ' + "[" * 70 + "]" * 70 + "}", {}),
+    ('{"action_type": "DEAL.GET",', {}),
+    ("[1, 2]", {}),
+    ({"action_type": "DEAL.GET"}, {"content_type": "text/plain"}),
+    ({"action_type": "DEAL.GET"}, {"HTTP_ACCEPT": "text/html"}),
+    ({"action_type": "DEAL.GET"}, {"QUERY_STRING": "format=xml"}),
+    ({"action_type": "DEAL.GET"}, {"HTTP_IDEMPOTENCY_KEY": "k\x00"}),
+    ({"action_type": "DEAL.GET"}, {"HTTP_AUTHORIZATION": "Bearer not-a-token"}),
+    ({"action_type": "DEAL.GET"}, {"HTTP_AUTHORIZATION": "Bearer"}),
+]
+
+
+@pytest.mark.parametrize("body,extra", UNUSUAL)
+def test_an_unusual_call_is_answered_by_drf_as_before(engine_api, api, drf_only, drf_calls, body, extra):
+    client = api if "HTTP_AUTHORIZATION" in extra else engine_api  # a token of its own
+    fast = answer(client, body, **extra)
+    assert drf_calls == [1], "DRF answered it"
+    drf_only()
+    assert answer(client, body, **extra) == fast
+
+
+def test_an_anonymous_call_is_a_401_with_the_bearer_challenge(api):
+    response = api.post(URL, {"action_type": "DEAL.GET_DETAILS"}, format="json")
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Bearer"
+
+
+def _through_the_wsgi_app(environ_request):
+    started = {}
+
+    def start_response(status, headers, exc_info=None):
+        started["status"], started["headers"] = status, dict(headers)
+
+    # As Django's test client does: the test's connection must outlive the request.
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        body = b"".join(HitlWSGIHandler()(environ_request.environ, start_response))
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+    return started["status"], started["headers"], body
+
+
+def test_a_bearer_call_skips_the_page_middleware_a_page_does_not(service_token):
+    factory = RequestFactory()
+    api = factory.post(URL, {"action_type": "DEAL.GET_DETAILS"}, content_type="application/json",
+                       HTTP_AUTHORIZATION=f"Bearer {service_token}")
+    status, headers, body = _through_the_wsgi_app(api)
+    assert status.startswith("200") and json.loads(body)["level"] == "low"
+    assert headers["X-Request-ID"] and headers["X-Content-Type-Options"] == "nosniff"
+    assert "Content-Security-Policy" not in headers and "Set-Cookie" not in headers
+    assert "Cookie" not in headers.get("Vary", ""), "no session was looked at"
+
+    status, headers, _ = _through_the_wsgi_app(factory.get("/login/"))
+    assert status.startswith("200")
+    assert "script-src 'self'" in headers["Content-Security-Policy"] and headers["X-Frame-Options"] == "DENY"
