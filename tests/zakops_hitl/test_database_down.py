@@ -5,6 +5,7 @@ import pytest
 from django.db import InterfaceError, OperationalError, connections
 from rest_framework.test import APIClient
 
+from risk.rulebook import CHANNEL as RULES_CHANNEL
 from zakops_hitl.changes import feed
 
 pytestmark = pytest.mark.django_db
@@ -62,8 +63,18 @@ ENGINE_IN_VIEW = [c for c in CALLS if not c[1].endswith("/approve")]
 @pytest.mark.parametrize(("method", "path", "body"), ENGINE_IN_VIEW)
 def test_a_token_caller_gets_503_when_the_database_fails_in_the_view(engine_api, database_down, method, path, body):
     assert engine_api.get("/api/hitl/approval-queue").status_code == 200  # token and role now cached
+    feed.mark(RULES_CHANNEL)  # the rules must be read again (assess-risk needs nothing else)
     database_down()
     assert_unavailable(call(engine_api, method, path, body))
+
+
+def test_assessments_go_on_from_the_cached_rules_while_the_database_is_down(engine_api, database_down):
+    body = {"action_type": "COMMUNICATION.SEND_EMAIL"}
+    first = engine_api.post("/api/hitl/assess-risk", body, format="json")
+    assert first.status_code == 200  # token, role and rules now cached
+    database_down()
+    again = engine_api.post("/api/hitl/assess-risk", body, format="json")
+    assert (again.status_code, again.json()) == (200, first.json())
 
 
 def test_a_reviewer_deciding_with_a_token_gets_503_when_the_database_fails_in_the_view(make_reviewer, database_down):
