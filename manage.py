@@ -6,7 +6,7 @@ import sys
 
 def main():
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "zakops_hitl.settings")
-    # Metrics files are for gunicorn's workers, which /metrics sums; a command (the sweep
+    # Metrics files are for the app server's workers, which /metrics sums; a command (the sweep
     # every minute, runserver) keeps its figures in its own memory instead of leaving a
     # file per run in their folder.
     os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)

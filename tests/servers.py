@@ -1,5 +1,5 @@
-"""Real app servers for the tests that need other processes: gunicorn with the repo's
-gunicorn.conf.py and the production profile, on a free port of 127.0.0.1, against the
+"""Real app servers for the tests that need other processes: the production command
+(`python -m zakops_hitl.serve`) and profile, on a free port of 127.0.0.1, against the
 test database (its data must be committed: `django_db(transaction=True)`), and a small
 HTTP client that keeps cookies, as a browser would."""
 
@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.db import connection
+from django.utils.datastructures import CaseInsensitiveMapping
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = Path(sys.executable)
-GUNICORN = PYTHON.parent / "gunicorn"
 SECRET_KEY = secrets.token_urlsafe(50)  # one per test run, shared by its servers
 
 
@@ -48,7 +48,7 @@ def served_database_url(**parts) -> str:
 
 
 def production_env(static_root: Path, **overrides) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GUNICORN_", "PROMETHEUS_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HITL_BIND", "HITL_WORKERS", "PROMETHEUS_"))}
     env.update(
         DJANGO_ENV="production",
         DJANGO_SECRET_KEY=SECRET_KEY,
@@ -103,14 +103,14 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def gunicorn(env: dict, log_path: Path, *, workers: int = 1):
-    """The production command (`gunicorn zakops_hitl.wsgi` with gunicorn.conf.py), until
-    the block ends; ready once /healthz answers."""
+def app_server(env: dict, log_path: Path, *, workers: int = 1):
+    """The production command (`python -m zakops_hitl.serve`), until the block ends; ready
+    once /healthz answers."""
     port = free_port()
-    env = {**env, "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": str(workers)}
+    env = {**env, "HITL_BIND": f"127.0.0.1:{port}", "HITL_WORKERS": str(workers)}
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [str(GUNICORN), "zakops_hitl.wsgi", "-c", str(ROOT / "gunicorn.conf.py")], cwd=ROOT, env=env,
+            [str(PYTHON), "-m", "zakops_hitl.serve"], cwd=ROOT, env=env,
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
     server = Server(f"http://127.0.0.1:{port}", log_path, process)
@@ -118,17 +118,22 @@ def gunicorn(env: dict, log_path: Path, *, workers: int = 1):
         deadline = time.monotonic() + 60
         while _http_status(f"{server.base_url}/healthz") != 200:
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"gunicorn did not start:\n{server.log()[-3000:]}")
+                raise RuntimeError(f"the app server did not start:\n{server.log()[-3000:]}")
             time.sleep(0.1)
         yield server
     finally:
         _stop(process)
 
 
+def _headers(message) -> CaseInsensitiveMapping:
+    """Response headers by name in any case (HTTP/1.1 names are; granian sends them lower-case)."""
+    return CaseInsensitiveMapping(dict(message))
+
+
 @dataclass
 class Response:
     status: int
-    headers: dict
+    headers: CaseInsensitiveMapping
     body: bytes
 
     def json(self):
@@ -169,9 +174,9 @@ class Client:
         request = urllib.request.Request(self.base_url + path, data=data, method=method, headers=headers)
         try:
             with self.opener.open(request, timeout=30) as response:
-                return Response(response.status, dict(response.headers), response.read())
+                return Response(response.status, _headers(response.headers), response.read())
         except urllib.error.HTTPError as exc:
-            return Response(exc.code, dict(exc.headers), exc.read())
+            return Response(exc.code, _headers(exc.headers), exc.read())
 
     def get(self, path: str, **kwargs) -> Response:
         return self.request("GET", path, **kwargs)

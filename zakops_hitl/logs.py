@@ -1,6 +1,6 @@
 """Log lines as JSON objects, each carrying the id of the request it was written for.
 
-Plain `logging`, no Django import, so gunicorn's master can use the formatter too. A
+Plain `logging`, no Django import, so the app server's master can use the formatter too. A
 record's extra fields are written when they are plain values (text, numbers, booleans);
 objects such as Django's request, which holds headers and cookies, never are.
 """
@@ -34,7 +34,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
-            "pid": record.process,  # which gunicorn worker
+            "pid": record.process,  # which worker
         }
         rid = getattr(record, "request_id", None) or request_id.get()
         if rid and rid != "-":

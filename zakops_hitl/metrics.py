@@ -1,7 +1,7 @@
 """Prometheus metrics of the app, and what a scrape of /metrics answers.
 
-Counters and histograms are kept per process. Under gunicorn (gunicorn.conf.py sets
-PROMETHEUS_MULTIPROC_DIR before the workers start) each worker writes its figures to a
+Counters and histograms are kept per process. Under the app server (zakops_hitl/serve.py
+sets PROMETHEUS_MULTIPROC_DIR before the workers start) each worker writes its figures to a
 file in that folder and a scrape sums the files of every worker, live or dead, so the
 figures are the server's whatever worker answers. The state of the work itself (requests
 waiting by risk level, requests expired so far) is read from the database at scrape time:
@@ -76,7 +76,7 @@ class WorkInTheDatabase:
 
 
 class _ThisProcess:
-    """The default registry (this process's metrics), when not under gunicorn."""
+    """The default registry (this process's metrics), when not under the app server."""
 
     def collect(self):
         yield from REGISTRY.collect()

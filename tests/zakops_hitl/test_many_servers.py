@@ -14,7 +14,7 @@ from accounts.services import api_token_create, operator_upsert, service_account
 from approvals.models import ApprovalRequest, RequestState
 from risk.models import RiskRule
 from tests.conftest import PASSWORD
-from tests.servers import PYTHON, ROOT, Client, eventually, gunicorn, production_env
+from tests.servers import PYTHON, ROOT, Client, app_server, eventually, production_env
 from zakops.models import DealEvent, OutboxEvent
 
 pytestmark = [pytest.mark.postgresql, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
@@ -30,7 +30,7 @@ def test_two_servers_and_two_sweeps_behave_as_one(tmp_path, static_root, real_pa
     )
     env = production_env(static_root)
 
-    with gunicorn(env, tmp_path / "a.log") as a, gunicorn(env, tmp_path / "b.log") as b:
+    with app_server(env, tmp_path / "a.log") as a, app_server(env, tmp_path / "b.log") as b:
         engine_a, engine_b = Client(a.base_url, token=engine_token), Client(b.base_url, token=engine_token)
         old_b = Client(b.base_url, token=doomed[1])
         for server in (a, b):

@@ -21,7 +21,7 @@ from accounts.services import api_token_create, api_tokens_revoke, operator_upse
 from approvals.services import approval_request
 from risk.models import RiskRule
 from tests.conftest import PASSWORD
-from tests.servers import Client, data_version, eventually, free_port, gunicorn, production_env, served_database_url
+from tests.servers import Client, app_server, data_version, eventually, free_port, production_env, served_database_url
 
 PGBOUNCER = shutil.which("pgbouncer") or ("/usr/sbin/pgbouncer" if Path("/usr/sbin/pgbouncer").exists() else None)
 
@@ -99,7 +99,7 @@ def test_through_pgbouncer_in_transaction_mode_caches_stay_right(tmp_path, stati
         at_once = listener == "direct"
         within = 0.5 if at_once else 3.0
 
-        with gunicorn(env, tmp_path / "gunicorn.log", workers=1) as server:
+        with app_server(env, tmp_path / "server.log", workers=1) as server:
             ready = Client(server.base_url).get("/readyz")
             assert ready.status == 200, ready.text
             assert ready.json()["checks"]["change_feed"] == ("listening" if at_once else "polling")

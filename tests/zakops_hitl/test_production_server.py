@@ -1,4 +1,4 @@
-"""The production command (gunicorn with gunicorn.conf.py, DJANGO_ENV=production) serves
+"""The production command (`python -m zakops_hitl.serve`, DJANGO_ENV=production) serves
 the pages with hashed, compressed static files, health, readiness and metrics summed over
 its workers; and nothing it logs holds a token, a password or a session id."""
 
@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from accounts.services import api_token_create, service_account_ensure
 from tests.conftest import PASSWORD
-from tests.servers import Client, gunicorn, production_env
+from tests.servers import Client, app_server, production_env
 
 pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -27,7 +27,7 @@ def metric(text: str, name: str, **labels) -> float:
 
 def test_it_serves_pages_static_files_health_and_metrics_summed_over_workers(tmp_path, static_root):
     token = api_token_create(user=service_account_ensure(name="prometheus"), name="scrape")[1]
-    with gunicorn(production_env(static_root), tmp_path / "gunicorn.log", workers=2) as server:
+    with app_server(production_env(static_root), tmp_path / "server.log", workers=2) as server:
         anonymous = Client(server.base_url)
         page = anonymous.get("/login/")
         assert page.status == 200
@@ -69,12 +69,12 @@ def test_it_serves_pages_static_files_health_and_metrics_summed_over_workers(tmp
 
 def test_no_log_line_holds_a_token_a_password_or_a_session_id(tmp_path, static_root, make_reviewer, real_password_hashing):
     """A run with a token, a password sign-in (and a wrong one) and a session, at debug level;
-    all the output of the server, gunicorn's included, is searched for the secrets."""
+    all the output of the server, granian's included, is searched for the secrets."""
     make_reviewer("admin", "ada@example.com")
     token = api_token_create(user=service_account_ensure(name="action-engine"), name="engine")[1]
     wrong_password = "Wr0ng-but-secret-" + PASSWORD[::-1]
-    env = production_env(static_root, LOG_LEVEL="debug", GUNICORN_ACCESSLOG="-")
-    with gunicorn(env, tmp_path / "gunicorn.log", workers=1) as server:
+    env = production_env(static_root, LOG_LEVEL="debug", HITL_ACCESS_LOG="true")
+    with app_server(env, tmp_path / "server.log", workers=1) as server:
         engine = Client(server.base_url, token=token)
         assert engine.post("/api/hitl/approval-requests", json_body={
             "action_id": "ACT-LOGS-1", "action_type": "COMMUNICATION.DRAFT_EMAIL",
