@@ -1,6 +1,7 @@
 """What the benchmarks in this folder share: the scratch database, Django set up on it,
-timing calls in process, gunicorn on 127.0.0.1, wrk and its figures, the bench token, the
-summary table, the command-line options they have in common and the run's time bound.
+timing calls in process, gunicorn on 127.0.0.1 (and the production server command,
+`app_server`), a server's processes and their memory, wrk and its figures, the bench token,
+the summary table, the command-line options they have in common and the run's time bound.
 
 bench/ is not a package: a script imports this as `_common`, found through its own folder,
 which Python puts first on sys.path when it runs the script.
@@ -281,18 +282,18 @@ def log_tail(path: Path, lines: int = 30) -> str:
         return ""
 
 
-def server_wait(proc, base_url: str, log_path: Path, timeout: float = 60) -> None:
+def server_wait(proc, base_url: str, log_path: Path, timeout: float = 60, *, name: str = "gunicorn") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise BenchError(f"gunicorn exited with {proc.returncode}:\n{log_tail(log_path)}")
+            raise BenchError(f"{name} exited with {proc.returncode}:\n{log_tail(log_path)}")
         try:
             if http_call(f"{base_url}/healthz", timeout=1)[0] == 200:
                 return
         except OSError:
             pass
         time.sleep(0.2)
-    raise BenchError(f"gunicorn did not answer /healthz within {timeout:g} s:\n{log_tail(log_path)}")
+    raise BenchError(f"{name} did not answer /healthz within {timeout:g} s:\n{log_tail(log_path)}")
 
 
 def server_stop(proc) -> None:
@@ -322,6 +323,106 @@ def gunicorn(env: dict, port: int, workers: int, folder: Path):
             yield base_url
         finally:
             server_stop(proc)
+
+
+@contextlib.contextmanager
+def app_server(env: dict, port: int, workers: int, folder: Path, *, app: str = "zakops_hitl.wsgi"):
+    """The app's production server command on 127.0.0.1:port with `workers` worker
+    processes, until the block ends, however it ends; yields the base URL. `app` is the WSGI
+    callable to serve, as `module` (its `application`) or `module:name`, importable from the
+    project folder. Everything that depends on which server this is stays in here: the
+    benchmarks find its processes by the port it listens on (`server_processes`)."""
+    log_path = folder / f"app-server-{port}.log"
+    # The production way: gunicorn.conf.py, with the bind address and workers from the environment.
+    env = {k: v for k, v in env.items() if not k.startswith(("GUNICORN_", "PROMETHEUS_"))}
+    env.update(GUNICORN_BIND=f"127.0.0.1:{port}", GUNICORN_WORKERS=str(workers))
+    cmd = [GUNICORN, app, "-c", ROOT / "gunicorn.conf.py"]
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [str(c) for c in cmd], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            base_url = f"http://127.0.0.1:{port}"
+            server_wait(proc, base_url, log_path, name="the app server")
+            yield base_url
+        finally:
+            server_stop(proc)
+
+
+# --- a server's processes and their memory, from /proc -----------------------------------
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        with contextlib.suppress(OSError):
+            found += [int(child) for child in children.read_text().split()]
+    return found
+
+
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], _children(pid)
+    while todo:
+        child = todo.pop()
+        found.append(child)
+        todo += _children(child)
+    return found
+
+
+def _listening_inodes(port: int) -> set[str]:
+    """The inodes of the TCP sockets listening on `port` (any address)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as lines:
+            next(lines)
+            for line in lines:
+                fields = line.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                    inodes.add(fields[9])
+    return inodes
+
+
+def _holds(pid: int, inodes: set[str]) -> bool:
+    with contextlib.suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                target = os.readlink(fd)
+                if target.startswith("socket:[") and target[8:-1] in inodes:
+                    return True
+    return False
+
+
+def server_processes(port: int) -> tuple[int, list[int]]:
+    """(master pid, worker pids) of the server this process started that listens on
+    `port`: the master is the process holding the listening socket whose parent does not;
+    its workers are its children that hold the socket too (all its children if none does,
+    itself if it has none: a server that runs in one process)."""
+    inodes = _listening_inodes(port)
+    holders = [pid for pid in _descendants(os.getpid()) if _holds(pid, inodes)] if inodes else []
+    if not holders:
+        raise BenchError(f"no process of this run listens on 127.0.0.1:{port}")
+    masters = [pid for pid in holders if _parent(pid) not in holders]
+    master = masters[0]
+    children = _children(master)
+    workers = [pid for pid in children if pid in holders] or children or [master]
+    return master, sorted(workers)
+
+
+def _parent(pid: int) -> int:
+    with contextlib.suppress(OSError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return int(stat.rsplit(")", 1)[1].split()[1])
+    return 0
+
+
+def process_memory(pid: int) -> dict:
+    """Rss and Pss of a process in MiB, from /proc/<pid>/smaps_rollup."""
+    figures = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        name, _, rest = line.partition(":")
+        if name in ("Rss", "Pss"):
+            figures[name.lower()] = int(rest.split()[0]) / 1024
+    return figures
 
 
 def wrk_run(args, url: str, script: Path, seconds: float) -> tuple[dict, str]:
@@ -391,12 +492,15 @@ def add_final_arguments(parser) -> None:
 def bench_main(args, *, wrk_seconds: float, measure, in_process_rows, http_rows, http_name: str) -> int:
     """Run `measure(args, results)` within --timeout plus `wrk_seconds`, and print the
     summary even when a step fails, so that what was measured is not lost. Cleanup is left
-    to `measure`'s context managers, which an error, the alarm or ^C unwinds."""
+    to `measure`'s context managers, which an error, the alarm or ^C unwinds. A benchmark
+    with no HTTP part passes `http_name=None`."""
     summary = {"in_process_rows": in_process_rows, "http_rows": http_rows, "http_name": http_name}
     signal.signal(signal.SIGALRM, on_alarm)
     signal.alarm(args.timeout + int(wrk_seconds))
     results = {}
-    if args.skip_http:
+    if http_name is None:
+        pass
+    elif args.skip_http:
         results["http_skipped"] = "--skip-http"
     elif shutil.which("wrk") is None:
         results["http_skipped"] = "wrk not installed: apt-get install wrk"

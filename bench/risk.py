@@ -1,28 +1,28 @@
-"""Benchmark of risk assessment, in process and over HTTP. It prints figures and asserts nothing.
+"""Benchmark of risk assessment in process, beside a reference assessor. It prints figures and asserts nothing.
 
-1. The assessor, `risk.services.risk_assess()`, called in this process over a mix of 20
-   calls (the ZakOps catalogue's action types with their sample inputs, plus generated
-   vendor types that match many rules): median, p95 and mean microseconds per call, (a) with the
-   default rules the migrations create and (b) with 1,000 generated rules added. Also the
-   time to load the rule book (query and compile), paid once per change per process.
-   Targets: under 8 µs median with the defaults, under 100 µs with 1,000 rules; the old
-   design's assessor took about 24 µs with 6 rules.
-2. `POST /api/hitl/assess-risk` under gunicorn with production settings and a bearer
-   token, loaded with wrk: requests/s, p50/p99 latency, responses that are not 2xx/3xx
-   and socket errors. The old design served about 2,500 req/s, without authentication.
+Our assessor, `risk.services.risk_assess()`, and the reference service's
+(bench/reference/assessor.py: the same enabled rules and settings read from the same tables,
+held in memory, matched by plain functions) called in this process over a mix of 20 calls
+(the ZakOps catalogue's action types with their sample inputs, plus generated vendor types
+that match many rules), in interleaved passes: median, p95 and mean microseconds per call
+for each, and the ratio of the medians, (a) with the default rules the migrations create and
+(b) with 1,000 generated rules added. Both answers are compared on every case first. Also
+the time to load our rule book (query and compile), paid once per change per process.
+Targets, which are aims and not measurements: under 8 µs median with the defaults, under
+100 µs with 1,000 rules. Over HTTP, `POST /api/hitl/assess-risk` is measured against the
+reference service by bench/engine.py.
 
 The database is a scratch one, created and dropped here: PostgreSQL by default
 (postgres://postgres@127.0.0.1:5432, trust auth, via createdb/dropdb), a temporary SQLite
 file with --sqlite. With --database-url (or DATABASE_URL) that database is used as it is;
-the generated rules are deleted and the bench token revoked afterwards.
+the generated rules are deleted afterwards.
 
-    .venv/bin/python bench/risk.py [--sqlite] [--seconds 10] [--workers 2]
+    .venv/bin/python bench/risk.py [--sqlite] [--rounds 2000] [--rules 1000]
 """
 
 import argparse
 import contextlib
 import gc
-import json
 import os
 import random
 import shutil
@@ -31,21 +31,21 @@ import sys
 import tempfile
 import time
 import timeit
+from dataclasses import asdict
 from decimal import Decimal
 from pathlib import Path
 
 import _common as common  # bench/_common.py: this script's folder is first on sys.path
 
-TARGET_DEFAULT_US = 8.0
-TARGET_MANY_US = 100.0
-OLD_ASSESS_US = 24.0  # old design, 6 rules
-OLD_HTTP_RPS = 2500.0  # old design, no authentication
+sys.path.append(str(Path(__file__).resolve().parent / "reference"))
+import assessor as reference  # noqa: E402  bench/reference/assessor.py, the reference service's assessor
+
+TARGET_DEFAULT_US = 8.0  # an aim, not a measurement
+TARGET_MANY_US = 100.0  # an aim, not a measurement
 
 RULE_PREFIX = "bench_generated_"
 VENDORS, THINGS = 50, 20  # 1,000 distinct types VENDOR{v}.DO_THING_{t}
 LEVELS = ("low", "medium", "high", "critical")
-ENDPOINT = "/api/hitl/assess-risk"
-REQUEST_BODY = {"action_type": "COMMUNICATION.SEND_EMAIL", "action_data": {"to": "cfo@seller.example"}}
 
 
 # --- the database ----------------------------------------------------------------------
@@ -70,7 +70,7 @@ def database(args):
             yield db
 
 
-# --- 1. the assessor in this process ---------------------------------------------------
+# --- the assessors in this process -----------------------------------------------------
 
 
 def generated_rules(count: int, seed: int = 1):
@@ -179,53 +179,103 @@ def rulebook_settle(timeout: float = 10.0) -> bool:
     return False
 
 
-def time_assessor(cases, rounds: int, warmup: int) -> dict:
-    """Microseconds per call: every call timed on its own, over `rounds` passes of the cases."""
-    from risk.rulebook import rulebook_current
-    from risk.services import risk_assess
+def reference_rules():
+    """The reference assessor's rules, read from this database's tables as the reference
+    service reads them at startup (through Django's connection here, so SQLite works too)."""
+    from django.db import connection
 
-    for _ in range(warmup):
-        for _group, action_type, inputs, context in cases:
-            risk_assess(action_type=action_type, inputs=inputs, context=context)
-    settled = rulebook_settle()
-    gc.collect()  # start the timing with no garbage pending
-    book = rulebook_current()
-    clock = time.perf_counter_ns
-    per_case = [[] for _ in cases]
-    for _ in range(rounds):
-        for samples, (_group, action_type, inputs, context) in zip(per_case, cases):
-            start = clock()
-            risk_assess(action_type=action_type, inputs=inputs, context=context)
-            samples.append(clock() - start)
+    with connection.cursor() as cursor:
+        return reference.rules_read(cursor)
+
+
+def case_figures(cases, per_case: list) -> dict:
+    """Median, p95 and mean µs over all calls, and the median per group of cases."""
     everything = sorted(ns for samples in per_case for ns in samples)
     groups = {}
-    for samples, (group, action_type, _, _) in zip(per_case, cases):
-        entry = groups.setdefault(group, {"samples": [], "candidates": []})
-        entry["samples"].extend(samples)
-        entry["candidates"].append(len(book.candidates(action_type)))
-    slowest = max(range(len(cases)), key=lambda i: statistics.median(per_case[i]))
+    for samples, (group, *_rest) in zip(per_case, cases):
+        groups.setdefault(group, []).extend(samples)
     return {
-        "rules": len(book.rules),
         "calls": len(everything),
         "median": statistics.median(everything) / 1000,
         "p95": common.percentile(everything, 0.95) / 1000,
         "mean": statistics.fmean(everything) / 1000,
-        "slowest": (  # (action type, median µs, rules whose type matches)
+        "group_medians": {group: statistics.median(samples) / 1000 for group, samples in groups.items()},
+    }
+
+
+def answers_compare(cases, book) -> list[str]:
+    """Where the reference's assessment differs from ours on the cases, field by field."""
+    from risk.services import risk_assess
+
+    differences = []
+    for _group, action_type, inputs, context in cases:
+        ours = asdict(risk_assess(action_type=action_type, inputs=inputs, context=context))
+        theirs = reference.assess(book, action_type, inputs, context)
+        differences += [
+            f"{action_type}: {key}: ours {ours[key]!r}, reference {theirs[key]!r}"
+            for key in sorted(ours.keys() & theirs.keys())
+            if ours[key] != theirs[key]
+        ]
+    return differences
+
+
+def time_assessors(cases, rounds: int, warmup: int) -> dict:
+    """Microseconds per call of ours and of the reference's assessor, every call timed on
+    its own, in `rounds` interleaved passes over the cases (ours first in even rounds, the
+    reference first in odd ones)."""
+    from risk.rulebook import rulebook_current
+    from risk.services import risk_assess
+
+    book = reference_rules()
+    assessors = (
+        ("ours", lambda action_type, inputs, context: risk_assess(action_type=action_type, inputs=inputs, context=context)),
+        ("reference", lambda action_type, inputs, context: reference.assess(book, action_type, inputs, context)),
+    )
+    for _ in range(warmup):
+        for _name, call in assessors:
+            for _group, action_type, inputs, context in cases:
+                call(action_type, inputs, context)
+    settled = rulebook_settle()
+    differences = answers_compare(cases, book)
+    gc.collect()  # start the timing with no garbage pending
+    ours_book = rulebook_current()
+    clock = time.perf_counter_ns
+    per_case = {name: [[] for _ in cases] for name, _ in assessors}
+    for round_ in range(rounds):
+        for name, call in assessors if round_ % 2 == 0 else assessors[::-1]:
+            for samples, (_group, action_type, inputs, context) in zip(per_case[name], cases):
+                start = clock()
+                call(action_type, inputs, context)
+                samples.append(clock() - start)
+    ours = case_figures(cases, per_case["ours"])
+    groups = {}
+    for group, action_type, _, _ in cases:
+        entry = groups.setdefault(group, {"calls": 0, "candidates": []})
+        entry["calls"] += 1
+        entry["candidates"].append(len(ours_book.candidates(action_type)))
+    slowest = max(range(len(cases)), key=lambda i: statistics.median(per_case["ours"][i]))
+    ours.update(
+        rules=len(ours_book.rules),
+        slowest=(  # (action type, median µs, rules whose type matches)
             cases[slowest][1],
-            statistics.median(per_case[slowest]) / 1000,
-            len(book.candidates(cases[slowest][1])),
+            statistics.median(per_case["ours"][slowest]) / 1000,
+            len(ours_book.candidates(cases[slowest][1])),
         ),
-        "groups": {
+        groups={
             group: {
-                "calls": len(entry["candidates"]),
-                "median": statistics.median(entry["samples"]) / 1000,
+                "calls": entry["calls"],
+                "median": ours["group_medians"][group],
                 "matching": (min(entry["candidates"]), max(entry["candidates"])),
             }
             for group, entry in groups.items()
         },
-        "settled": settled,
-        "reloaded": rulebook_current() is not book,
-    }
+        settled=settled,
+        reloaded=rulebook_current() is not ours_book,
+    )
+    figures = case_figures(cases, per_case["reference"])
+    figures.update(rules=len(book.rules), differences=differences)
+    ours["reference"] = figures
+    return ours
 
 
 def time_load() -> float:
@@ -236,42 +286,56 @@ def time_load() -> float:
 
 
 def report_assessor(label: str, figures: dict, target: float) -> None:
-    verdict = "met" if figures["median"] < target else "NOT met"
+    verdict = common.verdict(figures["median"] < target)
     print(
-        f"{label}: {figures['rules']} enabled rules, {figures['calls']:,} calls\n"
-        f"  median {figures['median']:.2f} µs, p95 {figures['p95']:.2f} µs, mean {figures['mean']:.2f} µs "
-        f"(target: median < {target:g} µs, {verdict})"
+        f"{label}: {figures['rules']} enabled rules, {figures['calls']:,} calls a side\n"
+        f"  ours:      median {figures['median']:.2f} µs, p95 {figures['p95']:.2f} µs, mean {figures['mean']:.2f} µs "
+        f"(target, an aim: median < {target:g} µs; {verdict})"
+    )
+    ref = figures["reference"]
+    print(
+        f"  reference: median {ref['median']:.2f} µs, p95 {ref['p95']:.2f} µs, mean {ref['mean']:.2f} µs "
+        f"({ref['rules']} rules, bench/reference/assessor.py)\n"
+        f"  ours/reference, median time: {figures['median'] / ref['median']:.2f}x "
+        f"({'ours' if figures['median'] < ref['median'] else 'the reference'} faster)"
     )
     for group, entry in figures["groups"].items():
         low, high = entry["matching"]
         print(
-            f"  {group + ' types':<16} ({entry['calls']:>2} per pass): median {entry['median']:6.2f} µs, "
-            f"rules whose type matches: {low}-{high}"
+            f"  {group + ' types':<16} ({entry['calls']:>2} per pass): median ours {entry['median']:6.2f} µs, "
+            f"reference {ref['group_medians'][group]:6.2f} µs; rules whose type matches: {low}-{high}"
         )
     action_type, median, matching = figures["slowest"]
-    print(f"  slowest call: {action_type}, median {median:.2f} µs; rules whose type matches: {matching}")
-    print(f"  rule book load (query + compile): {figures['load_ms']:.1f} ms")
+    print(f"  our slowest call: {action_type}, median {median:.2f} µs; rules whose type matches: {matching}")
+    print(f"  our rule book load (query + compile): {figures['load_ms']:.1f} ms")
+    for line in ref["differences"]:
+        print(f"  DIFFERENT {line}")
+    if ref["differences"]:
+        print(f"  {len(ref['differences'])} differences between the two assessments")
+    else:
+        print("  both assessors give the same assessment on every case")
     if not figures["settled"] or figures["reloaded"]:
         print("  warning: the rule book reloaded during the timing; figures include database reads")
 
 
 def bench_assessor(args) -> dict:
-    common.heading("1. risk_assess() in process")
+    common.heading("risk_assess() and the reference's assessor in process")
     cases = assess_cases()
     types = len({action_type.upper() for _, action_type, _, _ in cases})
-    print(f"{len(cases)} calls per pass over {types} action types; {args.warmup} warm-up passes, {args.rounds} timed.")
+    print(
+        f"{len(cases)} calls per pass over {types} action types; {args.warmup} warm-up passes, "
+        f"{args.rounds} timed passes a side, interleaved."
+    )
     results = {}
-    results["default"] = time_assessor(cases, args.rounds, args.warmup)
+    results["default"] = time_assessors(cases, args.rounds, args.warmup)
     results["default"]["load_ms"] = time_load()
     report_assessor("(a) default rules", results["default"], TARGET_DEFAULT_US)
-    speedup = OLD_ASSESS_US / results["default"]["median"]
-    print(f"  old design: ~{OLD_ASSESS_US:g} µs with 6 rules -> {speedup:.1f}x faster")
 
     started = time.monotonic()
     rules_add(args.rules)
     print(f"\nadded {args.rules:,} generated rules in {time.monotonic() - started:.1f} s (validated, bulk insert)")
     try:
-        results["many"] = time_assessor(cases, args.rounds, args.warmup)
+        results["many"] = time_assessors(cases, args.rounds, args.warmup)
         results["many"]["load_ms"] = time_load()
         report_assessor(f"(b) default + {args.rules:,} generated rules", results["many"], TARGET_MANY_US)
     finally:
@@ -279,54 +343,18 @@ def bench_assessor(args) -> dict:
     return results
 
 
-# --- 2. the HTTP endpoint under gunicorn -----------------------------------------------
-
-WRK_LUA = """\
-wrk.method = "POST"
-wrk.body = {body}
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer {token}"
-
-""" + common.WRK_DONE_LUA
-
-
-def bench_http(args, env: dict) -> dict:
-    common.heading(f"2. POST {ENDPOINT} under gunicorn")
-    token = common.service_token(env)
-    port = common.free_port(args.port)
-    folder = Path(tempfile.mkdtemp(prefix="hitl-bench-http-"))
-    try:
-        script = folder / "assess.lua"
-        script.write_text(WRK_LUA.format(body=json.dumps(json.dumps(REQUEST_BODY)), token=token))
-        with common.gunicorn(env, port, args.workers, folder) as base_url:
-            status, body = common.http_call(f"{base_url}{ENDPOINT}", body=REQUEST_BODY, token=token)
-            print(f"gunicorn -w {args.workers} on 127.0.0.1:{port}; one request first: HTTP {status} {body[:160]}")
-            if status != 200:
-                raise common.BenchError(f"{ENDPOINT} answered {status}, not 200; not loading it")
-            if args.http_warmup > 0:
-                common.wrk_run(args, f"{base_url}{ENDPOINT}", script, args.http_warmup)
-            load = f"-t{args.threads} -c{args.connections} -d{args.seconds:g}s"
-            print(f"wrk {load} (after a {args.http_warmup:g} s warm-up):")
-            figures, output = common.wrk_run(args, f"{base_url}{ENDPOINT}", script, args.seconds)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-    common.wrk_print(output)
-    print(
-        f"  {figures['rps']:,.0f} req/s, p50 {figures['p50_us'] / 1000:.2f} ms, p99 {figures['p99_us'] / 1000:.2f} ms, "
-        f"non-2xx/3xx {figures['non2xx']:.0f}, socket errors {figures['errors']:.0f}\n"
-        f"  old design: ~{OLD_HTTP_RPS:,.0f} req/s without authentication -> {figures['rps'] / OLD_HTTP_RPS:.2f}x"
-    )
-    return figures
-
-
 # --- summary ---------------------------------------------------------------------------
 
 
 def assess_rows(label: str, figures: dict, target: float) -> list:
-    verdict = "met" if figures["median"] < target else "NOT met"
+    verdict = common.verdict(figures["median"] < target)
+    ref = figures["reference"]
+    same = "same answers" if not ref["differences"] else f"{len(ref['differences'])} DIFFERENCES"
     rows = [
-        (f"assess, {label}: median", f"{figures['median']:.2f} µs", f"target < {target:g} µs: {verdict}"),
+        (f"assess, {label}: median", f"{figures['median']:.2f} µs", f"target (an aim) < {target:g} µs: {verdict}"),
         (f"assess, {label}: p95", f"{figures['p95']:.2f} µs", ""),
+        (f"reference, {label}: median", f"{ref['median']:.2f} µs", f"same rules, interleaved; {same}"),
+        (f"assess, {label}: ours/reference", f"{figures['median'] / ref['median']:.2f}x", "median time; below 1 is faster"),
     ]
     vendor = figures["groups"].get("vendor")
     if vendor and figures["rules"] > 100:
@@ -341,24 +369,11 @@ def assess_rows(label: str, figures: dict, target: float) -> list:
     return rows
 
 
-def http_rows(args, http: dict) -> list:
-    return [
-        (f"HTTP assess-risk, {args.workers} workers", f"{http['rps']:,.0f} req/s",
-         f"old ~{OLD_HTTP_RPS:,.0f} req/s without auth: {http['rps'] / OLD_HTTP_RPS:.2f}x"),
-        ("HTTP p50 / p99 latency", f"{http['p50_us'] / 1000:.2f} / {http['p99_us'] / 1000:.2f} ms",
-         f"wrk -t{args.threads} -c{args.connections} -d{args.seconds:g}s"),
-        ("HTTP non-2xx/3xx / socket errors", f"{http['non2xx']:.0f} / {http['errors']:.0f}",
-         f"of {http['requests']:,.0f} requests"),
-    ]
-
-
 def in_process_rows(args, results: dict) -> list:
     rows = []
     assess = results.get("assess", {})
     if "default" in assess:
         rows += assess_rows(f"{assess['default']['rules']} default rules", assess["default"], TARGET_DEFAULT_US)
-        speedup = OLD_ASSESS_US / assess["default"]["median"]
-        rows.append(("old design, 6 rules", f"~{OLD_ASSESS_US:g} µs", f"now {speedup:.1f}x faster"))
     if "many" in assess:
         rows += assess_rows(f"{assess['many']['rules']} rules", assess["many"], TARGET_MANY_US)
     return rows
@@ -371,39 +386,29 @@ def arguments():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--sqlite", action="store_true", help="a temporary SQLite file instead of scratch PostgreSQL")
-    common.add_shared_arguments(
-        parser, database_group=where,
-        database_help=(
-            "run on this database as it is (default: DATABASE_URL if set, else a scratch PostgreSQL database)"
-        ),
-        port=8765, seconds_help="wrk duration (default 10)", warmup_help="seconds of wrk before the measured run",
+    where.add_argument(
+        "--database-url", default=os.environ.get("DATABASE_URL") or None,
+        help="run on this database as it is (default: DATABASE_URL if set, else a scratch PostgreSQL database)",
     )
     parser.add_argument("--rules", type=int, default=1000, help="generated rules for (b) (default 1000)")
-    parser.add_argument("--rounds", type=int, default=2000, help="timed passes over the 20 calls (default 2000)")
-    parser.add_argument("--warmup", type=int, default=200, help="untimed passes first (default 200)")
-    parser.add_argument("--skip-assess", action="store_true", help="only the HTTP part")
-    common.add_final_arguments(parser)
+    parser.add_argument("--rounds", type=int, default=2000, help="timed passes over the 20 calls, a side (default 2000)")
+    parser.add_argument("--warmup", type=int, default=200, help="untimed passes first, a side (default 200)")
+    parser.add_argument(
+        "--timeout", type=int, default=600, help="stop everything after this many seconds (default 600)"
+    )
     return parser.parse_args()
 
 
 def measure(args, results: dict) -> None:
     with database(args) as db:
-        env = common.django_start(db, "wrk and gunicorn")
-        try:
-            if not args.skip_assess:
-                results["assess"] = bench_assessor(args)
-            if "http_skipped" not in results:
-                results["http"] = bench_http(args, env)
-        finally:
-            if not db.scratch:
-                common.token_revoke()
+        common.django_start(db, "nothing else in this run")
+        results["assess"] = bench_assessor(args)
 
 
 def main() -> int:
     args = arguments()
     return common.bench_main(
-        args, wrk_seconds=args.seconds + args.http_warmup, measure=measure,
-        in_process_rows=in_process_rows, http_rows=http_rows, http_name="HTTP assess-risk",
+        args, wrk_seconds=0, measure=measure, in_process_rows=in_process_rows, http_rows=None, http_name=None,
     )
 
 

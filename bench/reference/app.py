@@ -1,0 +1,171 @@
+"""A reference service for the engine's two hot endpoints, without authentication:
+FastAPI on uvicorn, the rules in memory (assessor.py), the poll through psycopg's async
+pool with the SQL the app's selector runs. bench/engine.py measures the app against it.
+
+    REFERENCE_DATABASE_URL=postgres://postgres@127.0.0.1:5432/db \\
+      .venv/bin/python -m uvicorn app:app --app-dir bench/reference --loop uvloop --http httptools
+"""
+
+import os
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from assessor import assess, rules_load
+from fastapi import FastAPI, HTTPException
+from psycopg_pool import AsyncConnectionPool
+from pydantic import BaseModel, StringConstraints
+
+DATABASE_URL = os.environ.get("REFERENCE_DATABASE_URL") or os.environ.get("DATABASE_URL", "")
+POOL_SIZE = int(os.environ.get("REFERENCE_POOL_SIZE", 4))
+EXPIRED_REASON = "No decision before the request expired."
+
+# What `approvals.selectors.approval_latest()` runs (Django's SQL for it, the claim joined).
+POLL_SQL = (
+    'SELECT "approvals_approvalrequest"."id", "approvals_approvalrequest"."action_id", '
+    '"approvals_approvalrequest"."action_type", "approvals_approvalrequest"."round", '
+    '"approvals_approvalrequest"."state", "approvals_approvalrequest"."risk_level", '
+    '"approvals_approvalrequest"."severity", "approvals_approvalrequest"."score", '
+    '"approvals_approvalrequest"."reasons", "approvals_approvalrequest"."recommendations", '
+    '"approvals_approvalrequest"."matched_rules", "approvals_approvalrequest"."score_breakdown", '
+    '"approvals_approvalrequest"."requires_approval", "approvals_approvalrequest"."requested_by", '
+    '"approvals_approvalrequest"."requested_via", "approvals_approvalrequest"."requested_via_id", '
+    '"approvals_approvalrequest"."expires_at", "approvals_approvalrequest"."escalated_by", '
+    '"approvals_approvalrequest"."escalated_by_name", "approvals_approvalrequest"."escalated_at", '
+    '"approvals_approvalrequest"."escalation_reason", "approvals_approvalrequest"."decided_by", '
+    '"approvals_approvalrequest"."decided_by_name", "approvals_approvalrequest"."decided_at", '
+    '"approvals_approvalrequest"."reason", "approvals_approvalrequest"."votes", '
+    '"approvals_approvalrequest"."original_inputs", "approvals_approvalrequest"."created_at", '
+    '"approvals_approvalrequest"."updated_at", "approvals_claim"."id", "approvals_claim"."request_id", '
+    '"approvals_claim"."reviewer_id", "approvals_claim"."reviewer_name", "approvals_claim"."taken_at", '
+    '"approvals_claim"."expires_at" FROM "approvals_approvalrequest" LEFT OUTER JOIN "approvals_claim" '
+    'ON ("approvals_approvalrequest"."id" = "approvals_claim"."request_id") '
+    'WHERE "approvals_approvalrequest"."action_id" = %s '
+    'ORDER BY "approvals_approvalrequest"."round" DESC LIMIT 1'
+)
+
+state = {}
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    state["rules"] = rules_load(DATABASE_URL)
+    pool = AsyncConnectionPool(DATABASE_URL, min_size=POOL_SIZE, max_size=POOL_SIZE, open=False)
+    await pool.open(wait=True)
+    state["pool"] = pool
+    try:
+        yield
+    finally:
+        await pool.close()
+
+
+app = FastAPI(lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
+
+
+class AssessRiskRequest(BaseModel):
+    action_type: Annotated[str, StringConstraints(strict=True, max_length=100)]
+    action_data: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
+
+
+class ScorePart(BaseModel):
+    label: str
+    points: float
+
+
+class Assessment(BaseModel):
+    level: str
+    score: float
+    requires_approval: bool
+    requires_quarantine: bool
+    reasons: list[str]
+    recommendations: list[str]
+    matched_rules: list[str]
+    breakdown: list[ScorePart]
+
+
+class Approval(BaseModel):
+    request_id: str
+    action_id: str
+    round: int
+    state: str
+    risk_level: str
+    score: float
+    reasons: list[str]
+    recommendations: list[str]
+    matched_rules: list[str]
+    requires_approval: bool
+    requested_by: str
+    expires_at: str
+    decided_by: str | None
+    decided_by_name: str
+    decided_at: str | None
+    reason: str
+    escalated_by: str | None
+    escalated_by_name: str
+    escalated_at: str | None
+    escalation_reason: str
+    created_at: str
+
+
+@app.get("/healthz")
+async def healthz() -> dict:
+    return {"status": "ok"}
+
+
+@app.post("/api/hitl/assess-risk")
+async def assess_risk(body: AssessRiskRequest) -> Assessment:
+    return assess(state["rules"], body.action_type, body.action_data, body.context)
+
+
+def _when(value: datetime | None) -> str | None:
+    """As DRF writes a datetime with TIME_ZONE = "UTC": ISO 8601, Z for +00:00."""
+    if value is None:
+        return None
+    text = value.astimezone(UTC).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def _uuid(value) -> str | None:
+    return None if value is None else str(value)
+
+
+@app.get("/api/hitl/actions/{action_id}/approval")
+async def action_approval(action_id: str) -> Approval:
+    async with state["pool"].connection() as conn:
+        cursor = await conn.execute(POLL_SQL, (action_id,))
+        row = await cursor.fetchone()
+    if row is None:
+        raise HTTPException(404, f"Action {action_id} has no approval request.")
+    (request_id, action_id, _type, round_, state_, risk_level, _severity, score, reasons, recommendations,
+     matched_rules, _breakdown, requires_approval, requested_by, _via, _via_id, expires_at, escalated_by,
+     escalated_by_name, escalated_at, escalation_reason, decided_by, decided_by_name, decided_at, reason,
+     _votes, _original_inputs, created_at, _updated_at, *_claim) = row
+    if state_ in ("pending", "quarantined") and expires_at <= datetime.now(UTC):
+        # An overdue open request reads as expired, as the app's sweep will record it.
+        state_, decided_by, decided_by_name, decided_at, reason = (
+            "expired", None, "zakops-hitl", expires_at, EXPIRED_REASON
+        )
+    return {
+        "request_id": str(request_id),
+        "action_id": action_id,
+        "round": round_,
+        "state": state_,
+        "risk_level": risk_level,
+        "score": score,
+        "reasons": reasons,
+        "recommendations": recommendations,
+        "matched_rules": matched_rules,
+        "requires_approval": requires_approval,
+        "requested_by": requested_by,
+        "expires_at": _when(expires_at),
+        "decided_by": _uuid(decided_by),
+        "decided_by_name": decided_by_name,
+        "decided_at": _when(decided_at),
+        "reason": reason,
+        "escalated_by": _uuid(escalated_by),
+        "escalated_by_name": escalated_by_name,
+        "escalated_at": _when(escalated_at),
+        "escalation_reason": escalation_reason,
+        "created_at": _when(created_at),
+    }
