@@ -28,7 +28,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = Path(sys.executable)  # the venv's python: gunicorn sits beside it
-GUNICORN = PYTHON.parent / "gunicorn"
 PG_SERVER = "postgres://postgres@127.0.0.1:5432"
 PG_OPTIONS = ["-h", "127.0.0.1", "-p", "5432", "-U", "postgres"]
 
@@ -309,34 +308,16 @@ def server_stop(proc) -> None:
 
 
 @contextlib.contextmanager
-def gunicorn(env: dict, port: int, workers: int, folder: Path):
-    """gunicorn serving the app on 127.0.0.1:port until the block ends, however it ends."""
-    log_path = folder / "gunicorn.log"
-    cmd = [GUNICORN, "zakops_hitl.wsgi", "-w", str(workers), "-b", f"127.0.0.1:{port}", "--chdir", ROOT]
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [str(c) for c in cmd], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        try:
-            base_url = f"http://127.0.0.1:{port}"
-            server_wait(proc, base_url, log_path)
-            yield base_url
-        finally:
-            server_stop(proc)
-
-
-@contextlib.contextmanager
-def app_server(env: dict, port: int, workers: int, folder: Path, *, app: str = "zakops_hitl.wsgi"):
-    """The app's production server command on 127.0.0.1:port with `workers` worker
-    processes, until the block ends, however it ends; yields the base URL. `app` is the WSGI
-    callable to serve, as `module` (its `application`) or `module:name`, importable from the
-    project folder. Everything that depends on which server this is stays in here: the
-    benchmarks find its processes by the port it listens on (`server_processes`)."""
+def app_server(env: dict, port: int, workers: int, folder: Path, *, app: str = "zakops_hitl.wsgi:application"):
+    """The app's production server command (`python -m zakops_hitl.serve`) on
+    127.0.0.1:port with `workers` worker processes, until the block ends, however it ends;
+    yields the base URL. `app` is the WSGI callable to serve, as `module:name`, importable
+    from the project folder. Everything that depends on which server this is stays in
+    here: the benchmarks find its processes by the port it listens on (`server_processes`)."""
     log_path = folder / f"app-server-{port}.log"
-    # The production way: gunicorn.conf.py, with the bind address and workers from the environment.
-    env = {k: v for k, v in env.items() if not k.startswith(("GUNICORN_", "PROMETHEUS_"))}
-    env.update(GUNICORN_BIND=f"127.0.0.1:{port}", GUNICORN_WORKERS=str(workers))
-    cmd = [GUNICORN, app, "-c", ROOT / "gunicorn.conf.py"]
+    env = {k: v for k, v in env.items() if not k.startswith(("HITL_BIND", "HITL_WORKERS", "PROMETHEUS_"))}
+    env.update(HITL_BIND=f"127.0.0.1:{port}", HITL_WORKERS=str(workers))
+    cmd = [PYTHON, "-m", "zakops_hitl.serve", app]
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             [str(c) for c in cmd], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True

@@ -339,7 +339,7 @@ def decisions_http(args, env: dict, ids: list[str], tokens: list[str], http: dic
     try:
         warm_script = decide_script(folder, "warm", warm_ids, tokens, args.threads)
         script = decide_script(folder, "decide", measured_ids, tokens, args.threads)
-        with common.gunicorn(env, port, args.workers, folder) as base_url:
+        with common.app_server(env, port, args.workers, folder) as base_url:
             status, text = common.http_call(base_url + DECIDE_PATH.format(action_id=first), body=DECISION,
                                             token=tokens[0])
             print(f"gunicorn -w {args.workers} on 127.0.0.1:{port}; {len(tokens)} operators' tokens in turn; "
@@ -536,7 +536,7 @@ def queue_http(args, env: dict, token: str) -> dict:
     try:
         script = folder / "queue.lua"
         script.write_text(QUEUE_LUA.format(token=token))
-        with common.gunicorn(env, port, args.workers, folder) as base_url:
+        with common.app_server(env, port, args.workers, folder) as base_url:
             url = base_url + QUEUE_PATH
             status, text = common.http_call(url, token=token)
             print(f"gunicorn -w {args.workers} on 127.0.0.1:{port}; one request first: HTTP {status}, "

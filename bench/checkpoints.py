@@ -449,7 +449,7 @@ def bench_http(args, env: dict, ids: list[str]) -> dict:
         body_path.write_text(json.dumps(body, ensure_ascii=False), encoding="utf-8")
         many = wrk_script(folder, "many", ids, token, body_path)
         one = wrk_script(folder, "one", [hot], token, body_path)
-        with common.gunicorn(env, port, args.workers, folder) as base_url:
+        with common.app_server(env, port, args.workers, folder) as base_url:
             status, text = common.http_call(base_url + ENDPOINT.format(action_id=hot), body=body, token=token)
             print(
                 f"gunicorn -w {args.workers} on 127.0.0.1:{port}; body {body_path.stat().st_size:,} bytes; "

@@ -191,7 +191,7 @@ def measure(args) -> int:
         common.run([common.PYTHON, "manage.py", "collectstatic", "--no-input", "-v0"], env=env)
         locust_env = {**env, **prepare(args, folder)}
         port = common.free_port(args.port)
-        with common.gunicorn(env, port, args.workers, folder) as base_url:
+        with common.app_server(env, port, args.workers, folder) as base_url:
             common.heading(f"locust for {args.seconds} s against {base_url}")
             done = locust_run(args, base_url, folder, locust_env)
         if not (folder / "outcomes.json").exists():

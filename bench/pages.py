@@ -655,7 +655,7 @@ def http_part(args, env: dict, clients, keys: list[str]) -> dict:
     try:
         refresh_lua = page_script(folder, "refresh", cookies[0], 204, hx=True)
         page_lua = page_script(folder, "page", cookies[0], 200, hx=False)
-        with common.gunicorn(env, port, args.workers, folder) as base_url:
+        with common.app_server(env, port, args.workers, folder) as base_url:
             status, body = get(base_url + refresh_path, cookies[0], hx=True)
             page_status, page = get(base_url + QUEUE_PATH, cookies[0])
             print(f"gunicorn -w {args.workers} on 127.0.0.1:{port}; one request each first: the unchanged refresh "

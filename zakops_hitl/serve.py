@@ -1,5 +1,6 @@
 """The production server: `python -m zakops_hitl.serve` serves `zakops_hitl.wsgi` with
-granian (a WSGI server written in Rust), configured from the environment:
+granian (a WSGI server written in Rust), configured from the environment (an argument,
+`module:callable`, serves another WSGI app the same way; the benchmarks' floor does):
 
 - HITL_BIND: address and port (default 0.0.0.0:8000);
 - HITL_WORKERS: processes (default one per core);
@@ -89,9 +90,10 @@ def main() -> None:
     access_log = os.environ.get("HITL_ACCESS_LOG", "false").strip().lower() in ("1", "true", "yes", "on")
     made = _metrics_folder()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "zakops_hitl.settings")
+    target = sys.argv[1] if len(sys.argv) > 1 else "zakops_hitl.wsgi:application"
     try:
         Server(
-            "zakops_hitl.wsgi:application",
+            target,
             address=host,
             port=port,
             interface=Interfaces.WSGI,
