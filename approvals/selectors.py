@@ -184,11 +184,15 @@ def queue_version() -> str:
     now = timezone.now()
     if _queue_changes.changed() or version is None or (next_deadline is not None and now >= next_deadline):
         open_requests = ApprovalRequest.objects.filter(state__in=OPEN_STATES)
-        found = open_requests.aggregate(
-            n=Count("pk"), last=Max("updated_at"), overdue=Count("pk", filter=Q(expires_at__lte=now)),
-            next=Min("expires_at", filter=Q(expires_at__gt=now)),
-        )
-        last_decided = ApprovalRequest.objects.aggregate(last=Max("decided_at"))["last"]
+        try:
+            found = open_requests.aggregate(
+                n=Count("pk"), last=Max("updated_at"), overdue=Count("pk", filter=Q(expires_at__lte=now)),
+                next=Min("expires_at", filter=Q(expires_at__gt=now)),
+            )
+            last_decided = ApprovalRequest.objects.aggregate(last=Max("decided_at"))["last"]
+        except Exception:
+            _queue_changes.missed()
+            raise
         raw = f"{found['n']}:{found['overdue']}:{found['last']}:{last_decided}"
         version = hashlib.sha256(raw.encode()).hexdigest()[:16]
         _queue_version = (version, found["next"])

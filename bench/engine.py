@@ -98,7 +98,7 @@ def poll_sql_check(action_id: str) -> str | None:
     """None if the reference runs the very SQL the app's selector runs; else both."""
     from django.db import connection
 
-    from approvals.selectors import approval_latest
+    from approvals.selectors import approval_polled
 
     seen = []
 
@@ -107,7 +107,7 @@ def poll_sql_check(action_id: str) -> str | None:
         return execute(sql, params, many, context)
 
     with connection.execute_wrapper(record):
-        approval_latest(action_id=action_id)
+        approval_polled(action_id=action_id)
     ours, reference = seen, [reference_module("app").POLL_SQL]
     return None if ours == reference else f"the app's selector runs:\n  {ours}\nthe reference runs:\n  {reference}"
 

@@ -206,7 +206,11 @@ def rulebook_current() -> RuleBook:
     """The compiled rule book; reloaded only when rules or settings changed."""
     global _book
     if _changes.changed() or _book is None:
-        _book = rulebook_load()
+        try:
+            _book = rulebook_load()
+        except Exception:
+            _changes.missed()
+            raise
     return _book
 
 

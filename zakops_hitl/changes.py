@@ -45,6 +45,11 @@ class Subscription:
         """True once after each change (and always while changes can not be seen)."""
         return self.feed.changed(self)
 
+    def missed(self) -> None:
+        """The reload that followed changed() failed (the database is down): the next
+        changed() answers True again, so the cache does not stay stale."""
+        self.dirty = True
+
 
 class _Listener:
     """One LISTEN connection per process for every channel."""

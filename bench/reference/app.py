@@ -1,6 +1,6 @@
 """A reference service for the engine's two hot endpoints, without authentication:
 FastAPI on uvicorn, the rules in memory (assessor.py), the poll through psycopg's async
-pool with the SQL the app's selector runs. bench/engine.py measures the app against it.
+pool with the SQL the app's poll runs. bench/engine.py measures the app against it.
 
     REFERENCE_DATABASE_URL=postgres://postgres@127.0.0.1:5432/db \\
       .venv/bin/python -m uvicorn app:app --app-dir bench/reference --loop uvloop --http httptools
@@ -20,28 +20,13 @@ DATABASE_URL = os.environ.get("REFERENCE_DATABASE_URL") or os.environ.get("DATAB
 POOL_SIZE = int(os.environ.get("REFERENCE_POOL_SIZE", 4))
 EXPIRED_REASON = "No decision before the request expired."
 
-# What `approvals.selectors.approval_latest()` runs (Django's SQL for it, the claim joined).
+# What the app's poll runs (`approvals.selectors.approval_polled()`); engine.py checks that
+# the two are the same statement.
 POLL_SQL = (
-    'SELECT "approvals_approvalrequest"."id", "approvals_approvalrequest"."action_id", '
-    '"approvals_approvalrequest"."action_type", "approvals_approvalrequest"."round", '
-    '"approvals_approvalrequest"."state", "approvals_approvalrequest"."risk_level", '
-    '"approvals_approvalrequest"."severity", "approvals_approvalrequest"."score", '
-    '"approvals_approvalrequest"."reasons", "approvals_approvalrequest"."recommendations", '
-    '"approvals_approvalrequest"."matched_rules", "approvals_approvalrequest"."score_breakdown", '
-    '"approvals_approvalrequest"."requires_approval", "approvals_approvalrequest"."requested_by", '
-    '"approvals_approvalrequest"."requested_via", "approvals_approvalrequest"."requested_via_id", '
-    '"approvals_approvalrequest"."expires_at", "approvals_approvalrequest"."escalated_by", '
-    '"approvals_approvalrequest"."escalated_by_name", "approvals_approvalrequest"."escalated_at", '
-    '"approvals_approvalrequest"."escalation_reason", "approvals_approvalrequest"."decided_by", '
-    '"approvals_approvalrequest"."decided_by_name", "approvals_approvalrequest"."decided_at", '
-    '"approvals_approvalrequest"."reason", "approvals_approvalrequest"."votes", '
-    '"approvals_approvalrequest"."original_inputs", "approvals_approvalrequest"."created_at", '
-    '"approvals_approvalrequest"."updated_at", "approvals_claim"."id", "approvals_claim"."request_id", '
-    '"approvals_claim"."reviewer_id", "approvals_claim"."reviewer_name", "approvals_claim"."taken_at", '
-    '"approvals_claim"."expires_at" FROM "approvals_approvalrequest" LEFT OUTER JOIN "approvals_claim" '
-    'ON ("approvals_approvalrequest"."id" = "approvals_claim"."request_id") '
-    'WHERE "approvals_approvalrequest"."action_id" = %s '
-    'ORDER BY "approvals_approvalrequest"."round" DESC LIMIT 1'
+    "SELECT id, action_id, round, state, risk_level, score, reasons, recommendations, matched_rules, "
+    "requires_approval, requested_by, expires_at, escalated_by, escalated_by_name, escalated_at, "
+    "escalation_reason, decided_by, decided_by_name, decided_at, reason, created_at "
+    "FROM approvals_approvalrequest WHERE action_id = %s ORDER BY round DESC LIMIT 1"
 )
 
 state = {}
@@ -137,10 +122,9 @@ async def action_approval(action_id: str) -> Approval:
         row = await cursor.fetchone()
     if row is None:
         raise HTTPException(404, f"Action {action_id} has no approval request.")
-    (request_id, action_id, _type, round_, state_, risk_level, _severity, score, reasons, recommendations,
-     matched_rules, _breakdown, requires_approval, requested_by, _via, _via_id, expires_at, escalated_by,
-     escalated_by_name, escalated_at, escalation_reason, decided_by, decided_by_name, decided_at, reason,
-     _votes, _original_inputs, created_at, _updated_at, *_claim) = row
+    (request_id, action_id, round_, state_, risk_level, score, reasons, recommendations, matched_rules,
+     requires_approval, requested_by, expires_at, escalated_by, escalated_by_name, escalated_at,
+     escalation_reason, decided_by, decided_by_name, decided_at, reason, created_at) = row
     if state_ in ("pending", "quarantined") and expires_at <= datetime.now(UTC):
         # An overdue open request reads as expired, as the app's sweep will record it.
         state_, decided_by, decided_by_name, decided_at, reason = (

@@ -192,3 +192,21 @@ def test_the_detail_page_runs_the_same_queries_whatever_the_history(
     assert len(response.context["checkpoints"]) == 5
     precedent = response.context["precedent"]
     assert (precedent.approved, precedent.rejected, len(precedent.latest)) == (3, 4, selectors.PRECEDENT_SHOWN)
+
+
+def test_a_queue_version_that_could_not_be_read_is_read_again(request_approval, monkeypatch):
+    """A change seen while the database is down must not leave the old version in force."""
+    from django.db import OperationalError, connection
+
+    version = queue_version_warm()
+    request_approval("medium")
+    feed.mark(QUEUE_CHANNEL)  # as the notification of the new request does
+
+    def down():
+        raise OperationalError("connection refused")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(connection, "ensure_connection", down)
+        with pytest.raises(OperationalError):
+            selectors.queue_version()
+    assert selectors.queue_version() != version

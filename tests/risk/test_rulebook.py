@@ -5,7 +5,7 @@ import time
 
 import psycopg
 import pytest
-from django.db import connection
+from django.db import OperationalError, connection
 
 from risk import rulebook
 from risk.models import RiskRule
@@ -80,3 +80,21 @@ def test_an_edit_from_another_process_reaches_this_one_through_notify(django_ass
             break
         time.sleep(0.01)
     assert seen.is_set(), "the edit never reached this process"
+
+
+@pytest.mark.django_db
+def test_a_reload_that_failed_is_tried_again_on_the_next_assessment(monkeypatch):
+    """A change seen while the database is down must not leave the old rules in force."""
+    assert risk_assess(action_type="DEAL.GET_DETAILS", inputs={}, context={}).level == "low"
+    RiskRule.objects.filter(name="read_only").update(risk_level="high")
+    real_load = rulebook.rulebook_load
+
+    def down():
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(rulebook, "rulebook_load", down)
+    feed.mark(rulebook.CHANNEL)  # as a notification from another process does
+    with pytest.raises(OperationalError):
+        risk_assess(action_type="DEAL.GET_DETAILS", inputs={}, context={})
+    monkeypatch.setattr(rulebook, "rulebook_load", real_load)
+    assert risk_assess(action_type="DEAL.GET_DETAILS", inputs={}, context={}).level == "high"
