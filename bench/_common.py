@@ -1,5 +1,5 @@
 """What the benchmarks in this folder share: the scratch database, Django set up on it,
-timing calls in process, gunicorn on 127.0.0.1 (and the production server command,
+timing calls in process, the app server on 127.0.0.1 (the production server command,
 `app_server`), a server's processes and their memory, wrk and its figures, the bench token,
 the summary table, the command-line options they have in common and the run's time bound.
 
@@ -27,7 +27,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
-PYTHON = Path(sys.executable)  # the venv's python: gunicorn sits beside it
+PYTHON = Path(sys.executable)  # the venv's python: the servers, manage.py and locust run on it
 PG_SERVER = "postgres://postgres@127.0.0.1:5432"
 PG_OPTIONS = ["-h", "127.0.0.1", "-p", "5432", "-U", "postgres"]
 
@@ -152,7 +152,7 @@ def scratch_postgres(name: str, *, hint: str = ""):
 
 
 def django_environment(database_url: str) -> dict:
-    """The production profile for this process and for gunicorn, on plain http: no TLS
+    """The production profile for this process and for the app server, on plain http: no TLS
     redirect (DJANGO_SECURE=false), served on 127.0.0.1."""
     env = dict(os.environ)
     env.update(
@@ -186,7 +186,7 @@ def django_setup(env: dict) -> None:
 
 def django_start(db: Database, shared_by: str) -> dict:
     """Django set up and migrated on `db`, and a line on what the figures ran on; the
-    environment, which gunicorn gets too."""
+    environment, which the app server gets too."""
     env = django_environment(db.url)
     django_setup(env)
     import django
@@ -223,7 +223,7 @@ def token_revoke() -> None:
     tokens.update(revoked_at=timezone.now())
 
 
-# --- gunicorn and wrk ------------------------------------------------------------------
+# --- the app server and wrk ------------------------------------------------------------
 
 # A wrk Lua script's last function: one line of figures for wrk_run() to read. No braces,
 # so that it can end a template filled in with str.format.
@@ -246,7 +246,7 @@ HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 def free_port(preferred: int) -> int:
     for port in (preferred, 0):
         with socket.socket() as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn does
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port left in TIME_WAIT by an earlier run counts as free
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
@@ -281,7 +281,7 @@ def log_tail(path: Path, lines: int = 30) -> str:
         return ""
 
 
-def server_wait(proc, base_url: str, log_path: Path, timeout: float = 60, *, name: str = "gunicorn") -> None:
+def server_wait(proc, base_url: str, log_path: Path, timeout: float = 60, *, name: str = "the server") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -296,7 +296,7 @@ def server_wait(proc, base_url: str, log_path: Path, timeout: float = 60, *, nam
 
 
 def server_stop(proc) -> None:
-    """TERM to the gunicorn master (graceful); KILL to its process group if it lingers."""
+    """TERM to the server's main process (graceful); KILL to its process group if it lingers."""
     if proc.poll() is None:
         proc.terminate()
         try:
@@ -307,6 +307,12 @@ def server_stop(proc) -> None:
             proc.wait(timeout=5)
 
 
+def app_server_log(folder: Path, port: int) -> Path:
+    """The file in `folder` that `app_server` on `port` writes the server's output to (its
+    stdout and stderr: granian's lines and the app's logs)."""
+    return folder / f"app-server-{port}.log"
+
+
 @contextlib.contextmanager
 def app_server(env: dict, port: int, workers: int, folder: Path, *, app: str = "zakops_hitl.wsgi:application"):
     """The app's production server command (`python -m zakops_hitl.serve`) on
@@ -314,7 +320,7 @@ def app_server(env: dict, port: int, workers: int, folder: Path, *, app: str = "
     yields the base URL. `app` is the WSGI callable to serve, as `module:name`, importable
     from the project folder. Everything that depends on which server this is stays in
     here: the benchmarks find its processes by the port it listens on (`server_processes`)."""
-    log_path = folder / f"app-server-{port}.log"
+    log_path = app_server_log(folder, port)
     env = {k: v for k, v in env.items() if not k.startswith(("HITL_BIND", "HITL_WORKERS", "PROMETHEUS_"))}
     env.update(HITL_BIND=f"127.0.0.1:{port}", HITL_WORKERS=str(workers))
     cmd = [PYTHON, "-m", "zakops_hitl.serve", app]
@@ -375,15 +381,18 @@ def _holds(pid: int, inodes: set[str]) -> bool:
 
 def server_processes(port: int) -> tuple[int, list[int]]:
     """(master pid, worker pids) of the server this process started that listens on
-    `port`: the master is the process holding the listening socket whose parent does not;
-    its workers are its children that hold the socket too (all its children if none does,
-    itself if it has none: a server that runs in one process)."""
+    `port`: the master is the process started here (a child of this one) that a process
+    holding the listening socket is, or descends from; it need not hold the socket itself
+    (granian's main process does not). Its workers are its children that hold the socket
+    (all its children if none does, itself if it has none: a server that runs in one
+    process)."""
     inodes = _listening_inodes(port)
     holders = [pid for pid in _descendants(os.getpid()) if _holds(pid, inodes)] if inodes else []
     if not holders:
         raise BenchError(f"no process of this run listens on 127.0.0.1:{port}")
-    masters = [pid for pid in holders if _parent(pid) not in holders]
-    master = masters[0]
+    master = holders[0]
+    while (parent := _parent(master)) not in (os.getpid(), 0):
+        master = parent
     children = _children(master)
     workers = [pid for pid in children if pid in holders] or children or [master]
     return master, sorted(workers)
@@ -455,7 +464,7 @@ def add_shared_arguments(
         "--database-url", default=os.environ.get("DATABASE_URL") or None, help=database_help
     )
     parser.add_argument("--seconds", type=float, default=10, help=seconds_help)
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes of the app server (default 2)")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections (default 16)")
     parser.add_argument("--port", type=int, default=port, help=f"preferred port on 127.0.0.1 (default {port})")

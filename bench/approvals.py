@@ -9,9 +9,9 @@
    By default there are enough for 1,000 decisions/s through the wrk runs (--pending).
    (a) In this process through Django's test client: p50/p95 ms per decision, the time
    in SQL and the number of statements, so that the cost of one decision is known.
-   (b) Under gunicorn with production settings, loaded with wrk: every request decides a
-   different pending action (setup() deals each wrk thread its own share of them), so
-   the answers are 200s, not 409s. Decisions/s (target: at least 500 on this 2-core
+   (b) Under the app server (granian) with production settings, loaded with wrk: every
+   request decides a different pending action (setup() deals each wrk thread its own
+   share of them), so the answers are 200s, not 409s. Decisions/s (target: at least 500 on this 2-core
    machine), p50/p99 latency, responses that are not 2xx/3xx. Afterwards the database is
    checked: approved requests against the 200s counted, and exactly one hitl.approved
    deal event and one outbox row for every approved action.
@@ -20,7 +20,7 @@
    request) and decided requests behind half of the others. p50/p95 ms (target: p95 under
    50 ms) (a) in this process through Django's test client, with the time in SQL, the
    selector and serializer alone, and the query plans (EXPLAIN ANALYZE); (b) under
-   gunicorn with wrk, once with one connection per worker (a page's latency) and once
+   the app server with wrk, once with one connection per worker (a page's latency) and once
    with the load of the other runs (throughput; latency then includes waiting for a worker).
 
 The database is a scratch PostgreSQL one, created and dropped here (postgres://postgres@
@@ -330,7 +330,7 @@ def decisions_check() -> dict:
 
 
 def decisions_http(args, env: dict, ids: list[str], tokens: list[str], http: dict, ok_before: int) -> None:
-    common.heading("1b. POST /api/hitl/actions/{action_id}/approve under gunicorn")
+    common.heading("1b. POST /api/hitl/actions/{action_id}/approve under the app server")
     port = common.free_port(args.port)
     first, rest = ids[0], ids[1:]
     warm = int(len(rest) * args.http_warmup / (args.http_warmup + args.seconds))
@@ -342,7 +342,7 @@ def decisions_http(args, env: dict, ids: list[str], tokens: list[str], http: dic
         with common.app_server(env, port, args.workers, folder) as base_url:
             status, text = common.http_call(base_url + DECIDE_PATH.format(action_id=first), body=DECISION,
                                             token=tokens[0])
-            print(f"gunicorn -w {args.workers} on 127.0.0.1:{port}; {len(tokens)} operators' tokens in turn; "
+            print(f"the app server with {args.workers} workers on 127.0.0.1:{port}; {len(tokens)} operators' tokens in turn; "
                   f"one request first: HTTP {status} {text[:120]}...")
             if status != 200:
                 raise common.BenchError(f"approve answered {status}, not 200; not loading it")
@@ -527,7 +527,7 @@ wrk.headers["Authorization"] = "Bearer {token}"
 def queue_http(args, env: dict, token: str) -> dict:
     """(a) as many connections as workers, so that no request waits for a worker: the
     latency of a page; (b) the load of the other runs: throughput, latency with queueing."""
-    common.heading(f"2b. GET {QUEUE_PATH} under gunicorn")
+    common.heading(f"2b. GET {QUEUE_PATH} under the app server")
     port = common.free_port(args.port)
     one_each = argparse.Namespace(**{**vars(args), "threads": min(args.threads, args.workers),
                                      "connections": args.workers})
@@ -539,7 +539,7 @@ def queue_http(args, env: dict, token: str) -> dict:
         with common.app_server(env, port, args.workers, folder) as base_url:
             url = base_url + QUEUE_PATH
             status, text = common.http_call(url, token=token)
-            print(f"gunicorn -w {args.workers} on 127.0.0.1:{port}; one request first: HTTP {status}, "
+            print(f"the app server with {args.workers} workers on 127.0.0.1:{port}; one request first: HTTP {status}, "
                   f"{len(text):,} bytes: {text[:100]}...")
             if status != 200:
                 raise common.BenchError(f"the queue answered {status}, not 200; not loading it")
@@ -609,7 +609,7 @@ def in_process_rows(args, results: dict) -> list:
 
 
 def http_rows(args, http: dict) -> list:
-    load = f"{args.workers} gunicorn workers, wrk -t{args.threads} -c{args.connections} -d{args.seconds:g}s"
+    load = f"{args.workers} app server workers, wrk -t{args.threads} -c{args.connections} -d{args.seconds:g}s"
     rows = []
     if "decide" in http:
         figures = http["decide"]
@@ -635,7 +635,7 @@ def http_rows(args, http: dict) -> list:
             continue
         p95 = figures["p95_us"] / 1000
         rows += [
-            (label, f"{figures['rps']:,.0f} req/s", load if key == "load" else f"{args.workers} gunicorn workers"),
+            (label, f"{figures['rps']:,.0f} req/s", load if key == "load" else f"{args.workers} app server workers"),
             ("  p50 / p95 / p99 latency", f"{figures['p50_us'] / 1000:.2f} / {p95:.2f} / {figures['p99_us'] / 1000:.2f} ms",
              f"target p95 < {TARGET_QUEUE_P95_MS:g} ms: {common.verdict(p95 < TARGET_QUEUE_P95_MS)}" if key == "latency"
              else "waiting for a worker included"),
@@ -684,7 +684,7 @@ def arguments():
 
 def measure(args, results: dict) -> None:
     with database(args) as db:
-        env = common.django_start(db, "wrk, gunicorn and PostgreSQL")
+        env = common.django_start(db, "wrk, the app server and PostgreSQL")
         load = os.getloadavg()[0]
         print(f"load average (1 min) before the run: {load:.2f}"
               + ("; the machine has been busy, which lowers the figures" if load > 0.5 else ""))

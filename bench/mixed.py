@@ -1,6 +1,6 @@
-"""Mixed load run: the engine and reviewers at once, under gunicorn on PostgreSQL, driven
-by locust (headless, for a bounded time, on 127.0.0.1 only). It prints figures and checks
-the database; it asserts nothing about speed.
+"""Mixed load run: the engine and reviewers at once, under the app server (granian) on
+PostgreSQL, driven by locust (headless, for a bounded time, on 127.0.0.1 only). It prints
+figures and checks the database; it asserts nothing about speed.
 
 The engine (bearer token) opens approval requests, polls their decisions and saves
 checkpoints; reviewers (signed in with a password) load the queue page, refresh it as
@@ -44,7 +44,7 @@ def arguments():
     parser.add_argument("--seconds", type=int, default=60, help="how long locust runs (default 60)")
     parser.add_argument("--engines", type=int, default=16, help="engine users (default 16)")
     parser.add_argument("--reviewers", type=int, default=4, help="reviewers, each signed in (default 4)")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes of the app server (default 2)")
     parser.add_argument("--port", type=int, default=8093, help="preferred port on 127.0.0.1 (default 8093)")
     parser.add_argument("--timeout", type=int, default=300, help="stop everything after this many seconds plus the run")
     return parser.parse_args()
@@ -185,7 +185,7 @@ def measure(args) -> int:
             f"date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC\nmachine: {machine()}\n"
             f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n"
             f"database: {db.label}\nPython {platform.python_version()}, Django {django.get_version()}; "
-            f"gunicorn -w {args.workers}, locust ({args.engines} engine users, {args.reviewers} reviewers) and "
+            f"the app server ({args.workers} workers), locust ({args.engines} engine users, {args.reviewers} reviewers) and "
             f"PostgreSQL share this machine"
         )
         common.run([common.PYTHON, "manage.py", "collectstatic", "--no-input", "-v0"], env=env)
@@ -206,7 +206,7 @@ def measure(args) -> int:
         problems = database_check(outcomes)
         for problem in problems[:20]:
             print(f"  problem: {problem}")
-        log_lines = sum(1 for line in (folder / "gunicorn.log").read_text().splitlines() if '"hitl.requests"' in line)
+        log_lines = sum(1 for line in common.app_server_log(folder, port).read_text().splitlines() if '"hitl.requests"' in line)
         common.heading("Summary")
         print(f"{total['rps']:.0f} requests/s over {total['requests']} requests; "
               f"p50 {total['p50']:.0f} ms, p95 {total['p95']:.0f} ms, p99 {total['p99']:.0f} ms; errors {errors}; "

@@ -21,13 +21,14 @@ VACUUM (ANALYZE). An operator is signed in (a session, as in a browser).
    (d) the detail page, `GET /actions/<id>/`.
    Then what 50 reviewers polling every 4 s cost, computed from (b) and (c): refreshes
    per second, server time and CPU per second, queries per second.
-2. Under gunicorn (production settings, 2 workers sharing the 2 cores with wrk and
-   PostgreSQL), with wrk: the unchanged refresh with one connection per worker (latency)
-   and with 16 (the most refreshes per second the workers serve), and the queue page
-   with one connection per worker. Then 50 reviewers' refreshes paced at 12.5 per second
-   (one request every 80 ms, each on one of the 50 reviewers' sessions in turn), with
-   the CPU the gunicorn processes and PostgreSQL's backends used meanwhile, read from
-   /proc: the measured cost of 50 reviewers.
+2. Under the app server (granian, production settings, 2 worker processes sharing the 2
+   cores with wrk and PostgreSQL), with wrk: the unchanged refresh with one connection per
+   worker (latency) and with 16 (the most refreshes per second the workers serve), and the
+   queue page with one connection per worker. Then 50 reviewers' refreshes paced at 12.5
+   per second (one request every 80 ms, each on one of the 50 reviewers' sessions in
+   turn), with the CPU the app server's processes (its main process and workers) and
+   PostgreSQL's backends used meanwhile, read from /proc: the measured cost of 50
+   reviewers.
 
 The database is a scratch PostgreSQL one, created and dropped here (postgres://postgres@
 127.0.0.1:5432, trust auth, via createdb/dropdb). With --database-url (or DATABASE_URL)
@@ -568,19 +569,10 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-def gunicorn_pids(port: int) -> list[int]:
-    """The gunicorn master and workers serving on `port`: their command line names it."""
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmdline = (proc / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"gunicorn" in cmdline and f"127.0.0.1:{port}".encode() in cmdline:
-            pids.append(int(proc.name))
-    return pids
+def server_pids(port: int) -> list[int]:
+    """The app server's main process and its workers, serving on `port`."""
+    master, workers = common.server_processes(port)
+    return sorted({master, *workers})
 
 
 def postgres_pids() -> list[int]:
@@ -608,7 +600,7 @@ def paced(args, base_url: str, url_path: str, cookies: list[str], port: int) -> 
     count = round(rate * args.poll_run)
     interval = 1 / rate
     pg_before = cpu_of(postgres_pids())
-    gunicorn_before = cpu_of(gunicorn_pids(port))
+    server_before = cpu_of(server_pids(port))
     busy_before = machine_busy()
     statuses, latencies = Counter(), []
     started = time.perf_counter()
@@ -622,17 +614,17 @@ def paced(args, base_url: str, url_path: str, cookies: list[str], port: int) -> 
         statuses[status] += 1
     elapsed = time.perf_counter() - started
     busy_after = machine_busy()
-    gunicorn_after = cpu_of(gunicorn_pids(port))
+    server_after = cpu_of(server_pids(port))
     pg_after = cpu_of(list(pg_before) + postgres_pids())
     used = {
-        "gunicorn": sum(gunicorn_after[p] - gunicorn_before.get(p, 0) for p in gunicorn_after),
+        "server": sum(server_after[p] - server_before.get(p, 0) for p in server_after),
         "postgres": sum(pg_after[p] - pg_before.get(p, 0) for p in pg_after),
     }
     figures = common.summarize(latencies)
     figures.update(
         rate=count / elapsed, seconds=elapsed, statuses=dict(statuses),
-        gunicorn_share=used["gunicorn"] / elapsed, postgres_share=used["postgres"] / elapsed,
-        postgres_seen=len(pg_after), gunicorn_seen=len(gunicorn_after),
+        server_share=used["server"] / elapsed, postgres_share=used["postgres"] / elapsed,
+        postgres_seen=len(pg_after), server_seen=len(server_after),
         machine_share=(busy_after[0] - busy_before[0]) / (busy_after[1] - busy_before[1]),
     )
     return figures
@@ -643,7 +635,7 @@ def http_part(args, env: dict, clients, keys: list[str]) -> dict:
 
     from approvals import selectors
 
-    common.heading("2. the pages under gunicorn")
+    common.heading("2. the pages under the app server")
     version = selectors.queue_version()
     cookies = [f"{settings.SESSION_COOKIE_NAME}={key}" for key in keys]
     refresh_path = REFRESH_PATH.format(version=version)
@@ -658,7 +650,7 @@ def http_part(args, env: dict, clients, keys: list[str]) -> dict:
         with common.app_server(env, port, args.workers, folder) as base_url:
             status, body = get(base_url + refresh_path, cookies[0], hx=True)
             page_status, page = get(base_url + QUEUE_PATH, cookies[0])
-            print(f"gunicorn -w {args.workers} on 127.0.0.1:{port}; one request each first: the unchanged refresh "
+            print(f"the app server with {args.workers} workers on 127.0.0.1:{port}; one request each first: the unchanged refresh "
                   f"HTTP {status} ({len(body)} bytes), the queue page HTTP {page_status} ({len(page):,} bytes, "
                   f"{rows_in(page)} rows)")
             if (status, body, page_status) != (204, b"", 200):
@@ -689,8 +681,8 @@ def http_part(args, env: dict, clients, keys: list[str]) -> dict:
                 f"({paced_figures['rate']:.2f}/s); answers: "
                 f"{', '.join(f'HTTP {code} x{n:,}' for code, n in sorted(paced_figures['statuses'].items()))}\n"
                 f"  latency seen by the client: p50 {paced_figures['p50']:.2f} ms, p95 {paced_figures['p95']:.2f} ms\n"
-                f"  measured CPU meanwhile (/proc): gunicorn ({paced_figures['gunicorn_seen']} processes) "
-                f"{paced_figures['gunicorn_share'] * 100:.1f}% of one core, PostgreSQL's backends on this database "
+                f"  measured CPU meanwhile (/proc): the app server ({paced_figures['server_seen']} processes) "
+                f"{paced_figures['server_share'] * 100:.1f}% of one core, PostgreSQL's backends on this database "
                 f"({paced_figures['postgres_seen']}) {paced_figures['postgres_share'] * 100:.1f}% of one core; "
                 f"the whole machine was {paced_figures['machine_share'] * 100:.0f}% busy (everything on it)"
             )
@@ -751,8 +743,8 @@ def http_rows(args, http: dict) -> list:
     paced_figures = http.get("paced")
     if paced_figures:
         rows.append((f"HTTP {args.reviewers} reviewers, {paced_figures['rate']:.1f}/s (measured)",
-                     f"{(paced_figures['gunicorn_share'] + paced_figures['postgres_share']) * 100:.1f}% of a core",
-                     f"gunicorn {paced_figures['gunicorn_share'] * 100:.1f}%, PostgreSQL "
+                     f"{(paced_figures['server_share'] + paced_figures['postgres_share']) * 100:.1f}% of a core",
+                     f"app server {paced_figures['server_share'] * 100:.1f}%, PostgreSQL "
                      f"{paced_figures['postgres_share'] * 100:.1f}%; p50 {paced_figures['p50']:.2f} ms, "
                      f"p95 {paced_figures['p95']:.2f} ms"))
     return rows
@@ -797,7 +789,7 @@ def arguments():
 
 def measure(args, results: dict) -> None:
     with database(args) as db:
-        env = common.django_start(db, "wrk, gunicorn and PostgreSQL")
+        env = common.django_start(db, "wrk, the app server and PostgreSQL")
         # The pages name their scripts and styles by hashed name, from the manifest that
         # collectstatic writes (as in production) into staticfiles/, which git ignores.
         common.run([common.PYTHON, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"], env=env, timeout=120)
