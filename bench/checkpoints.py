@@ -1,15 +1,17 @@
 """Benchmark of checkpoint saves and reads, in process and over HTTP. It prints figures and asserts nothing.
 
 1. In this process, on PostgreSQL, with 10,000 checkpoints already in the table (1,000
-   actions, 10 each) and about 2 KB of nested JSON per checkpoint: p50 and p95 milliseconds of
-   - save: `checkpoints.services.checkpoint_save()`, one transaction per call (it locks the
-     action's row and takes the next sequence number), on actions picked at random;
-   - get-latest: `checkpoints.selectors.checkpoint_latest(action_id=...)`.
-   For scale: LangGraph's PostgresSaver took about 0.40 ms p50 per put and 0.44 ms per read
-   on a machine of this kind; the target is at most 1.5 times that (0.60 ms, 0.66 ms). Where
-   the time goes is shown by the time spent in each SQL statement, and by a floor: the same
-   statements sent through psycopg directly, and a bare `SELECT 1` round trip. Last, save and
-   get-latest on one action that has 10,000 checkpoints (--deep): how they scale with its history.
+   actions, 10 each) and about 2 KB of nested JSON per checkpoint, beside LangGraph's
+   PostgresSaver measured in the same run on a scratch database of its own on the same server
+   (setup() run, 1,000 threads x 10 checkpoints put first, the same state as one channel):
+   - save: `checkpoints.services.checkpoint_save()` against `PostgresSaver.put()`;
+   - get-latest: `checkpoints.selectors.checkpoint_latest(action_id=...)` against
+     `PostgresSaver.get_tuple()` of a thread's newest checkpoint;
+   timed in interleaved rounds (ours, theirs, ours, ...), each call on an action or thread
+   picked at random: p50/p95 per side per round, the median of the round p50s and the ratio
+   ours / theirs, which the verdict reads (aim: at most 1.0). Then a floor (the same statements
+   sent through psycopg directly, and a bare `SELECT 1` round trip), and save and get-latest
+   on one action that has 10,000 checkpoints (--deep): how they scale with its history.
 2. `POST /api/hitl/actions/{action_id}/checkpoints` under gunicorn with production settings
    and a bearer token, loaded with wrk: (a) each request on one of the 1,000 actions at random,
    (b) every request on one action, so that saves queue on its row lock. Requests/s, p50/p99
@@ -19,12 +21,15 @@
 The database is a scratch PostgreSQL one, created and dropped here (postgres://postgres@
 127.0.0.1:5432, trust auth, via createdb/dropdb). With --database-url (or DATABASE_URL) that
 database is used as it is; the bench's actions (and so their checkpoints) are deleted and the
-bench token revoked afterwards.
+bench token revoked afterwards. PostgresSaver's database is always a scratch one, created
+beside the bench database and dropped at the end.
 
-    .venv/bin/python bench/checkpoints.py [--seconds 10] [--workers 2] [--calls 2000]
+    .venv/bin/python bench/checkpoints.py [--seconds 10] [--workers 2] [--rounds 5] [--round-calls 400]
 """
 
 import argparse
+import contextlib
+import gc
 import json
 import os
 import random
@@ -34,14 +39,13 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass, field
+from importlib.metadata import version
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import _common as common  # bench/_common.py: this script's folder is first on sys.path
 
-LANGGRAPH_PUT_MS = 0.40  # PostgresSaver, p50 per put, a machine of this kind
-LANGGRAPH_READ_MS = 0.44  # p50 per read
-TARGET_FACTOR = 1.5
+TARGET_RATIO = 1.0  # ours / LangGraph's PostgresSaver, p50, measured in the same run
 
 ACTION_PREFIX = "bench-ckpt-"  # every action the bench creates; deleted by prefix on a given database
 STEP_NAMES = ("plan", "fetch_documents", "draft_email", "review", "send")
@@ -199,111 +203,19 @@ def checkpoint_count(action_id: str) -> int:
     return ExecutionCheckpoint.objects.filter(action_id=action_id).count()
 
 
-# --- 1. in process ---------------------------------------------------------------------
+# --- 1. in process, beside LangGraph's PostgresSaver -----------------------------------
 
 
-@dataclass
-class StatementTimes:
-    """Nanoseconds in each kind of SQL statement, per call: a Django execute wrapper."""
-
-    per_call: list = field(default_factory=list)  # one {kind: ns} per timed call
-
-    def __call__(self, execute, sql, params, many, context):
-        start = time.perf_counter_ns()
-        try:
-            return execute(sql, params, many, context)
-        finally:
-            if self.per_call:
-                kind = self.kind(sql)
-                calls = self.per_call[-1]
-                calls[kind] = calls.get(kind, 0) + time.perf_counter_ns() - start
-
-    @staticmethod
-    def kind(sql: str) -> str:
-        if sql.startswith("INSERT"):
-            return "INSERT the checkpoint"
-        if "hitl_checkpoint_save" in sql:
-            return "SELECT hitl_checkpoint_save(…): lock, number, insert, commit"
-        if "FOR UPDATE" in sql:
-            return "BEGIN + SELECT the action FOR UPDATE"
-        if "MAX(" in sql.upper():
-            return "SELECT MAX(sequence_number)"
-        return "SELECT the newest active checkpoint"
-
-    def medians(self) -> dict:
-        kinds = dict.fromkeys(kind for call in self.per_call for kind in call)  # in the order they ran
-        return {kind: statistics.median(call.get(kind, 0) for call in self.per_call) / 1e6 for kind in kinds}
-
-    def median_in_sql(self) -> float:
-        return statistics.median(sum(call.values()) for call in self.per_call) / 1e6
-
-
-def time_calls(call, targets: list, warmup: int) -> tuple[list[float], StatementTimes]:
-    """Milliseconds per call, each timed on its own, one call per target; and the time in
-    each SQL statement. The first `warmup` targets are called untimed."""
-    statements = StatementTimes()
-    return common.time_calls(call, targets, warmup, statements), statements
-
-
-def raw_save(cursor, action_id: str, data: dict) -> None:
-    """checkpoint_save's one statement (the hitl_checkpoint_save function, in autocommit),
-    through psycopg directly."""
-    from psycopg.types.json import Jsonb
-
-    cursor.execute(
-        "SELECT id, correlation_id, sequence_number FROM hitl_checkpoint_save"
-        "(%s, 'raw-step', 'state', %s, NULL, %s, NULL, NULL, now())",
-        (action_id, Jsonb(data), uuid.uuid4()),
-    )
-    cursor.fetchone()
-
-
-def raw_latest(cursor, action_id: str):
-    """checkpoint_latest's statement, through psycopg directly, with the JSON decoded."""
-    cursor.execute(
-        "SELECT id, correlation_id, action_id, run_id, checkpoint_name, checkpoint_type, checkpoint_data,"
-        " sequence_number, status, expires_at, resumed_at, resumed_by, created_at"
-        " FROM zakops.execution_checkpoints WHERE action_id = %s AND status = 'active'"
-        " AND (expires_at IS NULL OR expires_at > now()) ORDER BY sequence_number DESC LIMIT 1",
-        (action_id,),
-    )
-    row = cursor.fetchone()
-    return json.loads(row[6]) if isinstance(row[6], str) else row
-
-
-def time_floor(ids: list[str], data: dict, calls: int, warmup: int, rng: random.Random) -> dict:
-    """p50 ms of the same statements sent through psycopg directly (server-side binding,
-    prepared after a few runs), and of a bare SELECT 1 round trip, on Django's connection."""
-    import psycopg
-    from django.db import connection
-
-    connection.ensure_connection()
-    cursor = psycopg.Cursor(connection.connection)
-    floor = {}
-    for name, call in (
-        ("round trip", lambda action_id: cursor.execute("SELECT 1").fetchone()),
-        ("save", lambda action_id: raw_save(cursor, action_id, data)),
-        ("latest", lambda action_id: raw_latest(cursor, action_id)),
-    ):
-        targets = [rng.choice(ids) for _ in range(warmup + calls)]
-        samples, _ = time_calls(call, targets, warmup)
-        floor[name] = statistics.median(samples)
-    cursor.close()
-    return floor
-
-
-def report_call(label: str, figures: dict, langgraph: float, statements: StatementTimes, rest: str) -> None:
-    target = langgraph * TARGET_FACTOR
-    print(
-        f"{label}: {figures['calls']:,} calls\n"
-        f"  p50 {figures['p50']:.3f} ms, p95 {figures['p95']:.3f} ms, mean {figures['mean']:.3f} ms\n"
-        f"  LangGraph PostgresSaver ~{langgraph:.2f} ms p50 -> {figures['p50'] / langgraph:.2f}x; "
-        f"target <= {target:.2f} ms ({TARGET_FACTOR:g}x): {verdict(figures['p50'], target)}"
-    )
-    print("  median per call in SQL statements (Django execute -> rows back):")
-    for kind, ms in statements.medians().items():
-        print(f"    {kind:<42} {ms:.3f} ms")
-    print(f"    {rest:<42} {figures['p50'] - statements.median_in_sql():.3f} ms")
+def timed(call, targets: list) -> list[float]:
+    """Milliseconds per call of `call(target)`, each timed on its own, one call per target."""
+    clock = time.perf_counter_ns
+    samples = []
+    gc.collect()  # start the timing with no garbage pending
+    for target in targets:
+        start = clock()
+        call(target)
+        samples.append((clock() - start) / 1e6)
+    return samples
 
 
 def saver(data: dict):
@@ -328,17 +240,188 @@ def reader():
     return latest
 
 
+class LangGraphThreads:
+    """LangGraph's PostgresSaver on a database of its own, with its threads' newest
+    checkpoint ids and channel versions, so that each put continues its thread as a graph
+    run would: the parent is the thread's newest checkpoint, the "state" channel gets the
+    next version, and the "agent" node has seen the previous one."""
+
+    CHANNEL = "state"  # the whole ~2 KB state in one channel: one blob per put, as our one row
+
+    def __init__(self, saver_, data: dict):
+        self.saver, self.data = saver_, data
+        self.newest = {}  # thread_id -> (checkpoint id, channel version)
+        self.steps = {}
+        self.misses = 0  # get_tuple calls that found no state
+
+    def put(self, thread_id: str) -> None:
+        from langgraph.checkpoint.base import empty_checkpoint
+
+        parent_id, version = self.newest.get(thread_id, (None, None))
+        new_version = self.saver.get_next_version(version, None)
+        step = self.steps.get(thread_id, -1) + 1
+        checkpoint = empty_checkpoint()
+        checkpoint["channel_values"] = {self.CHANNEL: self.data}
+        checkpoint["channel_versions"] = {self.CHANNEL: new_version}
+        checkpoint["versions_seen"] = {"agent": {self.CHANNEL: version}} if version else {}
+        checkpoint["updated_channels"] = [self.CHANNEL]
+        configurable = {"thread_id": thread_id, "checkpoint_ns": ""}
+        if parent_id:
+            configurable["checkpoint_id"] = parent_id
+        self.saver.put(
+            {"configurable": configurable},
+            checkpoint,
+            {"source": "loop", "step": step, "parents": {}},
+            {self.CHANNEL: new_version},
+        )
+        self.newest[thread_id] = (checkpoint["id"], new_version)
+        self.steps[thread_id] = step
+
+    def get_tuple(self, thread_id: str) -> None:
+        found = self.saver.get_tuple({"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}})
+        if found is None or self.CHANNEL not in found.checkpoint["channel_values"]:
+            self.misses += 1
+
+    def seed(self, thread_ids: list[str], per_thread: int) -> None:
+        for _ in range(per_thread):
+            for thread_id in thread_ids:
+                self.put(thread_id)
+
+
+def langgraph_database_url(db_url: str, name: str) -> tuple[str, list[str]]:
+    """The URL of database `name` on the server of `db_url`, and createdb's options for it."""
+    parts = urlsplit(db_url)
+    options = ["-h", parts.hostname or "127.0.0.1", "-p", str(parts.port or 5432)]
+    if parts.username:
+        options += ["-U", parts.username]
+    return urlunsplit(parts._replace(path=f"/{name}", query="")), options
+
+
+@contextlib.contextmanager
+def langgraph_saver(db_url: str):
+    """PostgresSaver (as its from_conn_string makes it: autocommit, prepared statements,
+    dict rows) on a scratch database beside `db_url`'s, set up, and dropped at the end."""
+    try:
+        from langgraph.checkpoint.postgres import PostgresSaver
+    except ImportError:
+        raise common.BenchError(
+            "langgraph-checkpoint-postgres is not installed: .venv/bin/python -m pip install -r bench/requirements.txt"
+        ) from None
+    name = f"hitl_bench_langgraph_{os.getpid()}"
+    url, options = langgraph_database_url(db_url, name)
+    env = dict(os.environ)
+    if urlsplit(db_url).password:
+        env["PGPASSWORD"] = urlsplit(db_url).password
+    common.run(["createdb", *options, name], env=env, timeout=30)
+    try:
+        with PostgresSaver.from_conn_string(url) as saver_:
+            saver_.setup()
+            yield saver_, name
+    finally:
+        try:
+            common.run(["dropdb", *options, "--force", "--if-exists", name], env=env, timeout=60)
+        except common.BenchError as exc:
+            print(f"warning: could not drop {name}: {exc}", file=sys.stderr)
+
+
+def langgraph_sizes(saver_) -> str:
+    with saver_.conn.cursor() as cursor:
+        cursor.execute(
+            "SELECT (SELECT count(*) FROM checkpoints) AS checkpoints, (SELECT count(*) FROM checkpoint_blobs) AS blobs,"
+            " (SELECT avg(octet_length(blob))::int FROM checkpoint_blobs) AS blob_bytes,"
+            " (SELECT avg(octet_length(checkpoint::text) + octet_length(metadata::text))::int FROM checkpoints) AS row_bytes"
+        )
+        row = cursor.fetchone()
+    return (f"{row['checkpoints']:,} checkpoints rows and {row['blobs']:,} checkpoint_blobs rows; a blob "
+            f"{row['blob_bytes']:,} bytes (msgpack), a checkpoint row's JSON {row['row_bytes']:,} bytes")
+
+
+def interleaved(name: str, ours, theirs, ours_ids: list[str], their_ids: list[str], args, rng) -> dict:
+    """`args.rounds` rounds of `args.round_calls` timed calls of ours, then as many of
+    theirs (A B A B ...), each on an action or thread picked at random; p50/p95 per side
+    per round, the median of the round p50s, and the ratio ours / theirs."""
+    for _ in range(args.warmup):
+        ours(rng.choice(ours_ids))
+        theirs(rng.choice(their_ids))
+    rounds = []
+    print(f"\n{name}: {args.rounds} rounds of {args.round_calls} calls a side, interleaved "
+          f"(after {args.warmup} untimed calls a side)")
+    print(f"  {'round':<6} {'ours p50':>9} {'p95':>7} {'theirs p50':>11} {'p95':>7} {'ratio':>6}")
+    for number in range(1, args.rounds + 1):
+        a = common.summarize(timed(ours, [rng.choice(ours_ids) for _ in range(args.round_calls)]))
+        b = common.summarize(timed(theirs, [rng.choice(their_ids) for _ in range(args.round_calls)]))
+        rounds.append((a, b))
+        print(f"  {number:<6} {a['p50']:>9.3f} {a['p95']:>7.3f} {b['p50']:>11.3f} {b['p95']:>7.3f} "
+              f"{a['p50'] / b['p50']:>5.2f}x")
+    ours_p50 = statistics.median(a["p50"] for a, _ in rounds)
+    theirs_p50 = statistics.median(b["p50"] for _, b in rounds)
+    figures = {
+        "ours_p50": ours_p50, "theirs_p50": theirs_p50, "ratio": ours_p50 / theirs_p50,
+        "ours_p95": statistics.median(a["p95"] for a, _ in rounds),
+        "theirs_p95": statistics.median(b["p95"] for _, b in rounds),
+    }
+    print(f"  median of the round p50s (ms): ours {ours_p50:.3f}, theirs {theirs_p50:.3f}; "
+          f"ratio ours/theirs {figures['ratio']:.2f}x (aim <= {TARGET_RATIO:g}x): "
+          f"{verdict(figures['ratio'], TARGET_RATIO)}")
+    return figures
+
+
+def raw_save(cursor, action_id: str, data: dict) -> None:
+    """checkpoint_save's one statement (the hitl_checkpoint_save function, in autocommit),
+    through psycopg directly."""
+    from psycopg.types.json import Jsonb
+
+    cursor.execute(
+        "SELECT * FROM hitl_checkpoint_save(%s, 'raw-step', 'state', %s, NULL, %s, NULL, NULL, now())",
+        (action_id, Jsonb(data), uuid.uuid4()),
+    )
+    cursor.fetchone()
+
+
+def raw_latest(cursor, action_id: str):
+    """checkpoint_latest's statement, through psycopg directly, with the JSON decoded."""
+    cursor.execute(
+        "SELECT id, correlation_id, action_id, run_id, checkpoint_name, checkpoint_type, checkpoint_data,"
+        " sequence_number, status, expires_at, resumed_at, resumed_by, created_at"
+        " FROM zakops.execution_checkpoints WHERE action_id = %s AND status = 'active'"
+        " AND (expires_at IS NULL OR expires_at > now()) ORDER BY sequence_number DESC LIMIT 1",
+        (action_id,),
+    )
+    row = cursor.fetchone()
+    return json.loads(row[6]) if isinstance(row[6], str) else row
+
+
+def time_floor(ids: list[str], data: dict, args, rng: random.Random) -> dict:
+    """p50 ms of the same statements sent through psycopg directly (server-side binding,
+    prepared after a few runs), and of a bare SELECT 1 round trip, on Django's connection."""
+    import psycopg
+    from django.db import connection
+
+    connection.ensure_connection()
+    cursor = psycopg.Cursor(connection.connection)
+    floor = {}
+    for name, call in (
+        ("round trip", lambda action_id: cursor.execute("SELECT 1").fetchone()),
+        ("save", lambda action_id: raw_save(cursor, action_id, data)),
+        ("latest", lambda action_id: raw_latest(cursor, action_id)),
+    ):
+        for _ in range(args.warmup):
+            call(rng.choice(ids))
+        floor[name] = statistics.median(timed(call, [rng.choice(ids) for _ in range(args.round_calls)]))
+    cursor.close()
+    return floor
+
+
 def time_deep(depth: int, data: dict, args) -> dict:
     """p50 ms of save and get-latest on one action that already has `depth` checkpoints."""
     action_id = f"{ACTION_PREFIX}deep"
     seed([action_id], depth)
-    calls, warmup = max(args.calls // 10, 50), max(args.warmup // 10, 10)
-    targets = [action_id] * (warmup + calls)
-    deep = {
-        "depth": depth,
-        "save": statistics.median(time_calls(saver(data), targets, warmup)[0]),
-        "latest": statistics.median(time_calls(reader(), targets, warmup)[0]),
-    }
+    calls, warmup = max(args.round_calls // 4, 50), max(args.warmup // 4, 10)
+    deep = {"depth": depth}
+    for key, call in (("save", saver(data)), ("latest", reader())):
+        for _ in range(warmup):
+            call(action_id)
+        deep[key] = statistics.median(timed(call, [action_id] * calls))
     print(
         f"\none action with {depth:,} checkpoints ({action_id}), {calls} calls each: "
         f"save p50 {deep['save']:.3f} ms, get-latest p50 {deep['latest']:.3f} ms\n"
@@ -347,42 +430,54 @@ def time_deep(depth: int, data: dict, args) -> dict:
     return deep
 
 
-def bench_in_process(args, ids: list[str]) -> dict:
+def bench_in_process(args, db, ids: list[str]) -> dict:
     from zakops.models import ExecutionCheckpoint
 
-    common.heading("1. checkpoint_save() and checkpoint_latest() in process")
+    common.heading("1. checkpoint_save() and checkpoint_latest() in process, beside LangGraph's PostgresSaver")
     data = checkpoint_state(7)
     started = time.monotonic()
     seed(ids, args.per_action)
     print(
-        f"seeded {len(ids):,} actions with {args.per_action} checkpoints each in {time.monotonic() - started:.1f} s "
-        f"(bulk insert, then ANALYZE); {ExecutionCheckpoint.objects.count():,} checkpoints in the table\n"
-        f"checkpoint_data: {data_size(data):,} bytes of JSON; {args.warmup} untimed calls first, "
-        f"{args.calls:,} timed, each on an action picked at random"
+        f"ours: seeded {len(ids):,} actions with {args.per_action} checkpoints each in "
+        f"{time.monotonic() - started:.1f} s (bulk insert, then ANALYZE); "
+        f"{ExecutionCheckpoint.objects.count():,} checkpoints in the table\n"
+        f"  a save writes one execution_checkpoints row: checkpoint_data {data_size(data):,} bytes of JSON (jsonb)"
     )
     rng = random.Random(1)
     results = {}
+    with langgraph_saver(db.url) as (lg_saver, lg_name):
+        threads = LangGraphThreads(lg_saver, data)
+        thread_ids = [f"bench-thread-{i:04d}" for i in range(len(ids))]
+        started = time.monotonic()
+        threads.seed(thread_ids, args.per_action)
+        with lg_saver.conn.cursor() as cursor:
+            cursor.execute("ANALYZE checkpoints, checkpoint_blobs")
+        print(
+            f"theirs: langgraph-checkpoint-postgres {version('langgraph-checkpoint-postgres')}, PostgresSaver on "
+            f"scratch database {lg_name} (same server, setup() run), from_conn_string (autocommit, prepared "
+            f"statements); seeded {len(thread_ids):,} threads x {args.per_action} puts in "
+            f"{time.monotonic() - started:.1f} s, then ANALYZE: {langgraph_sizes(lg_saver)}\n"
+            f"  a put writes, in one pipeline (one round trip): one checkpoint_blobs row (the same state, "
+            f"msgpack, channel {LangGraphThreads.CHANNEL!r}) and one checkpoints row (the checkpoint's "
+            f"versions, ids and metadata as jsonb); get_tuple reads the thread's newest checkpoints row "
+            f"and joins its blobs and pending writes"
+        )
+        latest = reader()
+        results["save"] = interleaved(
+            "save: checkpoint_save() vs PostgresSaver.put()", saver(data), threads.put, ids, thread_ids, args, rng
+        )
+        results["latest"] = interleaved(
+            "get-latest: checkpoint_latest(action_id=...) vs PostgresSaver.get_tuple() (newest of a thread)",
+            latest, threads.get_tuple, ids, thread_ids, args, rng,
+        )
+        if latest.misses or threads.misses:
+            print(f"  warning: misses, ours {latest.misses}, theirs {threads.misses}")
 
-    targets = [rng.choice(ids) for _ in range(args.warmup + args.calls)]
-    samples, statements = time_calls(saver(data), targets, args.warmup)
-    results["save"] = common.summarize(samples)
-    report_call("\nsave, checkpoint_save()", results["save"], LANGGRAPH_PUT_MS, statements,
-                "the rest (ORM, Python)")
-
-    latest = reader()
-    targets = [rng.choice(ids) for _ in range(args.warmup + args.calls)]
-    samples, statements = time_calls(latest, targets, args.warmup)
-    results["latest"] = common.summarize(samples)
-    report_call("\nget-latest, checkpoint_latest()", results["latest"], LANGGRAPH_READ_MS, statements,
-                "the rest (ORM, Python)")
-    if latest.misses:
-        print(f"  warning: {latest.misses} calls found no checkpoint")
-
-    results["floor"] = floor = time_floor(ids, data, args.calls, args.warmup, rng)
+    results["floor"] = floor = time_floor(ids, data, args, rng)
     print(
-        f"\nfloor, the same SQL through psycopg directly (prepared statements), p50:\n"
-        f"  save {floor['save']:.3f} ms (one call of hitl_checkpoint_save: lock, MAX, INSERT, COMMIT), "
-        f"get-latest {floor['latest']:.3f} ms, bare SELECT 1 round trip {floor['round trip']:.3f} ms"
+        f"\nfloor, the same SQL through psycopg directly (prepared statements), p50 of {args.round_calls} calls:\n"
+        f"  save {floor['save']:.3f} ms (one call of hitl_checkpoint_save), get-latest {floor['latest']:.3f} ms, "
+        f"bare SELECT 1 round trip {floor['round trip']:.3f} ms"
     )
     if args.deep > 0:
         results["deep"] = time_deep(args.deep, data, args)
@@ -487,14 +582,15 @@ def in_process_rows(args, results: dict) -> list:
         return []
     results = results["in_process"]
     rows = []
-    for key, label, langgraph in (("save", "save", LANGGRAPH_PUT_MS), ("latest", "get-latest", LANGGRAPH_READ_MS)):
+    for key, label, theirs in (("save", "save", "put()"), ("latest", "get-latest", "get_tuple()")):
         figures = results[key]
-        target = langgraph * TARGET_FACTOR
         rows += [
-            (f"{label} in process: p50", f"{figures['p50']:.3f} ms",
-             f"LangGraph ~{langgraph:.2f} ms: {figures['p50'] / langgraph:.2f}x; "
-             f"target <= {target:.2f} ms: {verdict(figures['p50'], target)}"),
-            (f"{label} in process: p95", f"{figures['p95']:.3f} ms", ""),
+            (f"{label}: ours / {theirs}, ratio", f"{figures['ratio']:.2f}x",
+             f"median of round p50s; aim <= {TARGET_RATIO:g}x: {verdict(figures['ratio'], TARGET_RATIO)}"),
+            ("  p50 ours / theirs", f"{figures['ours_p50']:.3f} / {figures['theirs_p50']:.3f} ms",
+             "same run, interleaved rounds"),
+            ("  p95 ours / theirs", f"{figures['ours_p95']:.3f} / {figures['theirs_p95']:.3f} ms",
+             "median of round p95s"),
         ]
     floor = results["floor"]
     rows.append(("floor, psycopg direct: save / latest", f"{floor['save']:.3f} / {floor['latest']:.3f} ms",
@@ -538,12 +634,13 @@ def arguments():
     )
     parser.add_argument("--actions", type=int, default=1000, help="actions created (default 1000)")
     parser.add_argument("--per-action", type=int, default=10, help="checkpoints on each action first (default 10)")
-    parser.add_argument("--calls", type=int, default=2000, help="timed calls of each kind in process (default 2000)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds, ours then theirs (default 5)")
+    parser.add_argument("--round-calls", type=int, default=400, help="timed calls a side in each round (default 400)")
     parser.add_argument(
         "--deep", type=int, default=10_000,
         help="also time save and get-latest on one action with this many checkpoints (default 10000; 0: skip)",
     )
-    parser.add_argument("--warmup", type=int, default=200, help="untimed calls first (default 200)")
+    parser.add_argument("--warmup", type=int, default=200, help="untimed calls a side first (default 200)")
     common.add_final_arguments(parser)
     return parser.parse_args()
 
@@ -554,7 +651,7 @@ def measure(args, results: dict) -> None:
         ids = action_ids(args.actions)
         bench_rows_delete()  # what an interrupted run on a given database left
         try:
-            results["in_process"] = bench_in_process(args, ids)
+            results["in_process"] = bench_in_process(args, db, ids)
             if "http_skipped" not in results:
                 results["http"] = bench_http(args, env, ids)
         finally:

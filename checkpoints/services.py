@@ -5,8 +5,8 @@ action's row, then takes the next number, so concurrent writers for one action t
 turns. The next number is the greater of the highest existing one + 1 and the action's
 SequenceFloor, which retention raises past the numbers it deletes, so no number is handed
 out twice. On PostgreSQL a save is one call of the function `hitl_checkpoint_save`
-(checkpoints migration 0002), one round trip; on SQLite the same steps run in a
-transaction, which begins IMMEDIATE and so holds the write lock. Resume and cancel are one
+(checkpoints migration 0002), one round trip, as a prepared statement (checkpoints.statements);
+on SQLite the same steps run in a transaction, which begins IMMEDIATE and so holds the write lock. Resume and cancel are one
 conditional UPDATE on `status = 'active'`: its row count says whether this caller won.
 """
 
@@ -20,11 +20,17 @@ from django.db.models import Max, Subquery
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
+from checkpoints import statements
 from checkpoints.models import SequenceFloor
 from checkpoints.selectors import active_q, checkpoint_for_action
-from zakops.models import Action, CheckpointStatus, CheckpointType, ExecutionCheckpoint
+from zakops.models import CORRELATION_NAMESPACE, Action, CheckpointStatus, CheckpointType, ExecutionCheckpoint
 from zakops_hitl import metrics
 from zakops_hitl.errors import Conflict, InvalidInput, NotFound, TooLarge
+
+_SAVE = (
+    "SELECT id, correlation_id, sequence_number FROM hitl_checkpoint_save"
+    "(%s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s)"
+)
 
 
 def _serialised(data: dict) -> str:
@@ -65,17 +71,15 @@ def checkpoint_save(
         "created_at": now,
     }
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            # Only what the database chose comes back; the data is the dict we hold.
-            cursor.execute(
-                "SELECT id, correlation_id, sequence_number FROM hitl_checkpoint_save"
-                "(%s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s)",
-                [
-                    action_id, checkpoint_name, checkpoint_type, serialised, correlation_id,
-                    Action(action_id=action_id).correlation, run_id, fields["expires_at"], now,
-                ],
-            )
-            row = cursor.fetchone()
+        # Only what the database chose comes back; the data is the dict we hold.
+        row = statements.fetch_one(
+            _SAVE,
+            [
+                action_id, checkpoint_name, checkpoint_type, serialised, correlation_id,
+                # the correlation Action.correlation derives for an action without its own
+                uuid.uuid5(CORRELATION_NAMESPACE, action_id), run_id, fields["expires_at"], now,
+            ],
+        )
         if row is None:
             raise NotFound(f"No action {action_id}.")
         fields.update(id=row[0], correlation_id=row[1], sequence_number=row[2])
