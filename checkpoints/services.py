@@ -5,9 +5,10 @@ action's row, then takes the next number, so concurrent writers for one action t
 turns. The next number is the greater of the highest existing one + 1 and the action's
 SequenceFloor, which retention raises past the numbers it deletes, so no number is handed
 out twice. On PostgreSQL a save is one call of the function `hitl_checkpoint_save`
-(checkpoints migration 0002), one round trip, as a prepared statement (checkpoints.statements);
-on SQLite the same steps run in a transaction, which begins IMMEDIATE and so holds the write lock. Resume and cancel are one
-conditional UPDATE on `status = 'active'`: its row count says whether this caller won.
+(checkpoints migration 0002), one round trip, as a prepared statement
+(checkpoints.statements); on SQLite the same steps run in a transaction, which begins
+IMMEDIATE and so holds the write lock. Resume and cancel are one conditional UPDATE on
+`status = 'active'`: its row count says whether this caller won.
 """
 
 import json
@@ -23,7 +24,7 @@ from django.utils import timezone
 from checkpoints import statements
 from checkpoints.models import SequenceFloor
 from checkpoints.selectors import active_q, checkpoint_for_action
-from zakops.models import CORRELATION_NAMESPACE, Action, CheckpointStatus, CheckpointType, ExecutionCheckpoint
+from zakops.models import Action, CheckpointStatus, CheckpointType, ExecutionCheckpoint, derived_correlation
 from zakops_hitl import metrics
 from zakops_hitl.errors import Conflict, InvalidInput, NotFound, TooLarge
 
@@ -76,8 +77,7 @@ def checkpoint_save(
             _SAVE,
             [
                 action_id, checkpoint_name, checkpoint_type, serialised, correlation_id,
-                # the correlation Action.correlation derives for an action without its own
-                uuid.uuid5(CORRELATION_NAMESPACE, action_id), run_id, fields["expires_at"], now,
+                derived_correlation(action_id), run_id, fields["expires_at"], now,
             ],
         )
         if row is None:

@@ -75,6 +75,11 @@ class Deal(models.Model):
 CORRELATION_NAMESPACE = uuid.UUID("5b0f6c1e-7a43-4c1d-9a55-2f3e8d1c0b7a")
 
 
+def derived_correlation(action_id: str) -> uuid.UUID:
+    """The correlation id of an action that has none of its own (stable)."""
+    return uuid.uuid5(CORRELATION_NAMESPACE, action_id)
+
+
 class Action(models.Model):
     action_id = models.CharField(max_length=50, primary_key=True)
     deal = models.ForeignKey(
@@ -123,7 +128,7 @@ class Action(models.Model):
     @property
     def correlation(self) -> uuid.UUID:
         """The action's correlation id, or one derived from its id (stable)."""
-        return self.correlation_id or uuid.uuid5(CORRELATION_NAMESPACE, self.action_id)
+        return self.correlation_id or derived_correlation(self.action_id)
 
 
 class DealEvent(models.Model):
