@@ -1,6 +1,7 @@
 """Playwright on Debian's Chromium, for the browser tests (see the `browser` marker)."""
 
 import os
+import time
 from contextlib import contextmanager
 
 from tests.conftest import CHROMIUM, PASSWORD
@@ -54,6 +55,28 @@ def new_page(browser, *, viewport=None, bypass_csp=False):
     context = browser.new_context(viewport=viewport or DESKTOP, bypass_csp=bypass_csp)
     context.set_default_timeout(TIMEOUT_MS)
     return context.new_page()
+
+
+def close_page(page) -> None:
+    """Close the page's context, then wait until the live server has answered what the
+    page sent as it went (the detail page releases its claim with a beacon on pagehide):
+    a request still writing while the test's tables are flushed deadlocks the flush."""
+    from django.db import connection
+
+    page.context.close()
+    if connection.vendor != "postgresql":
+        return
+    time.sleep(0.1)  # the beacon reaches the server
+    deadline = time.monotonic() + 10
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid() AND backend_type = 'client backend' AND state <> 'idle'"
+            )
+            if cursor.fetchone()[0] == 0:
+                return
+            time.sleep(0.05)
 
 
 @contextmanager

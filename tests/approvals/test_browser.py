@@ -15,7 +15,17 @@ from playwright.sync_api import expect
 from approvals.models import ApprovalRequest
 from approvals.services import approval_decide, approval_request
 from tests.approvals.conftest import TYPE_FOR_LEVEL
-from tests.browser import DESKTOP, PHONE, TIMEOUT_MS, PageProblems, chromium, new_page, sign_in, sign_in_by_keyboard
+from tests.browser import (
+    DESKTOP,
+    PHONE,
+    TIMEOUT_MS,
+    PageProblems,
+    chromium,
+    close_page,
+    new_page,
+    sign_in,
+    sign_in_by_keyboard,
+)
 from tests.conftest import PASSWORD
 from zakops.demo import demo_password
 from zakops.models import Action, DealEvent
@@ -44,7 +54,7 @@ def page(browser):
     page = new_page(browser)
     problems = PageProblems(page)
     yield page
-    page.context.close()
+    close_page(page)
     assert problems.all() == []
 
 
@@ -478,7 +488,7 @@ def test_on_a_375px_phone_nothing_scrolls_sideways(live_server, browser, make_re
                 expect(details.locator("pre.json")).to_be_visible()
             assert page.evaluate("document.documentElement.scrollWidth") <= 375, action_id
     finally:
-        page.context.close()
+        close_page(page)
 
 
 # --- escaping -------------------------------------------------------------------------
@@ -559,7 +569,7 @@ def test_no_console_error_and_no_csp_violation_on_the_queue_and_the_detail_page(
         assert "script-src" in problems.csp_violations[0]
         assert page.evaluate("window.__ran") is None
     finally:
-        page.context.close()
+        close_page(page)
 
 
 def _wait_until(page, condition, timeout_ms=TIMEOUT_MS):
@@ -687,7 +697,7 @@ def test_readme_screenshots(live_server, browser, tmp_path):
         expect(rows(phone)).to_have_count(5)
         phone.screenshot(path=str(folder / "phone.png"), full_page=True, clip={"x": 0, "y": 0, "width": 375, "height": 1400})
     finally:
-        desktop.context.close()
-        phone.context.close()
+        close_page(desktop)
+        close_page(phone)
     for name in ("queue.png", "detail.png", "phone.png"):
         assert (folder / name).stat().st_size > 10_000

@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 
 from approvals.models import ApprovalRequest, Claim
 from approvals.services import approval_request
-from tests.browser import PageProblems, chromium, new_page, sign_in
+from tests.browser import PageProblems, chromium, close_page, new_page, sign_in
 from zakops.models import Action, DealEvent
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
@@ -33,7 +33,7 @@ def pages(_chromium, live_server):
 
     yield make
     for page, problems in made:
-        page.context.close()
+        close_page(page)
         assert problems.all() == []
 
 
