@@ -64,6 +64,35 @@ def _who(request) -> tuple[str | None, str]:
     return user.get_username(), "token" if isinstance(getattr(request, "auth", None), ApiToken) else "session"
 
 
+def request_begin(request) -> float:
+    """Give the request its id (the incoming X-Request-ID when sane, else a new one);
+    the start time for request_end()."""
+    incoming = request.META.get("HTTP_X_REQUEST_ID", "")
+    rid = incoming if _SANE_REQUEST_ID.fullmatch(incoming) else _new_request_id()
+    request.request_id = rid
+    # Left set after the response: Django logs a 4xx or 5xx (django.request) after the
+    # middleware has returned, and that line belongs to this request too.
+    logs.request_id.set(rid)
+    return time.perf_counter()
+
+
+def request_end(request, *, status: int, start: float, route: str | None = None) -> None:
+    """The request's latency metric and its log line."""
+    seconds = time.perf_counter() - start
+    route = route or _route(request)
+    metrics.request_observe(route=route, method=request.method, status=status, seconds=seconds)
+    if request_logger.isEnabledFor(logging.INFO):
+        user, auth = _who(request)
+        request_logger.info(
+            "%s %s %s %.1f ms", request.method, route, status, seconds * 1000,
+            extra={
+                "request_id": request.request_id, "method": request.method, "route": route,
+                "path": request.path[:200], "status": status, "duration_ms": round(seconds * 1000, 2),
+                "user": user, "auth": auth, "client": client_ip(request),
+            },
+        )
+
+
 class RequestLogMiddleware:
     """One log line per request: id, method, route, status, duration, who. The id is the
     incoming X-Request-ID when sane, else a new one, and goes back in the response."""
@@ -72,33 +101,15 @@ class RequestLogMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        incoming = request.META.get("HTTP_X_REQUEST_ID", "")
-        rid = incoming if _SANE_REQUEST_ID.fullmatch(incoming) else _new_request_id()
-        request.request_id = rid
-        # Left set after the response: Django logs a 4xx or 5xx (django.request) after the
-        # middleware has returned, and that line belongs to this request too.
-        logs.request_id.set(rid)
-        start = time.perf_counter()
+        start = request_begin(request)
         status = 500
         try:
             response = self.get_response(request)
             status = response.status_code
-            response["X-Request-ID"] = rid
+            response["X-Request-ID"] = request.request_id
             return response
         finally:
-            seconds = time.perf_counter() - start
-            route = _route(request)
-            metrics.request_observe(route=route, method=request.method, status=status, seconds=seconds)
-            if request_logger.isEnabledFor(logging.INFO):
-                user, auth = _who(request)
-                request_logger.info(
-                    "%s %s %s %.1f ms", request.method, route, status, seconds * 1000,
-                    extra={
-                        "request_id": rid, "method": request.method, "route": route, "path": request.path[:200],
-                        "status": status, "duration_ms": round(seconds * 1000, 2), "user": user, "auth": auth,
-                        "client": client_ip(request),
-                    },
-                )
+            request_end(request, status=status, start=start)
 
 
 class LoginRequiredMiddleware(DjangoLoginRequiredMiddleware):

@@ -8,10 +8,11 @@ import pytest
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from django.test import RequestFactory
+from django.urls import resolve, reverse
 from rest_framework.views import APIView
 
 from zakops_hitl.api import HitlAPIView
-from zakops_hitl.handlers import HitlWSGIHandler
+from zakops_hitl.handlers import HitlWSGIHandler, _Lane
 
 URL = "/api/hitl/assess-risk"
 
@@ -118,6 +119,46 @@ def _through_the_wsgi_app(environ_request):
         request_started.connect(close_old_connections)
         request_finished.connect(close_old_connections)
     return started["status"], started["headers"], body
+
+
+def test_the_engines_lane_answers_as_the_stack_does(service_token, engine_api, caplog):
+    """Through the WSGI application, assess-risk and the poll take the lane (no URL
+    resolution, no middleware chain); the answer, the request id and the security headers
+    are what the stack gives, and the request is logged under its route."""
+    factory = RequestFactory()
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {service_token}"}
+    body = {"action_type": "COMMUNICATION.SEND_EMAIL", "action_data": {"to": "cfo@seller.example"}}
+    assert engine_api.post("/api/hitl/approval-requests", {"action_id": "ACT-LANE-1", **body}, format="json").status_code == 201
+    caplog.set_level("INFO", logger="hitl.requests")
+    calls = [
+        (factory.post(URL, body, content_type="application/json", **auth), engine_api.post(URL, body, format="json")),
+        (factory.get("/api/hitl/actions/ACT-LANE-1/approval", **auth), engine_api.get("/api/hitl/actions/ACT-LANE-1/approval")),
+        (factory.get("/api/hitl/actions/ACT-NONE/approval", **auth), engine_api.get("/api/hitl/actions/ACT-NONE/approval")),
+        (factory.post(URL, body, content_type="application/json", HTTP_ACCEPT="text/html", **auth),
+         engine_api.post(URL, body, format="json", HTTP_ACCEPT="text/html")),
+    ]
+    caplog.clear()
+    with caplog.at_level("INFO", logger="hitl.requests"):
+        for through_lane, through_stack in calls:
+            status, headers, content = _through_the_wsgi_app(through_lane)
+            assert int(status.split()[0]) == through_stack.status_code
+            assert json.loads(content) == json.loads(through_stack.content)
+            assert headers["X-Request-ID"] and headers["X-Content-Type-Options"] == "nosniff"
+            assert headers["Content-Type"] == through_stack["Content-Type"]
+    routes = [record.route for record in caplog.records if record.name == "hitl.requests"]
+    assert routes == ["api-assess-risk", "api-action-approval", "api-action-approval", "api-assess-risk"]
+    assert [c[1].status_code for c in calls] == [200, 200, 404, 406]
+
+
+def test_the_lanes_routes_are_the_urlconfs():
+    lane = _Lane()
+    for method, pattern, view_class, name in lane.routes:
+        kwargs = {"action_id": "ACT-x.y_1"} if "action_id" in pattern.pattern else None
+        path = reverse(name, kwargs=kwargs)
+        assert lane._route(method, path) == (view_class, name, kwargs or {})
+        assert resolve(path).func.cls is view_class
+        assert lane._route(method, path + "/") is None and lane._route("PUT", path) is None
+    assert lane._route("GET", "/api/hitl/actions/a/b/approval") is None
 
 
 def test_a_bearer_call_skips_the_page_middleware_a_page_does_not(service_token):
