@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from approvals.models import OPEN_STATES, QUEUE_CHANNEL, ApprovalRequest, RequestState
 from zakops.models import Action, DealEvent
+from zakops_hitl import statements
 from zakops_hitl.changes import feed
 
 SEVERITY_ORDER = Case(
@@ -79,9 +80,12 @@ def approval_polled(*, action_id: str) -> ApprovalRequest | None:
     converters computed once, rather than the ORM or raw(): building the query, or raw()'s
     description of the columns, cost more than the database spends on it (as for
     checkpoints.selectors.checkpoint_latest)."""
-    with connection.cursor() as cursor:
-        cursor.execute(_POLL_SQL, [action_id])
-        row = cursor.fetchone()
+    if connection.vendor == "postgresql":
+        row = statements.fetch_one(_POLL_SQL, [action_id])  # prepared once per connection
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(_POLL_SQL, [action_id])
+            row = cursor.fetchone()
     if row is None:
         return None
     converters = _converters_by_vendor.get(connection.vendor)

@@ -6,8 +6,8 @@ from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
-from checkpoints import statements
 from zakops.models import Action, CheckpointStatus, ExecutionCheckpoint
+from zakops_hitl import statements
 from zakops_hitl.errors import NotFound
 
 
@@ -59,7 +59,7 @@ def checkpoint_latest(
     # Within an action the sequence number is the order; across actions, time is.
     order = "sequence_number DESC" if action_id is not None else "created_at DESC, sequence_number DESC"
     if connection.vendor == "postgresql":
-        # Server-side binding, prepared (checkpoints.statements); the row becomes a model
+        # Server-side binding, prepared (zakops_hitl.statements); the row becomes a model
         # as the ORM makes one. bench/checkpoints.py, p50 beside PostgresSaver.get_tuple()
         # in the same run: 1.03x of it through raw(), 0.79x this way.
         sql = f"SELECT {_COLUMNS} FROM execution_checkpoints WHERE {' AND '.join(where)} ORDER BY {order} LIMIT 1"

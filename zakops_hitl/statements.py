@@ -1,5 +1,5 @@
-"""The engine's hot statements (checkpoint save and latest) on PostgreSQL: fixed SQL sent
-with server-side binding and, on a direct connection, as a prepared statement.
+"""The engine's hot statements (checkpoint save and latest, the poll) on PostgreSQL: fixed
+SQL sent with server-side binding and, on a direct connection, as a prepared statement.
 
 Django's own cursor binds on the client: the ~2 KB of checkpoint JSON is quoted into the
 SQL text, which the server then parses and plans on every call. Here the values travel as

@@ -125,3 +125,20 @@ def test_every_operation_in_the_schema_refuses_anonymous_calls(api, engine_api):
             assert response.status_code == 401, f"{method.upper()} {template} answered {response.status_code}"
             checked += 1
     assert checked >= 8
+
+
+@pytest.mark.django_db
+def test_each_call_gets_its_own_user_object_so_nothing_set_on_one_leaks_into_the_next(service_token):
+    from rest_framework.test import APIRequestFactory
+
+    from accounts.authentication import BearerTokenAuthentication
+
+    factory = APIRequestFactory()
+    request = factory.get("/api/hitl/approval-queue", HTTP_AUTHORIZATION=f"Bearer {service_token}")
+    first, token = BearerTokenAuthentication().authenticate(request)
+    first.first_name = "set by a view"
+    first._state.fields_cache["account"] = "changed"
+    second, same_token = BearerTokenAuthentication().authenticate(request)
+    assert same_token is token and second is not first
+    assert second.first_name == "" and second.pk == first.pk and second.is_authenticated
+    assert second._state.fields_cache.get("account") != "changed" and second._state.db == "default"
