@@ -80,6 +80,17 @@ def _metrics_folder() -> str | None:
     return made
 
 
+def _preload() -> None:
+    """Import Django, the apps and the URLconf (every view, serializer and the admin) here,
+    in the server's main process, before it forks the workers: they share those pages
+    instead of each importing its own copy. Importing opens no database connection and
+    starts no thread; each worker still builds its own handlers (zakops_hitl.wsgi)."""
+    import django
+
+    django.setup(set_prefix=False)
+    import zakops_hitl.urls  # noqa: F401
+
+
 def main() -> None:
     from granian.constants import Interfaces
     from granian.server import Server
@@ -91,6 +102,13 @@ def main() -> None:
     made = _metrics_folder()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "zakops_hitl.settings")
     target = sys.argv[1] if len(sys.argv) > 1 else "zakops_hitl.wsgi:application"
+    if target == "zakops_hitl.wsgi:application":
+        from django.core.exceptions import ImproperlyConfigured
+
+        try:
+            _preload()
+        except ImproperlyConfigured as exc:
+            sys.exit(f"zakops-hitl: configuration error: {exc}")
     try:
         Server(
             target,
