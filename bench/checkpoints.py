@@ -12,7 +12,7 @@
    ours / theirs, which the verdict reads (aim: at most 1.0). Then a floor (the same statements
    sent through psycopg directly, and a bare `SELECT 1` round trip), and save and get-latest
    on one action that has 10,000 checkpoints (--deep): how they scale with its history.
-2. `POST /api/hitl/actions/{action_id}/checkpoints` under gunicorn with production settings
+2. `POST /api/hitl/actions/{action_id}/checkpoints` under the app server (`python -m zakops_hitl.serve`) with production settings
    and a bearer token, loaded with wrk: (a) each request on one of the 1,000 actions at random,
    (b) every request on one action, so that saves queue on its row lock. Requests/s, p50/p99
    latency, responses that are not 2xx/3xx, socket errors, and whether every action's sequence
@@ -484,7 +484,7 @@ def bench_in_process(args, db, ids: list[str]) -> dict:
     return results
 
 
-# --- 2. the HTTP endpoint under gunicorn -----------------------------------------------
+# --- 2. the HTTP endpoint under the app server ----------------------------------------
 
 WRK_LUA = """\
 -- POST a checkpoint to an action picked at random from ACTION_IDS.
@@ -532,7 +532,7 @@ def report_http(figures: dict, output: str) -> None:
 
 
 def bench_http(args, env: dict, ids: list[str]) -> dict:
-    common.heading("2. POST /api/hitl/actions/{action_id}/checkpoints under gunicorn")
+    common.heading("2. POST /api/hitl/actions/{action_id}/checkpoints under the app server")
     token = common.service_token(env)
     port = common.free_port(args.port)
     body = {"checkpoint_name": "step", "checkpoint_data": checkpoint_state(7)}
@@ -547,7 +547,7 @@ def bench_http(args, env: dict, ids: list[str]) -> dict:
         with common.app_server(env, port, args.workers, folder) as base_url:
             status, text = common.http_call(base_url + ENDPOINT.format(action_id=hot), body=body, token=token)
             print(
-                f"gunicorn -w {args.workers} on 127.0.0.1:{port}; body {body_path.stat().st_size:,} bytes; "
+                f"app server, {args.workers} workers, on 127.0.0.1:{port}; body {body_path.stat().st_size:,} bytes; "
                 f"one request first: HTTP {status} {text[:100]}..."
             )
             if status != 201:
@@ -609,7 +609,7 @@ def http_rows(args, http: dict) -> list:
             continue
         figures = http[key]
         rows += [
-            (label, f"{figures['rps']:,.0f} req/s", f"{args.workers} gunicorn workers, "
+            (label, f"{figures['rps']:,.0f} req/s", f"{args.workers} app server workers, "
              f"wrk -t{args.threads} -c{args.connections} -d{args.seconds:g}s"),
             ("  p50 / p99 latency", f"{figures['p50_us'] / 1000:.2f} / {figures['p99_us'] / 1000:.2f} ms", ""),
             ("  non-2xx/3xx / socket errors", f"{figures['non2xx']:.0f} / {figures['errors']:.0f}",
@@ -647,7 +647,7 @@ def arguments():
 
 def measure(args, results: dict) -> None:
     with database(args) as db:
-        env = common.django_start(db, "wrk, gunicorn and PostgreSQL")
+        env = common.django_start(db, "wrk, the app server and PostgreSQL")
         ids = action_ids(args.actions)
         bench_rows_delete()  # what an interrupted run on a given database left
         try:
