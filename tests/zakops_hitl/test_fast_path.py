@@ -150,6 +150,28 @@ def test_the_engines_lane_answers_as_the_stack_does(service_token, engine_api, c
     assert [c[1].status_code for c in calls] == [200, 200, 404, 406]
 
 
+@pytest.mark.parametrize("body", [body for body, extra in UNUSUAL if not extra])
+def test_a_body_the_lane_declines_is_answered_by_the_stack_as_sent(service_token, engine_api, body):
+    raw = body if isinstance(body, str) else json.dumps(body)
+    through_lane = RequestFactory().generic(
+        "POST", URL, raw, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {service_token}"
+    )
+    status, _, content = _through_the_wsgi_app(through_lane)
+    through_stack = engine_api.generic("POST", URL, raw, content_type="application/json")
+    assert (int(status.split()[0]), json.loads(content)) == (through_stack.status_code, json.loads(through_stack.content))
+
+
+def test_over_plain_http_with_tls_required_the_lane_redirects_as_the_stack_does(service_token, settings):
+    settings.SECURE_SSL_REDIRECT = True
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {service_token}"}
+    for call in (RequestFactory().get("/api/hitl/actions/ACT-1/approval", **auth),
+                 RequestFactory().post(URL, {"action_type": "DEAL.GET"}, content_type="application/json", **auth)):
+        status, headers, _ = _through_the_wsgi_app(call)
+        assert status.startswith("301") and headers["Location"].startswith("https://")
+    secure = RequestFactory().get("/api/hitl/actions/ACT-1/approval", secure=True, **auth)
+    assert _through_the_wsgi_app(secure)[0].startswith("404")
+
+
 def test_the_lanes_routes_are_the_urlconfs():
     lane = _Lane()
     for method, pattern, view_class, name in lane.routes:
