@@ -4,9 +4,10 @@ lane for the engine's two most frequent calls.
 - A call under /api/ with `Authorization: Bearer …` authenticates itself (DRF, with the
   token cache) and answers JSON, so sessions, CSRF, messages, the login redirect, sign-in
   throttling, the page headers (CSP, X-Frame-Options) and static files have nothing to do
-  for it. Such calls go through `API_MIDDLEWARE`: the request log (request id, metrics)
-  and the security headers. Everything else, the API called with a session included,
-  goes through `settings.MIDDLEWARE`.
+  for it. Such calls go through `API_MIDDLEWARE`: the request log (request id, metrics),
+  the security headers and the Host check (ALLOWED_HOSTS, as CommonMiddleware does).
+  Everything else, the API called with a session included, goes through
+  `settings.MIDDLEWARE`.
 - The engine's lane: a bearer call to assess-risk or the poll is first offered to the
   view's fast path (zakops_hitl.api.HitlAPIView) straight from here, with what the short
   stack would add (the request id, the security headers, the log line and metric, the
@@ -23,16 +24,17 @@ import io
 import re
 
 from django.conf import settings
-from django.core.handlers.wsgi import WSGIHandler, WSGIRequest
+from django.core.handlers.wsgi import WSGIHandler, WSGIRequest, get_path_info
 from django.core.signals import request_finished
 from django.middleware.security import SecurityMiddleware
-from django.urls import reverse
+from django.urls import get_script_prefix, reverse
 
 from zakops_hitl.middleware import request_begin, request_end
 
 API_MIDDLEWARE = [
     "zakops_hitl.middleware.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "zakops_hitl.middleware.AllowedHostMiddleware",
 ]
 API_PREFIX = "/api/"
 # (URL name, method, the view's path arguments): the calls the lane takes.
@@ -57,11 +59,17 @@ class _ShortStackHandler(WSGIHandler):
             settings.MIDDLEWARE = full
 
 
+def _path_of(name: str, kwargs: dict | None) -> str:
+    """The path of URL `name` as PATH_INFO holds it: reverse() without the script prefix
+    (SCRIPT_NAME or FORCE_SCRIPT_NAME, which the thread's last request may have set)."""
+    return "/" + reverse(name, kwargs=kwargs).removeprefix(get_script_prefix())
+
+
 def _lane_pattern(name: str, arguments: tuple) -> re.Pattern:
     """The full path of URL `name` as a regular expression, from the URLconf itself: each
     path argument (a `str` converter) matches one segment."""
     marks = {argument: f"LANE0{argument}0LANE" for argument in arguments}
-    path = re.escape(reverse(name, kwargs=marks or None))
+    path = re.escape(_path_of(name, marks or None))
     for argument, mark in marks.items():
         path = path.replace(re.escape(mark), f"(?P<{argument}>[^/]+)")
     return re.compile(path)
@@ -74,7 +82,7 @@ class _Lane:
         self.routes = []
         for name, method, arguments in LANE_ROUTES:
             pattern = _lane_pattern(name, arguments)
-            example = reverse(name, kwargs={a: "x" for a in arguments} or None)
+            example = _path_of(name, {a: "x" for a in arguments} or None)
             view_class = resolve(example).func.cls
             self.routes.append((method, pattern, view_class, name))
         self.security = SecurityMiddleware(lambda request: None)
@@ -87,15 +95,23 @@ class _Lane:
 
     def __call__(self, environ, start_response):
         method = environ.get("REQUEST_METHOD")
-        route = self._route(method, environ.get("PATH_INFO", ""))
+        path = environ.get("PATH_INFO", "")
+        if not path.isascii():  # WSGI's latin-1 text of the bytes: decoded as Django's path_info is
+            path = get_path_info(environ)
+        route = self._route(method, path)
         if route is None:
             return None
         view_class, name, kwargs = route
         request = WSGIRequest(environ)
+        try:
+            request.get_host()
+        except Exception:
+            return None  # a Host not in ALLOWED_HOSTS: the short stack answers 400
         if self.security.process_request(request) is not None:
             return None  # the redirect to https, which the short stack answers
         start = request_begin(request)
         view = view_class()
+        view.setup(request, **kwargs)  # as as_view() does: a view with get() also allows HEAD
         try:
             response = view._fast_call(getattr(view, f"fast_{method.lower()}"), request, kwargs)
         except Exception:

@@ -167,6 +167,10 @@ def _text(value):
     return None if value is None else str(value)
 
 
+def _texts(values) -> list:
+    return [None if value is None else str(value) for value in values]
+
+
 def approval_json(approval: ApprovalRequest) -> dict:
     """ApprovalRequestSerializer's representation, written out: the poll answers it on every
     call, and DRF building a model serializer's fields took ten times the query's time. The
@@ -174,8 +178,8 @@ def approval_json(approval: ApprovalRequest) -> dict:
     a = approval
     return {
         "request_id": str(a.id), "action_id": a.action_id, "round": a.round, "state": a.state,
-        "risk_level": a.risk_level, "score": a.score, "reasons": [str(x) for x in a.reasons],
-        "recommendations": [str(x) for x in a.recommendations], "matched_rules": [str(x) for x in a.matched_rules],
+        "risk_level": a.risk_level, "score": a.score, "reasons": _texts(a.reasons),
+        "recommendations": _texts(a.recommendations), "matched_rules": _texts(a.matched_rules),
         "requires_approval": a.requires_approval, "requested_by": a.requested_by, "expires_at": _when(a.expires_at),
         "decided_by": _text(a.decided_by), "decided_by_name": a.decided_by_name, "decided_at": _when(a.decided_at),
         "reason": a.reason, "escalated_by": _text(a.escalated_by), "escalated_by_name": a.escalated_by_name,

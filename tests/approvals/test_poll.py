@@ -48,3 +48,11 @@ def test_the_written_out_representation_is_the_serializers(request_approval, peo
     for request in _states(request_approval, people):
         stored = ApprovalRequest.objects.get(pk=request.pk).as_seen()
         assert approval_json(stored) == _drf_fields(stored)
+
+
+@pytest.mark.django_db
+def test_odd_stored_lists_render_as_the_serializer_renders_them(request_approval):
+    request = request_approval("medium")
+    ApprovalRequest.objects.filter(pk=request.pk).update(reasons=["a", None, 3], matched_rules=[])
+    stored = ApprovalRequest.objects.get(pk=request.pk).as_seen()
+    assert approval_json(stored) == _drf_fields(stored)

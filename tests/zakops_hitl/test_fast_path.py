@@ -196,3 +196,78 @@ def test_a_bearer_call_skips_the_page_middleware_a_page_does_not(service_token):
     status, headers, _ = _through_the_wsgi_app(factory.get("/login/"))
     assert status.startswith("200")
     assert "script-src 'self'" in headers["Content-Security-Policy"] and headers["X-Frame-Options"] == "DENY"
+
+
+def _stack_only(monkeypatch):
+    monkeypatch.setattr(HitlAPIView, "_fast_call", lambda self, fast, request, kwargs: None)
+
+
+def test_the_lanes_allow_header_is_the_stacks(service_token, engine_api, monkeypatch):
+    """The poll's view has get(), so DRF's Allow names HEAD too (as_view() adds it)."""
+    body = {"action_type": "COMMUNICATION.SEND_EMAIL", "action_data": {"to": "cfo@seller.example"}}
+    assert engine_api.post("/api/hitl/approval-requests", {"action_id": "ACT-ALLOW-1", **body}, format="json").status_code == 201
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {service_token}"}
+    calls = [lambda: RequestFactory().get("/api/hitl/actions/ACT-ALLOW-1/approval", **auth),
+             lambda: RequestFactory().post(URL, body, content_type="application/json", **auth)]
+    through_lane = [_through_the_wsgi_app(call())[1]["Allow"] for call in calls]
+    _stack_only(monkeypatch)
+    through_stack = [_through_the_wsgi_app(call())[1]["Allow"] for call in calls]
+    assert through_lane == through_stack == ["GET, HEAD, OPTIONS", "POST, OPTIONS"]
+
+
+def _poll_of(path: str, **extra):
+    """A GET of `path` whose PATH_INFO is what a WSGI server gives: the path's UTF-8 bytes
+    as latin-1 text."""
+    call = RequestFactory().get("/api/hitl/actions/x/approval", **extra)
+    call.environ["PATH_INFO"] = path.encode().decode("latin-1")
+    return call
+
+
+def test_the_lane_reads_a_unicode_path_as_django_does(service_token, engine_api):
+    """The action asked for is the decoded one (ACT-é), never the action whose id is the
+    WSGI text of its bytes (ACT-Ã©)."""
+    body = {"action_type": "COMMUNICATION.SEND_EMAIL", "action_data": {"to": "cfo@seller.example"}}
+    assert engine_api.post("/api/hitl/approval-requests", {"action_id": "ACT-Ã©", **body}, format="json").status_code == 201
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {service_token}"}
+    status, _, content = _through_the_wsgi_app(_poll_of("/api/hitl/actions/ACT-é/approval", **auth))
+    assert status.startswith("404"), json.loads(content)
+    assert engine_api.post("/api/hitl/approval-requests", {"action_id": "ACT-é", **body}, format="json").status_code == 201
+    for asked in ("ACT-é", "ACT-Ã©"):
+        status, _, content = _through_the_wsgi_app(_poll_of(f"/api/hitl/actions/{asked}/approval", **auth))
+        assert status.startswith("200") and json.loads(content)["action_id"] == asked
+
+
+def test_the_lane_works_under_a_script_prefix(service_token):
+    """Behind a proxy that serves the app under a path (SCRIPT_NAME, FORCE_SCRIPT_NAME),
+    the thread's script prefix is the last request's when the lane is first built."""
+    from django.urls import clear_script_prefix, set_script_prefix
+
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {service_token}"}
+    set_script_prefix("/hitl/")
+    try:
+        lane = _Lane()
+        assert lane._route("POST", URL) is not None
+        call = RequestFactory().post(URL, {"action_type": "DEAL.GET_DETAILS"}, content_type="application/json", **auth)
+        call.environ["SCRIPT_NAME"] = "/hitl"
+        status, _, content = _through_the_wsgi_app(call)
+    finally:
+        clear_script_prefix()
+    assert status.startswith("200") and json.loads(content)["level"] == "low"
+
+
+@pytest.mark.parametrize("path,method", [(URL, "post"), ("/api/hitl/actions/ACT-1/approval", "get"),
+                                         ("/api/hitl/approval-queue", "get")])
+def test_a_bearer_call_with_a_host_not_allowed_is_refused_as_a_page_is(service_token, path, method):
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {service_token}", "HTTP_HOST": "evil.example"}
+    factory = RequestFactory()
+    call = factory.post(path, {"action_type": "DEAL.GET"}, content_type="application/json", **auth) if method == "post" \
+        else factory.get(path, **auth)
+    assert _through_the_wsgi_app(call)[0].startswith("400")
+    assert _through_the_wsgi_app(factory.get("/login/", HTTP_HOST="evil.example"))[0].startswith("400")
+
+
+def test_a_host_not_allowed_is_refused_before_the_redirect_to_https(service_token, settings):
+    settings.SECURE_SSL_REDIRECT = True
+    call = RequestFactory().post(URL, {"action_type": "DEAL.GET"}, content_type="application/json",
+                                 HTTP_AUTHORIZATION=f"Bearer {service_token}", HTTP_HOST="evil.example")
+    assert _through_the_wsgi_app(call)[0].startswith("400")
