@@ -3,7 +3,6 @@
 import hashlib
 from dataclasses import dataclass
 
-from django.db import connection
 from django.db.models import Case, Count, IntegerField, Max, Min, Prefetch, Q, Subquery, Value, When
 from django.utils import timezone
 
@@ -47,55 +46,24 @@ def approval_latest(*, action_id: str) -> ApprovalRequest | None:
     return ApprovalRequest.objects.select_related("claim").filter(action_id=action_id).order_by("-round").first()
 
 
-# What the poll answers (approvals.api.serializers.approval_json) and as_seen() reads, in
-# the model's order of fields (Model.from_db takes the values in that order).
-_POLLED = {
+# What the poll answers (approvals.api.serializers.approval_json) and as_seen() reads.
+_POLLED = statements.ModelRow(ApprovalRequest, fields={
     "id", "action_id", "round", "state", "risk_level", "score", "reasons", "recommendations", "matched_rules",
     "requires_approval", "requested_by", "expires_at", "decided_by", "decided_by_name", "decided_at", "reason",
     "escalated_by", "escalated_by_name", "escalated_at", "escalation_reason", "created_at",
-}
-_POLL_FIELDS = [f.name for f in ApprovalRequest._meta.concrete_fields if f.name in _POLLED or f.attname in _POLLED]
-_POLL_ATTNAMES = [ApprovalRequest._meta.get_field(name).attname for name in _POLL_FIELDS]
+})
 _POLL_SQL = (
-    f"SELECT {', '.join(ApprovalRequest._meta.get_field(name).column for name in _POLL_FIELDS)}"
-    f" FROM {ApprovalRequest._meta.db_table} WHERE action_id = %s ORDER BY round DESC LIMIT 1"
+    f"SELECT {_POLLED.columns} FROM {ApprovalRequest._meta.db_table}"
+    " WHERE action_id = %s ORDER BY round DESC LIMIT 1"
 )
-
-
-def _poll_converters():
-    """Django's converters of each polled column from what the driver returns (JSON text,
-    SQLite's dates and UUIDs), as the ORM would apply them."""
-    model = ApprovalRequest._meta
-    columns = [model.get_field(name).get_col(model.db_table) for name in _POLL_FIELDS]
-    return [(i, [*connection.ops.get_db_converters(col), *col.get_db_converters(connection)], col)
-            for i, col in enumerate(columns)]
-
-
-_converters_by_vendor: dict = {}
 
 
 def approval_polled(*, action_id: str) -> ApprovalRequest | None:
     """The action's latest request, as the engine's poll reads it: the latest round, no
-    claim, only the fields the poll answers (the others are deferred). Fixed SQL and the
-    converters computed once, rather than the ORM or raw(): building the query, or raw()'s
-    description of the columns, cost more than the database spends on it (as for
-    checkpoints.selectors.checkpoint_latest)."""
-    if connection.vendor == "postgresql":
-        row = statements.fetch_one(_POLL_SQL, [action_id])  # prepared once per connection
-    else:
-        with connection.cursor() as cursor:
-            cursor.execute(_POLL_SQL, [action_id])
-            row = cursor.fetchone()
-    if row is None:
-        return None
-    converters = _converters_by_vendor.get(connection.vendor)
-    if converters is None:
-        converters = _converters_by_vendor[connection.vendor] = _poll_converters()
-    values = list(row)
-    for i, functions, col in converters:
-        for function in functions:
-            values[i] = function(values[i], col, connection)
-    return ApprovalRequest.from_db(connection.alias, _POLL_ATTNAMES, values)
+    claim, only the fields the poll answers (the others are deferred). Fixed SQL, prepared
+    on PostgreSQL, rather than the ORM or raw(): building the query, or raw()'s description
+    of the columns, cost more than the database spends on it."""
+    return _POLLED.one(_POLL_SQL, [action_id])
 
 
 # --- the reviewer pages ---------------------------------------------------------------

@@ -58,25 +58,14 @@ def checkpoint_latest(
         params.append(connection.ops.adapt_datetimefield_value(timezone.now()))
     # Within an action the sequence number is the order; across actions, time is.
     order = "sequence_number DESC" if action_id is not None else "created_at DESC, sequence_number DESC"
-    if connection.vendor == "postgresql":
-        # Server-side binding, prepared (zakops_hitl.statements); the row becomes a model
-        # as the ORM makes one. bench/checkpoints.py, p50 beside PostgresSaver.get_tuple()
-        # in the same run: 1.03x of it through raw(), 0.79x this way.
-        sql = f"SELECT {_COLUMNS} FROM execution_checkpoints WHERE {' AND '.join(where)} ORDER BY {order} LIMIT 1"
-        row = statements.fetch_one(sql, params)
-        if row is None:
-            return None
-        values = list(row)
-        values[_DATA] = _FIELDS[_DATA].from_db_value(values[_DATA], None, connection)
-        return ExecutionCheckpoint.from_db(connection.alias, None, values)
-    sql = f"SELECT * FROM execution_checkpoints WHERE {' AND '.join(where)} ORDER BY {order} LIMIT 1"
-    found = list(ExecutionCheckpoint.objects.raw(sql, params))
-    return found[0] if found else None
+    # Prepared on PostgreSQL, the row made into the model as the ORM makes one
+    # (zakops_hitl.statements). bench/checkpoints.py, p50 beside PostgresSaver.get_tuple()
+    # in the same run: 1.03x of it through raw(), 0.79x this way.
+    sql = f"SELECT {_ROW.columns} FROM execution_checkpoints WHERE {' AND '.join(where)} ORDER BY {order} LIMIT 1"
+    return _ROW.one(sql, params)
 
 
-_FIELDS = ExecutionCheckpoint._meta.concrete_fields  # from_db takes the values in this order
-_COLUMNS = ", ".join(f.column for f in _FIELDS)
-_DATA = next(i for i, f in enumerate(_FIELDS) if f.name == "checkpoint_data")
+_ROW = statements.ModelRow(ExecutionCheckpoint)
 
 
 def _uuid_param(value: uuid.UUID):

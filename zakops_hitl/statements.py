@@ -28,7 +28,12 @@ class _PreparedCursor(psycopg.Cursor):
 
 
 def fetch_one(sql: str, params) -> tuple | None:
-    """The first row of `sql` run with `params` on Django's connection (PostgreSQL only)."""
+    """The first row of `sql` run with `params` on Django's connection: prepared on
+    PostgreSQL, through Django's own cursor elsewhere."""
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchone()
     connection.ensure_connection()
     connection.validate_thread_sharing()
     cursor = _PreparedCursor(connection.connection)
@@ -36,3 +41,38 @@ def fetch_one(sql: str, params) -> tuple | None:
     with wrapper(cursor, connection) as wrapped:
         wrapped.execute(sql, params)
         return wrapped.fetchone()
+
+
+class ModelRow:
+    """One row of a model read with fixed SQL (fetch_one) and made into the instance the
+    ORM would have made: only `fields` (default: all) are selected, the others deferred,
+    and each value goes through the converters Django applies on this backend (JSON text,
+    SQLite's dates and UUIDs), computed once. Write the SQL with `columns`."""
+
+    def __init__(self, model, fields=None):
+        opts = model._meta
+        chosen = [f for f in opts.concrete_fields if fields is None or f.name in fields or f.attname in fields]
+        self.model = model
+        self.attnames = [f.attname for f in chosen]  # in the model's order, as from_db takes them
+        self.columns = ", ".join(f.column for f in chosen)
+        self._cols = [f.get_col(opts.db_table) for f in chosen]
+        self._converters_by_vendor = {}
+
+    def _converters(self) -> list:
+        found = self._converters_by_vendor.get(connection.vendor)
+        if found is None:
+            found = self._converters_by_vendor[connection.vendor] = [
+                (i, functions, col) for i, col in enumerate(self._cols)
+                if (functions := [*connection.ops.get_db_converters(col), *col.get_db_converters(connection)])
+            ]
+        return found
+
+    def one(self, sql: str, params):
+        row = fetch_one(sql, params)
+        if row is None:
+            return None
+        values = list(row)
+        for i, functions, col in self._converters():
+            for function in functions:
+                values[i] = function(values[i], col, connection)
+        return self.model.from_db(connection.alias, self.attnames, values)
