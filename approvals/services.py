@@ -649,6 +649,8 @@ def claim_renew(*, actor: Actor, action_id: str) -> Claim:
 
 def claim_release(*, actor: Actor, action_id: str) -> bool:
     """End the actor's claim on the action's request, if they hold one; whether they did."""
+    if actor.kind != "user":
+        raise NotAllowed("Only people claim and release requests.")
     with transaction.atomic():
         request = ApprovalRequest.objects.filter(action_id=action_id).order_by("-round").first()
         if request is None:
