@@ -195,6 +195,9 @@
       }
     });
     dialog.addEventListener("close", () => {
+      // The close event comes a task after close(): a dialog opened again meanwhile
+      // (Esc, then "a" at once) keeps its new decision.
+      if (dialog.open) return;
       pending = null;
       const row = currentRow();
       if (row) row.focus();
