@@ -14,10 +14,10 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.text import Truncator
 
-from risk.models import READ_VERBS, RiskRule, RiskSettings, action_verb
+from risk.models import READ_VERBS, RiskRule, RiskSettings, verb_phrase
 from risk.patterns import PatternError
 from risk.rulebook import rule_compile, rulebook_changed
-from risk.selectors import rule_preview
+from risk.selectors import risk_config, rule_preview
 from risk.services import risk_assess
 from zakops_hitl.admin import AnnouncesChanges
 
@@ -64,7 +64,8 @@ class RiskRuleForm(forms.ModelForm):
     save_anyway = forms.BooleanField(
         required=False,
         label="Save anyway",
-        help_text="Needed only to save a rule that lowers risk with a pattern that can match inside a word.",
+        help_text="Needed only to save a rule that lowers risk (low, or no approval) with a pattern that can "
+        "match inside a word.",
     )
 
     class Meta:
@@ -83,35 +84,41 @@ class RiskRuleForm(forms.ModelForm):
         return cleaned
 
     def lowers_risk_inside_words(self) -> str | None:
-        """A warning for a rule that lowers risk (low or medium, no approval) with a type
-        pattern that can match inside a word, naming recent write actions it would wave
-        through; None when the rule is not of that kind."""
+        """A warning for a rule that lowers risk (rated low, or asking no approval) with a
+        type pattern that can match inside a word, naming recent actions it would match
+        that are not reads; None when the rule is not of that kind."""
         data = self.cleaned_data
-        if data.get("risk_level") not in ("low", "medium") or data.get("requires_approval"):
+        level, approval = data.get("risk_level"), data.get("requires_approval")
+        if not (level == "low" or not approval):
             return None
         loose = [pattern for pattern in data.get("action_type_patterns") or () if INSIDE_A_WORD.search(pattern)]
         if not loose:
             return None
         rule = RiskRule(**{name: data.get(name) for name in RiskRuleForm.Meta.fields})
         rule.name = rule.name or "(new rule)"
+        write_verbs = risk_config().write_verbs
         try:
             preview = rule_preview(
-                rule=rule_compile(rule), limit=PREVIEW_DEFAULT_ACTIONS, where=lambda action: action_verb(action.action_type) not in READ_VERBS,
+                rule=rule_compile(rule),
+                limit=PREVIEW_DEFAULT_ACTIONS,
+                where=lambda action: not verb_phrase(action.action_type, write_verbs).is_read,
             )
         except PatternError:
             return None  # the field's own validation reports it
         found = (
-            f"Of the last {preview.scanned} actions it would match {preview.matched} whose verb is not a read: "
+            f"Of the last {preview.scanned} actions it would match {preview.matched} that are not reads: "
             + ", ".join(f"{action.action_type} ({action.action_id})" for action in preview.examples)
             + ("…" if preview.matched > len(preview.examples) else "")
             + "."
             if preview.matched
-            else f"None of the last {preview.scanned} actions whose verb is not a read matches it yet."
+            else f"None of the last {preview.scanned} actions that are not reads matches it yet."
         )
+        how = ", ".join([level or "?", *([] if approval else ["no approval"])])
         return (
-            f"This rule lowers risk ({data['risk_level']}, no approval) and {', '.join(loose)} can match inside a word "
+            f"This rule lowers risk ({how}) and {', '.join(loose)} can match inside a word "
             f"(*GET* matches DEAL.UPDATE_TARGET_PRICE), so write actions could pass as reads. {found} "
-            "Anchor the pattern to the verb (e.g. *.GET_*), or tick “Save anyway”."
+            f"A read is a type whose verb is one of {', '.join(sorted(READ_VERBS))}, with no write verb and no "
+            "joining word anywhere in it. Anchor the pattern to the verb (e.g. *.GET_*), or tick “Save anyway”."
         )
 
 

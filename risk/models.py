@@ -1,5 +1,9 @@
 """Risk rules and the one row of risk settings, both edited by admins (SPEC §2)."""
 
+import re
+import unicodedata
+from dataclasses import dataclass
+
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -53,11 +57,68 @@ DEFAULT_WRITE_VERBS = [
 ]
 # Verbs that only read: what a rule that lowers risk is meant for.
 READ_VERBS = frozenset({"GET", "LIST", "READ", "FETCH", "SEARCH", "VIEW", "SHOW", "FIND", "COUNT", "QUERY", "LOOKUP", "DESCRIBE"})
+# Words that join actions (SPEC §2): GET_AND_WIRE is two actions, so it is not a GET. Fixed, not edited in admin.
+JOINING_WORDS = ("AND", "OR", "THEN", "PLUS", "ALSO", "WITH", "AFTER", "BEFORE")
+_JOINING = frozenset(JOINING_WORDS)
+
+# A word is a run of letters or digits; `_`, `-`, space, `/`, `:` and any other character split words.
+_WORD = re.compile(r"[^\W_]+")
+# What a read's action type may be made of. Anything else (accents, look-alike letters,
+# invisible characters) could hide a write verb from the word split, so it is never a read.
+_PLAIN = re.compile(r"[A-Za-z0-9._\-/: ]*")
 
 
-def action_verb(action_type: str) -> str:
-    """The verb of `NAMESPACE.VERB_OBJECT`: after the last dot, up to the first `_`."""
-    return action_type.rsplit(".", 1)[-1].split("_", 1)[0].strip().upper()
+def type_words(text: str) -> tuple:
+    """The words of `text`, upper case. NFKC first, so full-width or ligature letters
+    read as the plain word they look like (ＷＩＲＥ is WIRE)."""
+    return tuple(_WORD.findall(unicodedata.normalize("NFKC", text).upper()))
+
+
+@dataclass(frozen=True, slots=True)
+class VerbPhrase:
+    """What the write-verb floor reads in an action type, for a given list of write verbs."""
+
+    action_type: str
+    verb: str  # the first word after the last dot; "" when there is none
+    write_verbs: tuple  # write verbs found after the first dot, in order, once each
+    joining_words: tuple  # joining words found after the first dot, in order, once each
+    plain: bool  # only ASCII letters, digits and separators
+
+    @property
+    def is_read(self) -> bool:
+        """A read: its verb is a read verb, and no write verb or joining word is anywhere in it."""
+        return self.plain and self.verb in READ_VERBS and not self.write_verbs and not self.joining_words
+
+    @property
+    def not_read_because(self) -> str:
+        """Why the phrase is not a read, for a reviewer (empty for a read)."""
+        if self.write_verbs:
+            return f"{', '.join(self.write_verbs)} {'is a write verb' if len(self.write_verbs) == 1 else 'are write verbs'}"
+        if self.joining_words:
+            return f"{', '.join(self.joining_words)} joins actions"
+        if not self.plain:
+            return "it has characters other than ASCII letters, digits and separators"
+        if not self.verb:
+            return "it has no verb"
+        if self.verb not in READ_VERBS:
+            return f"{self.verb} is not a read verb"
+        return ""
+
+
+def verb_phrase(action_type: str, write_verbs) -> VerbPhrase:
+    """Read `NAMESPACE.VERB_OBJECT`. The verb is the first word after the last dot; write
+    verbs and joining words count in every segment after the FIRST dot (so the write in
+    FINANCE.WIRE_FUNDS.GET is seen), or in the whole type when it has no dot."""
+    after_first_dot = action_type.split(".", 1)[-1]
+    words = type_words(after_first_dot)
+    verb_words = type_words(action_type.rsplit(".", 1)[-1])
+    return VerbPhrase(
+        action_type=action_type,
+        verb=verb_words[0] if verb_words else "",
+        write_verbs=tuple(dict.fromkeys(word for word in words if word in write_verbs)),
+        joining_words=tuple(dict.fromkeys(word for word in words if word in _JOINING)),
+        plain=_PLAIN.fullmatch(action_type) is not None,
+    )
 
 
 def default_write_verbs():
@@ -67,9 +128,12 @@ def default_write_verbs():
 def validate_verbs(value):
     if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
         raise ValidationError("Give a list of verbs such as SEND, one per line.")
-    bad = [item for item in value if not item.strip().replace("-", "").isalnum() or "_" in item or "." in item]
+    bad = [item for item in value if len(type_words(item)) != 1 or type_words(item)[0] != item.strip().upper()]
     if bad:
-        raise ValidationError(f"{bad[0]!r} is not a verb: a verb is the word after the last dot, before the first _.")
+        raise ValidationError(
+            f"{bad[0]!r} is not a verb: a verb is one word of letters and digits, which counts wherever it stands "
+            "after the first dot of an action type."
+        )
 
 
 def _unit_interval():
@@ -152,13 +216,15 @@ class RiskSettings(models.Model):
     )
     write_verb_floor = models.BooleanField(
         default=True,
-        help_text="An action whose verb is a write verb is never assessed below medium, and always needs approval, "
-        "whatever rules match.",
+        help_text="An action type with a write verb or a joining word (AND, OR, THEN, PLUS, ALSO, WITH, AFTER, "
+        "BEFORE) anywhere after its first dot is never assessed below medium, and always needs approval, whatever "
+        "rules match; and only a read (GET_…, LIST_…) is ever assessed low.",
     )
     write_verbs = models.JSONField(
         default=default_write_verbs, blank=True, validators=[validate_verbs],
-        help_text="The write verbs: the word after the last dot of the action type, before the first _ "
-        "(SEND in COMMUNICATION.SEND_EMAIL). Case-insensitive.",
+        help_text="The write verbs: words that count wherever they stand after the first dot of the action type, "
+        "between _, -, spaces or other separators (SEND in COMMUNICATION.SEND_EMAIL and in "
+        "DEAL.GET_AND_SEND_NOTES). Case-insensitive.",
     )
     timeout_critical_hours = models.PositiveIntegerField(default=4, validators=[MinValueValidator(1)])
     timeout_high_hours = models.PositiveIntegerField(default=8, validators=[MinValueValidator(1)])

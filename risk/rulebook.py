@@ -12,7 +12,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 
-from risk.models import SEVERITY, RiskRule, RiskSettings
+from risk.models import SEVERITY, RiskRule, RiskSettings, VerbPhrase, type_words, verb_phrase
 from risk.patterns import PatternError, glob_compile, regex_compile
 from zakops_hitl.changes import feed
 
@@ -157,7 +157,9 @@ class RiskConfig:
             bulk_threshold=row.bulk_threshold,
             internal_domains=tuple(d.strip().lower().lstrip("@") for d in row.internal_domains or () if d.strip()),
             write_verb_floor=row.write_verb_floor,
-            write_verbs=frozenset(verb.strip().upper() for verb in row.write_verbs or () if verb.strip()),
+            # Words as an action type's are read; a verb stored before verbs were single
+            # words (RE-SEND) counts as each of its words, which can only ask for more approvals.
+            write_verbs=frozenset(word for verb in row.write_verbs or () for word in type_words(verb)),
             timeout_hours={
                 "critical": row.timeout_critical_hours,
                 "high": row.timeout_high_hours,
@@ -172,6 +174,7 @@ class RuleBook:
     rules: tuple  # most severe first, then by name
     config: RiskConfig
     _by_type: dict = field(default_factory=dict)
+    _phrases: dict = field(default_factory=dict)
 
     def candidates(self, action_type: str) -> tuple:
         """The rules whose types or patterns match; memoised, as action types are few."""
@@ -181,6 +184,15 @@ class RuleBook:
             found = tuple(rule for rule in self.rules if rule.matches_type(key))
             if len(self._by_type) < _TYPE_MEMO_LIMIT:
                 self._by_type[key] = found
+        return found
+
+    def phrase(self, action_type: str) -> VerbPhrase:
+        """The action type's verb phrase, read with this book's write verbs; memoised."""
+        found = self._phrases.get(action_type)
+        if found is None:
+            found = verb_phrase(action_type, self.config.write_verbs)
+            if len(self._phrases) < _TYPE_MEMO_LIMIT:
+                self._phrases[action_type] = found
         return found
 
 

@@ -4,7 +4,7 @@ and whether a person must approve. Every reason is a sentence a reviewer can act
 import re
 from dataclasses import dataclass, field
 
-from risk.models import SEVERITY, action_verb
+from risk.models import SEVERITY, VerbPhrase
 from risk.rulebook import RiskConfig, rulebook_current
 
 LEVELS = ("low", "medium", "high", "critical")
@@ -97,6 +97,46 @@ def _level_for(score: float, config: RiskConfig) -> str:
     return "low"
 
 
+def _floor(phrase: VerbPhrase, level, score, requires_approval, config: RiskConfig, reasons, breakdown):
+    """The write-verb floor (SPEC §2), over whatever the rules said. The policy:
+    (a) a phrase with a write verb or a joining word anywhere after the first dot is at
+        least medium, and a person approves;
+    (b) only a read is ever rated low: anything else that would come out low (from a rule
+        rated low, or from the default level) is raised to medium, and a person approves;
+    (c) otherwise the rules stand: a medium rule without approval still rates a plain
+        non-read such as DEAL.ENRICH_MATERIALS.
+    Returns the new (level, score, requires_approval)."""
+    if phrase.write_verbs or phrase.joining_words:
+        notes = []
+        if phrase.joining_words:
+            notes.append(
+                f"Compound action ({', '.join(phrase.joining_words)}): {phrase.action_type} is several actions in one, "
+                "not a read; never below medium, and a person approves (write-verb floor)"
+            )
+        if phrase.write_verbs:
+            verbs = ", ".join(phrase.write_verbs)
+            notes.append(
+                f"Write verb{'s' if len(phrase.write_verbs) > 1 else ''} {verbs}: never below medium, "
+                "and a person approves (write-verb floor)"
+            )
+        label = notes[0].split(":", 1)[0]
+    elif level == "low" and not phrase.is_read:
+        notes = [
+            f"{phrase.action_type} is not a read ({phrase.not_read_because}): a rule that lowers risk only lowers "
+            "reads; medium, and a person approves"
+        ]
+        label = f"{phrase.action_type} is not a read"
+    else:
+        return level, score, requires_approval
+    if SEVERITY[level] < SEVERITY["medium"]:
+        raised = max(score, config.bases["medium"])
+        if raised > score:
+            breakdown.append({"label": f"{label}: raised to the medium base", "points": round(raised - score, 6)})
+        level, score = "medium", raised
+    reasons.extend(notes)
+    return level, score, True
+
+
 def risk_assess(*, action_type: str, inputs: dict | None = None, context: dict | None = None) -> RiskAssessment:
     book = rulebook_current()
     config = book.config
@@ -154,17 +194,8 @@ def risk_assess(*, action_type: str, inputs: dict | None = None, context: dict |
         requires_approval = False
         reasons.append("Low risk: no approval needed (ZAKOPS_HITL_AUTO_APPROVE_LOW_RISK)")
 
-    # The floor: whatever rules matched, a write is at least medium and needs a person.
     if config.write_verb_floor and (SEVERITY[level] < SEVERITY["medium"] or not requires_approval):
-        verb = action_verb(action_type)
-        if verb in config.write_verbs:
-            if SEVERITY[level] < SEVERITY["medium"]:
-                raised = max(score, config.bases["medium"])
-                if raised > score:
-                    breakdown.append({"label": f"Write verb {verb}: raised to the medium base", "points": round(raised - score, 6)})
-                level, score = "medium", raised
-            requires_approval = True
-            reasons.append(f"Write verb {verb}: never below medium, and a person approves (write-verb floor)")
+        level, score, requires_approval = _floor(book.phrase(action_type), level, score, requires_approval, config, reasons, breakdown)
 
     if context.get("deal_stage") == "closed":
         if score < 0.90:

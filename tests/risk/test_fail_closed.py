@@ -73,7 +73,11 @@ def test_the_floor_can_be_switched_off_and_admins_add_verbs():
     RiskSettings.objects.filter(pk=1).update(write_verb_floor=True, write_verbs=["freeze"])
     rulebook_changed()
     assert risk_assess(action_type="DEAL.FREEZE_ROOM").requires_approval
-    assert not risk_assess(action_type="DEAL.UPDATE_NOTES").requires_approval  # UPDATE is no longer in the list
+    notes = risk_assess(action_type="DEAL.UPDATE_NOTES")
+    assert not any(reason.startswith("Write verb UPDATE") for reason in notes.reasons)  # UPDATE is no longer in the list
+    # ...but UPDATE is no read verb either, and only a read is ever rated low.
+    assert (notes.level, notes.requires_approval) == ("medium", True)
+    assert any(reason.startswith("DEAL.UPDATE_NOTES is not a read (UPDATE is not a read verb)") for reason in notes.reasons)
 
 
 def test_the_migration_moves_unedited_defaults_and_leaves_edited_ones_alone():

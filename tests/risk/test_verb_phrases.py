@@ -1,0 +1,248 @@
+"""The write-verb floor reads every word of an action type (SPEC §2): a write verb or a
+joining word anywhere after the first dot keeps an action at medium or above with a
+person, and a rule that lowers risk only lowers a read."""
+
+import json
+
+import pytest
+from django.urls import reverse
+
+from risk.models import RiskRule, RiskSettings
+from risk.rulebook import rulebook_changed
+from risk.services import risk_assess
+from zakops.models import Action
+
+pytestmark = pytest.mark.django_db
+
+COMPOUND_EXAMPLES = [
+    ("FINANCE.GET_AND_WIRE_FUNDS", {"amount": 2000000}),
+    ("CRM.FETCH_AND_DELETE_CONTACTS", {}),
+    ("DEAL.GET_OR_CREATE", {}),
+    ("DEAL.LIST_THEN_PURGE", {}),
+    ("ACCOUNT.LIST_USERS_AND_GRANT_ADMIN", {}),
+]
+
+
+def mixed_case(text):
+    return "".join(char.lower() if i % 2 else char.upper() for i, char in enumerate(text))
+
+
+def in_every_case(examples):
+    return [
+        pytest.param(change(action_type), inputs, id=f"{action_type}-{name}")
+        for action_type, inputs in examples
+        for name, change in (("upper", str.upper), ("lower", str.lower), ("mixed", mixed_case))
+    ]
+
+
+@pytest.mark.parametrize(("action_type", "inputs"), in_every_case(COMPOUND_EXAMPLES))
+def test_a_read_verb_first_does_not_make_a_compound_action_a_read(action_type, inputs):
+    result = risk_assess(action_type=action_type, inputs=inputs)
+    assert result.level in ("medium", "high", "critical") and result.requires_approval, result
+
+
+def test_the_reasons_name_the_joining_word_and_the_write_verb():
+    result = risk_assess(action_type="finance.get_and_wire_funds", inputs={"amount": 2000000})
+    assert (result.level, result.requires_approval, result.matched_rules) == ("medium", True, ["read_only"])
+    assert any(reason.startswith("Compound action (AND):") and "not a read" in reason for reason in result.reasons), result.reasons
+    assert "Write verb WIRE: never below medium, and a person approves (write-verb floor)" in result.reasons
+
+
+def test_several_write_verbs_are_all_named():
+    result = risk_assess(action_type="CRM.LIST_THEN_DELETE_AND_PURGE")
+    assert "Write verbs DELETE, PURGE: never below medium, and a person approves (write-verb floor)" in result.reasons
+    assert any(reason.startswith("Compound action (THEN, AND):") for reason in result.reasons), result.reasons
+
+
+@pytest.mark.parametrize(
+    "action_type",
+    [
+        "FINANCE.WIRE_FUNDS.GET",  # a write verb in a segment before the last one
+        "DEAL.GET-DELETE",  # other separators split words too
+        "DEAL.GET DELETE",
+        "DEAL.GET/DELETE",
+        "DEAL.GET:DELETE",
+        "DEAL.GET_DELETE",  # a write verb that is not the first word
+        "deal.fetch_records_plus_export",
+        "DEAL.GETANDDELETE.LIST_SOMETHING_with_x",  # WITH joins
+        "GET_AND_DELETE",  # no dot: every word counts
+        "DEAL.GET_ＷＩＲＥ",  # full-width letters are the same word
+    ],
+)
+def test_every_word_after_the_first_dot_counts(action_type):
+    RiskRule.objects.create(name="everything_low", risk_level="low", requires_approval=False)
+    rulebook_changed()
+    result = risk_assess(action_type=action_type)
+    assert (result.level, result.requires_approval) == ("medium", True), result
+
+
+def test_the_namespace_is_not_part_of_the_phrase():
+    result = risk_assess(action_type="SEND.GET_DETAILS")
+    assert (result.level, result.requires_approval) == ("low", False)
+
+
+@pytest.mark.parametrize(
+    ("action_type", "why"),
+    [
+        ("DEAL.TAG_CONTACT", "TAG is not a read verb"),
+        ("DEAL.", "it has no verb"),
+        ("DEAL.GET_NOTES\u00e9", "it has characters other than ASCII letters, digits and separators"),
+    ],
+)
+def test_a_rule_that_lowers_risk_only_lowers_reads(action_type, why):
+    RiskRule.objects.create(name="everything_low", risk_level="low", requires_approval=False)
+    rulebook_changed()
+    result = risk_assess(action_type=action_type)
+    assert (result.level, result.requires_approval) == ("medium", True)
+    assert (
+        f"{action_type} is not a read ({why}): a rule that lowers risk only lowers reads; medium, and a person approves"
+        in result.reasons
+    )
+    assert result.score >= 0.40
+
+
+def test_a_low_default_only_lowers_reads(settings):
+    settings.ZAKOPS_HITL_DEFAULT_RISK_LEVEL = "low"
+    settings.ZAKOPS_HITL_DEFAULT_REQUIRES_APPROVAL = False
+    rulebook_changed()
+    assert (risk_assess(action_type="DEAL.SEARCH_NOTES").level, risk_assess(action_type="DEAL.SEARCH_NOTES").requires_approval) == ("low", False)
+    result = risk_assess(action_type="DEAL.TAG_CONTACT")
+    assert (result.level, result.requires_approval) == ("medium", True)
+
+
+def test_auto_approve_low_never_waves_a_non_read_through(settings):
+    settings.ZAKOPS_HITL_AUTO_APPROVE_LOW_RISK = True
+    RiskRule.objects.create(name="tags_are_low", risk_level="low", requires_approval=True, action_types=["DEAL.TAG_CONTACT"])
+    rulebook_changed()
+    result = risk_assess(action_type="DEAL.TAG_CONTACT")
+    assert (result.level, result.requires_approval) == ("medium", True)
+
+
+def test_a_medium_rule_without_approval_still_rates_a_plain_non_read():
+    result = risk_assess(action_type="DEAL.ENRICH_MATERIALS")
+    assert (result.level, result.requires_approval) == ("medium", False)
+    assert not any("not a read" in reason for reason in result.reasons)
+
+
+def test_a_medium_rule_without_approval_does_not_spare_a_compound_action():
+    result = risk_assess(action_type="DEAL.ENRICH_AND_SHARE")
+    assert (result.level, result.requires_approval) == ("medium", True)
+
+
+def test_switching_the_floor_off_lets_rules_rate_compound_actions_again():
+    RiskSettings.objects.update_or_create(pk=1, defaults={"write_verb_floor": False})
+    rulebook_changed()
+    result = risk_assess(action_type="FINANCE.GET_AND_WIRE_FUNDS")
+    assert (result.level, result.requires_approval) == ("low", False)
+    tagged = risk_assess(action_type="DEAL.TAG_CONTACT")
+    assert (tagged.level, tagged.requires_approval) == ("medium", True)  # the default rates it, not the floor
+
+
+def test_admins_add_write_verbs_that_count_anywhere_in_the_phrase():
+    RiskSettings.objects.update_or_create(pk=1, defaults={"write_verbs": ["freeze"]})
+    rulebook_changed()
+    assert risk_assess(action_type="DEAL.GET_FROZEN").level == "low"
+    result = risk_assess(action_type="DEAL.GET_ROOM_FREEZE")
+    assert (result.level, result.requires_approval) == ("medium", True)
+    assert "Write verb FREEZE: never below medium, and a person approves (write-verb floor)" in result.reasons
+
+
+# --- end to end -----------------------------------------------------------------------
+
+
+def test_the_engines_request_for_a_compound_wire_waits_for_a_person(engine_api):
+    response = engine_api.post(
+        "/api/hitl/approval-requests",
+        json.dumps({"action_id": "ACT-WIRE-1", "action_type": "FINANCE.GET_AND_WIRE_FUNDS", "inputs": {"amount": 2000000}}),
+        content_type="application/json",
+    )
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert (body["state"], body["requires_approval"]) == ("pending", True)
+    assert body["risk_level"] in ("medium", "high", "critical")
+    assert Action.objects.get(pk="ACT-WIRE-1").status == "PENDING_APPROVAL"
+
+
+@pytest.mark.parametrize(("action_type", "inputs"), in_every_case(COMPOUND_EXAMPLES))
+def test_assess_risk_answers_approval_for_every_compound_example(engine_api, action_type, inputs):
+    response = engine_api.post(
+        "/api/hitl/assess-risk", {"action_type": action_type, "action_data": inputs}, format="json"
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert body["requires_approval"] is True and body["level"] in ("medium", "high", "critical"), body
+
+
+# --- admin ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def admin_client(client, make_reviewer):
+    client.force_login(make_reviewer("admin"))
+    return client
+
+
+def test_the_dry_run_shows_why_a_compound_action_needs_a_person(admin_client):
+    response = admin_client.post(
+        reverse("admin:risk_riskrule_dry_run"),
+        {"action_type": "CRM.Fetch_And_Delete_Contacts", "inputs": "{}", "context": "{}"},
+    )
+    content = response.content.decode()
+    assert response.status_code == 200
+    assert "needs approval" in content
+    assert "Compound action (AND)" in content
+    assert "Write verb DELETE: never below medium, and a person approves (write-verb floor)" in content
+
+
+def rule_form(**overrides):
+    return {
+        "name": "loose", "description": "", "risk_level": "low", "requires_approval": "", "enabled": "on",
+        "action_types": "", "action_type_patterns": "*GET*", "input_patterns": "{}", "min_amount": "", **overrides,
+    }
+
+
+@pytest.mark.parametrize(
+    ("level", "approval", "warned"),
+    [
+        ("low", "", True),
+        ("low", "on", True),  # low lowers risk even with approval
+        ("medium", "", True),
+        ("high", "", True),
+        ("medium", "on", False),
+        ("critical", "on", False),
+    ],
+)
+def test_the_admin_warning_covers_every_rule_that_lowers_risk(admin_client, level, approval, warned):
+    response = admin_client.post(reverse("admin:risk_riskrule_add"), rule_form(risk_level=level, requires_approval=approval))
+    assert ("can match inside a word" in response.content.decode()) is warned
+    assert RiskRule.objects.filter(name="loose").exists() is not warned
+
+
+def test_the_admin_warning_lists_compound_actions_as_non_reads(admin_client):
+    Action.objects.create(action_id="ACT-C1", action_type="DEAL.GET_AND_DELETE_NOTES", status="COMPLETED")
+    Action.objects.create(action_id="ACT-R1", action_type="DEAL.GET_DETAILS", status="COMPLETED")
+    content = admin_client.post(reverse("admin:risk_riskrule_add"), rule_form()).content.decode()
+    assert "DEAL.GET_AND_DELETE_NOTES (ACT-C1)" in content and "ACT-R1" not in content
+    response = admin_client.post(reverse("admin:risk_riskrule_add"), rule_form(save_anyway="on"))
+    assert response.status_code == 302
+
+
+# --- the verb list ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("verb", ["RE-SEND", "SEND_EMAIL", "DEAL.SEND", "TWO WORDS"])
+def test_a_write_verb_is_one_word(verb):
+    from django.core.exceptions import ValidationError
+
+    from risk.models import validate_verbs
+
+    with pytest.raises(ValidationError, match="one word of letters and digits"):
+        validate_verbs(["SEND", verb])
+    validate_verbs(["send", "Freeze", "V2"])
+
+
+def test_a_verb_stored_as_several_words_counts_as_each_of_them():
+    RiskSettings.objects.update_or_create(pk=1, defaults={"write_verbs": ["RE-SEND"]})
+    rulebook_changed()
+    assert risk_assess(action_type="DEAL.GET_RE_NOTES").requires_approval
+    assert risk_assess(action_type="DEAL.GET_NOTES").level == "low"
