@@ -33,18 +33,37 @@ def input_text(value) -> str:
     return str(value)
 
 
-def first_amount(inputs: dict) -> tuple[str, Decimal | None] | None:
-    """(key, number) for the first of amount/value/total present; number None when not numeric."""
+def inputs_by_key(inputs: dict) -> dict:
+    """The top-level input values under each key in lower case: {"to": [value of "To", value of "to"]}.
+    Keys match in any letter case, and every spelling present is kept, so a second
+    spelling of a key can not hide the first."""
+    folded: dict = {}
+    for key, value in inputs.items():
+        if isinstance(key, str):
+            folded.setdefault(key.lower(), []).append(value)
+    return folded
+
+
+def _number(value) -> Decimal | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
+        return None
+    try:
+        number = Decimal(str(value).strip().replace(",", ""))
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
+
+
+def first_amount(folded: dict) -> tuple[str, Decimal | None] | None:
+    """(key, number) for the first of amount/value/total present in any letter case
+    (`folded` is inputs_by_key's); number None when not numeric. When spellings
+    disagree, the largest number counts, and a non-numeric one makes it None: either
+    way a rule with a minimum amount is the more likely to match (fail closed)."""
     for key in AMOUNT_KEYS:
-        if key in inputs:
-            value = inputs[key]
-            if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
-                return key, None
-            try:
-                number = Decimal(str(value).strip().replace(",", ""))
-            except InvalidOperation:
-                return key, None
-            return key, number if number.is_finite() else None
+        values = folded.get(key)
+        if values:
+            numbers = [_number(value) for value in values]
+            return key, None if None in numbers else max(numbers)
     return None
 
 
@@ -61,18 +80,30 @@ class CompiledRule:
     min_amount: Decimal | None
     reason: str  # "Matched rule NAME: DESCRIPTION"
     checks_inputs: bool
+    # Whether matching this rule can lower an assessment: rated low, or medium without
+    # approval (high and critical need approval whatever the rule says).
+    can_lower: bool
 
     def matches_type(self, action_type_lower: str) -> bool:
         if not self.exact_types and not self.type_patterns:
             return True
         return action_type_lower in self.exact_types or any(p.fullmatch(action_type_lower) for p in self.type_patterns)
 
-    def matches_inputs(self, inputs: dict) -> bool:
+    def matches_inputs(self, inputs: dict, folded: dict | None = None) -> bool:
+        """Input patterns and min_amount; `folded` is inputs_by_key(inputs), when the caller has it.
+        A key may be present in several letter cases: for a rule that lowers risk every
+        spelling must match, for one that raises risk any spelling will do, so two
+        spellings never dodge a rule in the direction that matters."""
+        if folded is None:
+            folded = inputs_by_key(inputs)
         for key, pattern in self.input_patterns:
-            if key in inputs and pattern.search(input_text(inputs[key])) is None:
-                return False
+            values = folded.get(key)
+            if values:
+                matched = (pattern.search(input_text(value)) is not None for value in values)
+                if not (all(matched) if self.can_lower else any(matched)):
+                    return False
         if self.min_amount is not None:
-            found = first_amount(inputs)
+            found = first_amount(folded)
             if found is not None and found[1] is not None and found[1] < self.min_amount:
                 return False
         return True
@@ -95,7 +126,7 @@ def rule_compile(rule: RiskRule, *, strict: bool = True) -> CompiledRule:
 
     input_patterns = []
     for key, pattern in (rule.input_patterns or {}).items():
-        input_patterns.extend((key, p) for p in each([pattern], regex_compile))
+        input_patterns.extend((key.lower(), p) for p in each([pattern], regex_compile))
     return CompiledRule(
         name=rule.name,
         description=rule.description,
@@ -112,6 +143,7 @@ def rule_compile(rule: RiskRule, *, strict: bool = True) -> CompiledRule:
             else f"Matched rule {rule.name} ({rule.risk_level})"
         ),
         checks_inputs=bool(input_patterns) or rule.min_amount is not None,
+        can_lower=rule.risk_level == "low" or (rule.risk_level == "medium" and not rule.requires_approval),
     )
 
 

@@ -5,13 +5,15 @@ import re
 from dataclasses import dataclass, field
 
 from risk.models import SEVERITY, VerbPhrase
-from risk.rulebook import RiskConfig, rulebook_current
+from risk.rulebook import RiskConfig, inputs_by_key, rulebook_current
 
 LEVELS = ("low", "medium", "high", "critical")
 FINANCIAL_KEYS = ("amount", "value", "total", "price", "payment", "iban", "account_number", "routing_number", "swift")
 _FINANCIAL = frozenset(FINANCIAL_KEYS)
 RECIPIENT_KEYS = ("to", "cc", "bcc", "recipient", "recipients", "email")
+_RECIPIENT = frozenset(RECIPIENT_KEYS)
 BULK_COUNT_KEYS = ("count", "batch_size")
+_BULK_COUNT = frozenset(BULK_COUNT_KEYS)
 # (address, domain) pairs in free text such as "Ann <ann@x.com>, bob@y.org".
 EMAIL_ADDRESS = re.compile(r"([A-Za-z0-9._%+'-]+@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+))")
 
@@ -31,59 +33,80 @@ class RiskAssessment:
     breakdown: list = field(default_factory=list)
 
 
-def _bulk(inputs: dict, threshold: int) -> str | None:
-    """Why the inputs are a bulk operation, or None."""
-    if inputs.get("bulk") is True:
-        return "bulk is true"
-    for key in BULK_COUNT_KEYS:
-        value = inputs.get(key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= threshold:
-            return f"{key} is {value:g}"
+def _nested_one_level(inputs: dict):
+    """(label, key, value) for every top-level entry, then every entry of a top-level object."""
     for key, value in inputs.items():
-        if isinstance(value, list) and len(value) >= threshold:
-            return f"{key} has {len(value)} items"
+        yield str(key), key, value
+    for outer, value in inputs.items():
         if isinstance(value, dict):
-            for inner_key, inner in value.items():
-                if isinstance(inner, list) and len(inner) >= threshold:
-                    return f"{key}.{inner_key} has {len(inner)} items"
+            for key, inner in value.items():
+                yield f"{outer}.{key}", key, inner
+
+
+def _bulk(inputs: dict, threshold: int) -> str | None:
+    """Why the inputs are a bulk operation, or None. Keys count in any letter case, at the
+    top level or one level down."""
+    entries = list(_nested_one_level(inputs))
+    for label, key, value in entries:
+        if isinstance(key, str) and key.lower() == "bulk" and value is True:
+            return f"{label} is true"
+    for label, key, value in entries:
+        if isinstance(key, str) and key.lower() in _BULK_COUNT and isinstance(value, (int, float)) and not isinstance(value, bool) and value >= threshold:
+            return f"{label} is {value:g}"
+    for label, _key, value in entries:
+        if isinstance(value, list) and len(value) >= threshold:
+            return f"{label} has {len(value)} items"
     return None
 
 
 def _financial(inputs: dict) -> str | None:
-    for key in inputs:
-        if key.lower() in _FINANCIAL:
-            return key
+    """The first financial key, in any letter case, at the top level or one level down."""
+    for label, key, _value in _nested_one_level(inputs):
+        if isinstance(key, str) and key.lower() in _FINANCIAL:
+            return label
     return None
 
 
-def _external_address(value, internal_domains: tuple) -> str | None:
-    """The first address in `value` (text, or lists and objects holding text) outside
-    the internal domains; subdomains of an internal domain are internal too."""
-    if isinstance(value, str):
-        if "@" not in value:
-            return None
-        for address, domain in EMAIL_ADDRESS.findall(value):
-            domain = domain.lower()
-            if not any(domain == d or domain.endswith("." + d) for d in internal_domains):
-                return address
+def _addresses(value, internal_domains: tuple) -> str | None:
+    """The first address in a string outside the internal domains; subdomains of an
+    internal domain are internal too."""
+    if "@" not in value:
         return None
-    if isinstance(value, dict):  # e.g. {"name": ..., "email": ...}
-        value = value.values()
-    elif not isinstance(value, list):
-        return None
-    for item in value:
-        found = _external_address(item, internal_domains)
-        if found:
-            return found
+    for address, domain in EMAIL_ADDRESS.findall(value):
+        domain = domain.lower()
+        if not any(domain == d or domain.endswith("." + d) for d in internal_domains):
+            return address
     return None
 
 
 def _external(inputs: dict, internal_domains: tuple) -> str | None:
-    for key in RECIPIENT_KEYS:
-        if key in inputs:
-            address = _external_address(inputs[key], internal_domains)
+    """Where the inputs name an external recipient: a recipient key in any letter case, at
+    any depth, holding text, or lists and objects holding text. Walked with a stack, not
+    recursion, so no nesting can exhaust the interpreter's stack."""
+    # (value, its path, the path of the recipient key it sits under or None); only text
+    # under a recipient key is read, elsewhere only objects and lists are walked into.
+    stack = [(inputs, "", None)]
+    while stack:
+        value, path, under = stack.pop()
+        if isinstance(value, str):
+            address = _addresses(value, internal_domains)
             if address:
-                return f"{key} includes {address}"
+                return f"{under} includes {address}"
+            continue
+        children = []
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                inner_path = f"{path}.{key}" if path else str(key)
+                inner_under = under
+                if under is None and isinstance(key, str) and key.lower() in _RECIPIENT:
+                    inner_under = inner_path
+                if inner_under is not None or isinstance(inner, (dict, list)):
+                    children.append((inner, inner_path, inner_under))
+        elif isinstance(value, list):
+            for i, inner in enumerate(value):
+                if under is not None or isinstance(inner, (dict, list)):
+                    children.append((inner, f"{path}[{i}]", under))
+        stack.extend(reversed(children))  # in document order
     return None
 
 
@@ -145,7 +168,9 @@ def risk_assess(*, action_type: str, inputs: dict | None = None, context: dict |
     reasons: list[str] = []
     recommendations: list[str] = []
 
-    matched = [rule for rule in book.candidates(action_type) if not rule.checks_inputs or rule.matches_inputs(inputs)]
+    candidates = book.candidates(action_type)
+    folded = inputs_by_key(inputs) if any(rule.checks_inputs for rule in candidates) else None
+    matched = [rule for rule in candidates if not rule.checks_inputs or rule.matches_inputs(inputs, folded)]
     if matched:
         rule_level = matched[0].level  # rules are held most severe first
         rule_approval = any(rule.requires_approval for rule in matched)

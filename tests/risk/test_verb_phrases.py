@@ -227,6 +227,97 @@ def test_the_admin_warning_lists_compound_actions_as_non_reads(admin_client):
     assert response.status_code == 302
 
 
+# --- input keys in any letter case, and nested -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("inputs", "where"),
+    [
+        ({"To": "x@evil.example"}, "To"),
+        ({"CC": ["x@evil.example"]}, "CC"),
+        ({"Recipients": [{"Email": "x@evil.example"}]}, "Recipients"),
+        ({"EMAIL": "x@evil.example"}, "EMAIL"),
+        ({"message": {"To": "x@evil.example"}}, "message.To"),
+        ({"messages": [{"body": "hi"}, {"envelope": {"bcc": "x@evil.example"}}]}, "messages[1].envelope.bcc"),
+    ],
+)
+def test_recipient_keys_count_in_any_case_and_anywhere(inputs, where):
+    RiskSettings.objects.filter(pk=1).update(internal_domains=["zakops.com"])
+    rulebook_changed()
+    result = risk_assess(action_type="COMMUNICATION.DRAFT_EMAIL", inputs=inputs)
+    assert result.score == 0.5
+    assert f"External communication: {where} includes x@evil.example (+0.10)" in result.reasons
+
+
+def test_an_edit_adding_a_capitalised_recipient_is_external_like_a_lower_case_one():
+    plain = risk_assess(action_type="COMMUNICATION.DRAFT_EMAIL", inputs={"subject": "hi"})
+    for key in ("to", "To", "TO"):
+        edited = risk_assess(action_type="COMMUNICATION.DRAFT_EMAIL", inputs={"subject": "hi", key: "x@evil.example"})
+        assert edited.score == round(plain.score + 0.10, 2), key
+
+
+def test_a_rules_input_pattern_sees_every_case_of_its_key():
+    RiskRule.objects.create(
+        name="competitor_mail", risk_level="critical", action_type_patterns=["*EMAIL*"], input_patterns={"to": r"@competitor\.example$"},
+    )
+    rulebook_changed()
+    assert "competitor_mail" not in risk_assess(action_type="X.DRAFT_EMAIL", inputs={"To": "ceo@friend.example"}).matched_rules
+    # A rule that raises risk matches when any variant matches: a second spelling can not hide the first.
+    both = {"to": "ceo@friend.example", "TO": "ceo@competitor.example"}
+    assert "competitor_mail" in risk_assess(action_type="X.DRAFT_EMAIL", inputs=both).matched_rules
+
+
+def test_a_lowering_rule_must_match_every_case_of_its_key():
+    RiskRule.objects.create(
+        name="internal_mail_is_fine", risk_level="medium", requires_approval=False,
+        action_types=["COMMUNICATION.DRAFT_EMAIL"], input_patterns={"to": r"@zakops\.com$"},
+    )
+    rulebook_changed()
+    inside = risk_assess(action_type="COMMUNICATION.DRAFT_EMAIL", inputs={"To": "ann@zakops.com"})
+    assert "internal_mail_is_fine" in inside.matched_rules
+    dodge = risk_assess(action_type="COMMUNICATION.DRAFT_EMAIL", inputs={"to": "ann@zakops.com", "To": "x@evil.example"})
+    assert "internal_mail_is_fine" not in dodge.matched_rules and dodge.requires_approval
+
+
+@pytest.mark.parametrize(
+    ("inputs", "matches"),
+    [
+        ({"Amount": 20000}, True),
+        ({"AMOUNT": 9000}, False),
+        ({"amount": 5, "Amount": 50000}, True),  # variants disagree: the largest decides
+        ({"amount": 50000, "AMOUNT": 5}, True),
+        ({"Value": "25,000"}, True),
+    ],
+)
+def test_min_amount_reads_every_case_of_the_amount_keys(inputs, matches):
+    assert ("high_value_operation" in risk_assess(action_type="FINANCIAL.PAYMENT_TRANSFER", inputs=inputs).matched_rules) is matches
+
+
+@pytest.mark.parametrize(
+    ("inputs", "reason"),
+    [
+        ({"Count": 10}, "Count is 10"),
+        ({"BATCH_SIZE": 500}, "BATCH_SIZE is 500"),
+        ({"Bulk": True}, "Bulk is true"),
+        ({"job": {"count": 25}}, "job.count is 25"),
+        ({"job": {"BULK": True}}, "job.BULK is true"),
+    ],
+)
+def test_bulk_keys_count_in_any_case_and_one_level_down(inputs, reason):
+    result = risk_assess(action_type="DEAL.GET_DETAILS", inputs=inputs)
+    assert result.score == 0.3
+    assert f"Bulk operation: {reason} (+0.20)" in result.reasons
+
+
+def test_financial_keys_count_one_level_down():
+    result = risk_assess(action_type="ANALYSIS.VALUATION", inputs={"payment": {"IBAN": "DE00"}})
+    assert result.score == 0.55  # counted once
+    nested = risk_assess(action_type="ANALYSIS.VALUATION", inputs={"wire": {"Account_Number": "123"}})
+    assert "Financial data: inputs include wire.Account_Number (+0.15)" in nested.reasons
+    deeper = risk_assess(action_type="ANALYSIS.VALUATION", inputs={"a": {"b": {"iban": "DE00"}}})
+    assert deeper.score == 0.4  # two levels down does not count, as for bulk
+
+
 # --- the verb list ----------------------------------------------------------------------
 
 
