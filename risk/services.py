@@ -2,6 +2,7 @@
 and whether a person must approve. Every reason is a sentence a reviewer can act on."""
 
 import re
+from collections import deque
 from dataclasses import dataclass, field
 
 from risk.models import SEVERITY, VerbPhrase
@@ -33,41 +34,48 @@ class RiskAssessment:
     breakdown: list = field(default_factory=list)
 
 
-def _nested_one_level(inputs: dict):
-    """(label, key, value) for every top-level entry, then every entry of a top-level object."""
-    for key, value in inputs.items():
-        yield str(key), key, value
-    for outer, value in inputs.items():
-        if isinstance(value, dict):
-            for key, inner in value.items():
-                yield f"{outer}.{key}", key, inner
+def _bulk_in(entries: dict, threshold: int, prefix: str) -> str | None:
+    for key, value in entries.items():
+        if isinstance(value, list):
+            if len(value) >= threshold:
+                return f"{prefix}{key} has {len(value)} items"
+        elif value is True:
+            if key.lower() == "bulk":
+                return f"{prefix}{key} is true"
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            if value >= threshold and key.lower() in _BULK_COUNT:
+                return f"{prefix}{key} is {value:g}"
+    return None
 
 
 def _bulk(inputs: dict, threshold: int) -> str | None:
-    """Why the inputs are a bulk operation, or None. Keys count in any letter case, at the
-    top level or one level down."""
-    entries = list(_nested_one_level(inputs))
-    for label, key, value in entries:
-        if isinstance(key, str) and key.lower() == "bulk" and value is True:
-            return f"{label} is true"
-    for label, key, value in entries:
-        if isinstance(key, str) and key.lower() in _BULK_COUNT and isinstance(value, (int, float)) and not isinstance(value, bool) and value >= threshold:
-            return f"{label} is {value:g}"
-    for label, _key, value in entries:
-        if isinstance(value, list) and len(value) >= threshold:
-            return f"{label} has {len(value)} items"
+    """Why the inputs are a bulk operation, or None: a long list, `count`/`batch_size` at
+    the threshold, or `bulk` true; keys in any letter case, at the top level or one level down."""
+    found = _bulk_in(inputs, threshold, "")
+    if found:
+        return found
+    for outer, value in inputs.items():
+        if isinstance(value, dict):
+            found = _bulk_in(value, threshold, f"{outer}.")
+            if found:
+                return found
     return None
 
 
 def _financial(inputs: dict) -> str | None:
     """The first financial key, in any letter case, at the top level or one level down."""
-    for label, key, _value in _nested_one_level(inputs):
-        if isinstance(key, str) and key.lower() in _FINANCIAL:
-            return label
+    for key in inputs:
+        if key.lower() in _FINANCIAL:
+            return key
+    for outer, value in inputs.items():
+        if isinstance(value, dict):
+            for key in value:
+                if key.lower() in _FINANCIAL:
+                    return f"{outer}.{key}"
     return None
 
 
-def _addresses(value, internal_domains: tuple) -> str | None:
+def _addresses(value: str, internal_domains: tuple) -> str | None:
     """The first address in a string outside the internal domains; subdomains of an
     internal domain are internal too."""
     if "@" not in value:
@@ -81,32 +89,49 @@ def _addresses(value, internal_domains: tuple) -> str | None:
 
 def _external(inputs: dict, internal_domains: tuple) -> str | None:
     """Where the inputs name an external recipient: a recipient key in any letter case, at
-    any depth, holding text, or lists and objects holding text. Walked with a stack, not
-    recursion, so no nesting can exhaust the interpreter's stack."""
-    # (value, its path, the path of the recipient key it sits under or None); only text
-    # under a recipient key is read, elsewhere only objects and lists are walked into.
-    stack = [(inputs, "", None)]
-    while stack:
-        value, path, under = stack.pop()
+    any depth, holding text, or lists and objects holding text. Walked breadth first with
+    a queue, not recursion, so no nesting can exhaust the interpreter's stack; the top
+    level, often all there is, is read without one."""
+    # (value, its path, the path of the recipient key it sits under or None): only text
+    # under a recipient key is read; elsewhere only objects and lists are walked into.
+    queue = None
+    for key, value in inputs.items():
+        if key.lower() in _RECIPIENT:
+            if isinstance(value, str):
+                address = _addresses(value, internal_domains)
+                if address:
+                    return f"{key} includes {address}"
+                continue
+            item = (value, key, key)
+        elif isinstance(value, (dict, list)):
+            item = (value, key, None)
+        else:
+            continue
+        if queue is None:
+            queue = deque()
+        queue.append(item)
+    while queue:
+        value, path, under = queue.popleft()
         if isinstance(value, str):
             address = _addresses(value, internal_domains)
             if address:
                 return f"{under} includes {address}"
-            continue
-        children = []
-        if isinstance(value, dict):
+        elif isinstance(value, dict):
             for key, inner in value.items():
-                inner_path = f"{path}.{key}" if path else str(key)
-                inner_under = under
-                if under is None and isinstance(key, str) and key.lower() in _RECIPIENT:
-                    inner_under = inner_path
-                if inner_under is not None or isinstance(inner, (dict, list)):
-                    children.append((inner, inner_path, inner_under))
+                if under is not None:
+                    if isinstance(inner, (str, dict, list)):
+                        queue.append((inner, "", under))
+                elif key.lower() in _RECIPIENT:
+                    queue.append((inner, f"{path}.{key}", f"{path}.{key}"))
+                elif isinstance(inner, (dict, list)):
+                    queue.append((inner, f"{path}.{key}", None))
         elif isinstance(value, list):
             for i, inner in enumerate(value):
-                if under is not None or isinstance(inner, (dict, list)):
-                    children.append((inner, f"{path}[{i}]", under))
-        stack.extend(reversed(children))  # in document order
+                if under is not None:
+                    if isinstance(inner, (str, dict, list)):
+                        queue.append((inner, "", under))
+                elif isinstance(inner, (dict, list)):
+                    queue.append((inner, f"{path}[{i}]", None))
     return None
 
 
@@ -168,9 +193,15 @@ def risk_assess(*, action_type: str, inputs: dict | None = None, context: dict |
     reasons: list[str] = []
     recommendations: list[str] = []
 
-    candidates = book.candidates(action_type)
-    folded = inputs_by_key(inputs) if any(rule.checks_inputs for rule in candidates) else None
-    matched = [rule for rule in candidates if not rule.checks_inputs or rule.matches_inputs(inputs, folded)]
+    matched = []
+    folded = None  # inputs_by_key(inputs), once, if a rule reads the inputs
+    for rule in book.candidates(action_type):
+        if rule.checks_inputs:
+            if folded is None:
+                folded = inputs_by_key(inputs)
+            if not rule.matches_inputs(inputs, folded):
+                continue
+        matched.append(rule)
     if matched:
         rule_level = matched[0].level  # rules are held most severe first
         rule_approval = any(rule.requires_approval for rule in matched)
