@@ -91,11 +91,7 @@ class VerbPhrase:
 
     @property
     def not_read_because(self) -> str:
-        """Why the phrase is not a read, for a reviewer (empty for a read)."""
-        if self.write_verbs:
-            return f"{', '.join(self.write_verbs)} {'is a write verb' if len(self.write_verbs) == 1 else 'are write verbs'}"
-        if self.joining_words:
-            return f"{', '.join(self.joining_words)} joins actions"
+        """Why a phrase with no write verb and no joining word is not a read ("" for a read)."""
         if not self.plain:
             return "it has characters other than ASCII letters, digits and separators"
         if not self.verb:

@@ -87,6 +87,11 @@ def _addresses(value: str, internal_domains: tuple) -> str | None:
     return None
 
 
+def _shortened(path: str) -> str:
+    """A path short enough for a reason line: its end, where the recipient key is."""
+    return path if len(path) <= 80 else "…" + path[-79:]
+
+
 def _external(inputs: dict, internal_domains: tuple) -> str | None:
     """Where the inputs name an external recipient: a recipient key in any letter case, at
     any depth, holding text, or lists and objects holding text. Walked breadth first with
@@ -100,7 +105,7 @@ def _external(inputs: dict, internal_domains: tuple) -> str | None:
             if isinstance(value, str):
                 address = _addresses(value, internal_domains)
                 if address:
-                    return f"{key} includes {address}"
+                    return f"{_shortened(key)} includes {address}"
                 continue
             item = (value, key, key)
         elif isinstance(value, (dict, list)):
@@ -115,7 +120,7 @@ def _external(inputs: dict, internal_domains: tuple) -> str | None:
         if isinstance(value, str):
             address = _addresses(value, internal_domains)
             if address:
-                return f"{under} includes {address}"
+                return f"{_shortened(under)} includes {address}"
         elif isinstance(value, dict):
             for key, inner in value.items():
                 if under is not None:

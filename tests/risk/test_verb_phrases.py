@@ -337,3 +337,14 @@ def test_a_verb_stored_as_several_words_counts_as_each_of_them():
     rulebook_changed()
     assert risk_assess(action_type="DEAL.GET_RE_NOTES").requires_approval
     assert risk_assess(action_type="DEAL.GET_NOTES").level == "low"
+
+
+def test_a_recipient_nested_deeper_than_the_interpreters_stack_still_counts():
+    inputs = {"to": "x@evil.example"}
+    for _ in range(5000):
+        inputs = {"wrapper": inputs}
+    result = risk_assess(action_type="COMMUNICATION.DRAFT_EMAIL", inputs=inputs)
+    assert result.score == 0.5
+    [external] = [reason for reason in result.reasons if reason.startswith("External communication")]
+    assert external.startswith("External communication: …") and len(external) < 150  # the path's end, readable
+    assert external.endswith("wrapper.wrapper.to includes x@evil.example (+0.10)")
