@@ -295,14 +295,21 @@ USE_I18N = True
 USE_TZ = True
 
 # --- sign-in throttling (django-axes) -------------------------------------------------
-# Failed sign-ins are counted per account and per client address, in the database (so
-# every app server counts together). After HITL_LOGIN_FAILURE_LIMIT failures for one of
-# them, sign-in is refused for HITL_LOGIN_LOCKOUT_MINUTES, also with the right password;
-# an admin can unlock sooner (admin, Axes, Access attempts: delete the row). API tokens
-# never pass through this.
+# Failed sign-ins are counted in the database (so every app server counts together), three
+# ways, each with its own limit (accounts/throttling.py): one account from one client, one
+# account from every client, one client for every account. Once one reaches its limit,
+# sign-in is refused there for HITL_LOGIN_LOCKOUT_MINUTES, also with the right password,
+# with a 429 and Retry-After; an admin can unlock sooner (admin, Axes, Access attempts:
+# delete the rows). API tokens never pass through this.
 AXES_FAILURE_LIMIT = _int("HITL_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+HITL_LOGIN_LIMITS = [
+    (["username", "ip_address"], AXES_FAILURE_LIMIT),
+    ("username", _int("HITL_LOGIN_ACCOUNT_FAILURE_LIMIT", 50, minimum=1)),
+    ("ip_address", _int("HITL_LOGIN_CLIENT_FAILURE_LIMIT", 30, minimum=1)),
+]
+AXES_LOCKOUT_PARAMETERS = [parameters for parameters, _ in HITL_LOGIN_LIMITS]
+AXES_HANDLER = "accounts.throttling.SignInThrottle"
 AXES_COOLOFF_TIME = timedelta(minutes=_int("HITL_LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one alone locks
 AXES_USERNAME_CALLABLE = "accounts.backends.sign_in_username"
 AXES_CLIENT_IP_CALLABLE = "zakops_hitl.middleware.client_ip"
 AXES_RESET_ON_SUCCESS = True
