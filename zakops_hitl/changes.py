@@ -16,17 +16,19 @@ database query while nothing changed:
   process: a change elsewhere is seen within a second. A channel with no version row (the
   reviewer queue's, whose writes are too frequent for one shared row) counts as changed
   once a second.
-- SQLite file: `announce(channel)` touches `<database>.<channel>` on commit and
-  `changed()` compares its modification time (one `stat`). SQLite serves one machine,
-  so a file beside the database reaches every process that uses it.
+- SQLite file: triggers count each change in `hitl_change_version` (whoever made it: the
+  services, admin, `manage.py shell`, the sqlite3 shell), and each process keeps a
+  connection of its own to the file (it only reads) that asks `PRAGMA data_version` (it moves
+  whenever another connection commits; no table is read) and reads the version rows only
+  when it moved. SQLite serves one machine, so every process that uses the file sees it.
 - In-memory SQLite (tests): one process; `announce` marks its subscribers directly.
 """
 
 import logging
 import os
+import sqlite3
 import threading
 import time
-from pathlib import Path
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
@@ -39,7 +41,6 @@ class Subscription:
         self.feed = feed
         self.channel = channel
         self.dirty = True
-        self.file_stamp = None
 
     def changed(self) -> bool:
         """True once after each change (and always while changes can not be seen)."""
@@ -126,6 +127,9 @@ class ChangeFeed:
         self._poll_lock = threading.Lock()
         self._next_poll = 0.0
         self._versions: dict = {}
+        self._sqlite: sqlite3.Connection | None = None  # file mode: this process's own connection, for reads
+        self._sqlite_pid: int | None = None
+        self._data_version: int | None = None
 
     def _setup(self):
         with self._lock:
@@ -163,14 +167,29 @@ class ChangeFeed:
         for subscription in self._subscriptions:
             subscription.dirty = True
 
-    def _path(self, channel: str) -> str:
-        return f"{self._base}.{channel}"
-
-    def _file_stamp(self, channel: str):
-        try:
-            return os.stat(self._path(channel)).st_mtime_ns
-        except FileNotFoundError:
-            return None
+    def _sqlite_check(self) -> None:
+        """File mode: mark the channels whose version row moved since the last look. The
+        version rows are read only when `PRAGMA data_version` says another connection
+        committed (this process's own writes included: they go through Django's
+        connection, not this one)."""
+        with self._poll_lock:
+            try:
+                if self._sqlite is None or self._sqlite_pid != os.getpid():  # none yet, or inherited by a fork
+                    self._sqlite = sqlite3.connect(self._base, timeout=5, check_same_thread=False)
+                    self._sqlite_pid, self._data_version = os.getpid(), None
+                (data_version,), = self._sqlite.execute("PRAGMA data_version").fetchall()  # to the end: no read left open
+                if data_version == self._data_version:
+                    return
+                versions = dict(self._sqlite.execute(f"SELECT channel, version FROM {VERSION_TABLE}").fetchall())
+            except sqlite3.Error:
+                logger.warning("change feed: %s could not be read; caches reload", VERSION_TABLE, exc_info=True)
+                self._sqlite, self._versions = None, {}
+                self.mark_all()
+                return
+            for channel in self.channels():
+                if channel not in versions or versions[channel] != self._versions.get(channel):
+                    self.mark(channel)
+            self._versions, self._data_version = versions, data_version
 
     def _poll(self) -> None:
         """Read the version rows, unless that was done less than POLL_SECONDS ago; mark
@@ -203,10 +222,7 @@ class ChangeFeed:
         if self._mode == "poll":
             self._poll()
         if self._mode == "file":
-            stamp = self._file_stamp(subscription.channel)
-            if stamp != subscription.file_stamp:
-                subscription.file_stamp = stamp
-                subscription.dirty = True
+            self._sqlite_check()
         if subscription.dirty:
             subscription.dirty = False  # cleared before the reload, so a change during it is not lost
             return True
@@ -235,26 +251,21 @@ class ChangeFeed:
         return "listening"
 
     def announce(self, channel: str) -> None:
-        """Call after writing data of `channel`: this process at once, the others on commit
-        (on PostgreSQL the table triggers do that part)."""
+        """Call after writing data of `channel`: this process at once and again on commit;
+        the table triggers tell the other processes."""
         self.mark(channel)
-
-        def on_commit():
-            self.mark(channel)
-            if self._mode is None:
-                self._setup()
-            if self._mode == "file":
-                Path(self._path(channel)).write_text(str(time.time_ns()))
-
-        transaction.on_commit(on_commit)
+        transaction.on_commit(lambda: self.mark(channel))
 
     def stop(self) -> None:
         """Close the listener's connection (tests and tools); the next use starts anew."""
         with self._lock:
             listener, self._listener, self._mode = self._listener, None, None
             self._next_poll, self._versions = 0.0, {}
+            sqlite, self._sqlite, self._data_version = self._sqlite, None, None
         if listener is not None:
             listener.stop()
+        if sqlite is not None and self._sqlite_pid == os.getpid():
+            sqlite.close()
         self.mark_all()
 
 
@@ -320,3 +331,40 @@ def notify_triggers_drop(schema_editor, *, channel: str, tables: dict) -> None:
     for table in tables:
         schema_editor.execute(f"DROP TRIGGER IF EXISTS {table}_{channel} ON {table}")
     schema_editor.execute(f"DROP FUNCTION IF EXISTS {channel}_notify()")
+
+
+# --- SQLite triggers: every change counted in hitl_change_version -----------------------
+
+
+def sqlite_version_triggers_create(schema_editor, *, channel: str, tables: dict) -> None:
+    """SQLite: triggers that count every change of `tables` in the version row of
+    `channel`, however it was made; e.g. {"risk_riskrule": ("INSERT", "UPDATE", "DELETE")}.
+    A migration that rebuilds one of these tables on SQLite drops its triggers:
+    tests/zakops_hitl/test_change_feed_sqlite.py checks that they are all there."""
+    if schema_editor.connection.vendor != "sqlite":
+        return
+    schema_editor.execute(
+        f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (channel varchar(63) PRIMARY KEY, version bigint NOT NULL DEFAULT 0)"
+    )
+    schema_editor.execute(f"INSERT OR IGNORE INTO {VERSION_TABLE} (channel) VALUES ('{channel}')")
+    for name, table, event in sqlite_version_triggers(channel=channel, tables=tables):
+        schema_editor.execute(
+            f"CREATE TRIGGER IF NOT EXISTS {name} AFTER {event} ON {table} BEGIN "
+            f"UPDATE {VERSION_TABLE} SET version = version + 1 WHERE channel = '{channel}'; END"
+        )
+
+
+def sqlite_version_triggers(*, channel: str, tables: dict) -> list[tuple[str, str, str]]:
+    """(trigger name, table, event) of each trigger sqlite_version_triggers_create makes."""
+    return [
+        (f"{table}_{channel}_{event.split()[0].lower()}", table, event)
+        for table, events in tables.items() for event in events
+    ]
+
+
+def sqlite_version_triggers_drop(schema_editor, *, channel: str, tables: dict) -> None:
+    if schema_editor.connection.vendor != "sqlite":
+        return
+    for name, _, _ in sqlite_version_triggers(channel=channel, tables=tables):
+        schema_editor.execute(f"DROP TRIGGER IF EXISTS {name}")
+    schema_editor.execute(f"DELETE FROM {VERSION_TABLE} WHERE channel = '{channel}'")
