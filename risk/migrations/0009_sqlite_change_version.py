@@ -14,7 +14,7 @@ TABLES = {
 
 
 class Migration(migrations.Migration):
-    dependencies = [("risk", "0007_change_version")]
+    dependencies = [("risk", "0008_verb_phrase_help")]
     operations = [
         migrations.RunPython(
             lambda apps, editor: sqlite_version_triggers_create(editor, channel=CHANNEL, tables=TABLES),
