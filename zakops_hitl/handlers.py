@@ -103,7 +103,9 @@ class _Lane:
         if route is None:
             return None
         view_class, name, kwargs = route
-        request = WSGIRequest(environ)
+        # On a copy: WSGIRequest writes the decoded path back into the environ it is given,
+        # and the short stack, when the lane declines, must decode the server's text once.
+        request = WSGIRequest(environ.copy())
         try:
             request.get_host()
         except Exception:
