@@ -1,14 +1,20 @@
 """What every /api/hitl/ view shares: errors as JSON with a `detail` (503 when the
-database is unavailable), authentication by DRF, the request body limit, path, query and
-stored headers the database can hold, and a field type for JSON objects."""
+database is unavailable, 500 with the request id for anything unexpected), authentication
+by DRF, the request body limit, path, query and stored headers the database can hold, and
+a field type for JSON objects. Also Django's error views for the errors raised before or
+outside a view (no URL matched, a Host not allowed), JSON wherever the view answers JSON."""
 
 import logging
+import sys
 
 import orjson
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import DisallowedHost
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpResponse
+from django.urls import Resolver404, resolve
+from django.views import defaults
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import exceptions, serializers, status
@@ -24,6 +30,21 @@ logger = logging.getLogger(__name__)
 
 # Request headers whose value is written to the database (approvals.idempotency).
 STORED_HEADERS = ("Idempotency-Key",)
+
+API_PREFIX = "/api/"
+DATABASE_DOWN = (OperationalError, InterfaceError)  # unreachable, or the connection dropped
+DATABASE_UNAVAILABLE = "The database is unavailable; try again shortly."
+
+
+def json_error(status: int, detail: str, **extra) -> HttpResponse:
+    """An error answered outside DRF, in the shape DRF's answers have."""
+    return HttpResponse(orjson.dumps({"detail": detail, **extra}), status=status, content_type="application/json")
+
+
+def database_unavailable(request, exc) -> dict:
+    """The body of the 503 for a database that can not be reached, logged with its cause."""
+    logger.error("Database unavailable for %s %s: %s", getattr(request, "method", ""), getattr(request, "path", ""), exc)
+    return {"detail": DATABASE_UNAVAILABLE}
 
 
 def _unstorable_request_text(request, url_kwargs) -> tuple[str, str] | None:
@@ -188,12 +209,8 @@ def exception_handler(exc, context):
     be reached (or dropped the connection) a 503, wherever in the request it happened."""
     if isinstance(exc, HitlError):
         return Response({"detail": exc.detail, **exc.extra}, status=exc.status)
-    if isinstance(exc, (OperationalError, InterfaceError)):
-        request = context.get("request")
-        logger.error("Database unavailable for %s %s: %s", getattr(request, "method", ""), getattr(request, "path", ""), exc)
-        return Response(
-            {"detail": "The database is unavailable; try again shortly."}, status=status.HTTP_503_SERVICE_UNAVAILABLE
-        )
+    if isinstance(exc, DATABASE_DOWN):
+        return Response(database_unavailable(context.get("request"), exc), status=status.HTTP_503_SERVICE_UNAVAILABLE)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
@@ -212,3 +229,60 @@ class NotFoundView(HitlAPIView):
         return Response({"detail": "No such endpoint."}, status=status.HTTP_404_NOT_FOUND)
 
     post = put = patch = delete = get
+
+
+# --- Django's error views (urls.py: handler400, handler403, handler404, handler500) -----
+# They answer what is raised before a view runs or outside one: a path no pattern matches,
+# a Host not in ALLOWED_HOSTS (a middleware's check), an error no view handled (DRF hands
+# back what its exception handler does not answer). Where the view answers JSON (the API,
+# health, readiness, metrics) the error is JSON too; pages keep Django's HTML pages. With
+# DJANGO_DEBUG on, Django shows its debug pages for 404 and 500 instead, as for any page.
+
+
+def answers_in_json(request) -> bool:
+    """Whether errors on this request's path are JSON: under /api/, or a view that says so
+    (HitlAPIView, or a function view marked `answers_json`)."""
+    path = request.path_info
+    if path.startswith(API_PREFIX) or path == API_PREFIX.rstrip("/"):
+        return True
+    try:
+        view = resolve(path).func
+    except Resolver404:
+        return False
+    return getattr(view, "answers_json", False) or issubclass(getattr(view, "cls", object), HitlAPIView)
+
+
+def bad_request(request, exception):
+    if not answers_in_json(request):
+        return defaults.bad_request(request, exception)
+    if isinstance(exception, DisallowedHost):
+        return json_error(400, "The Host header names a host this server does not serve.")
+    return json_error(400, "Bad request.")
+
+
+def permission_denied(request, exception):
+    if not answers_in_json(request):
+        return defaults.permission_denied(request, exception)
+    return json_error(403, "You do not have permission to perform this action.")
+
+
+def page_not_found(request, exception):
+    if not answers_in_json(request):
+        return defaults.page_not_found(request, exception)
+    return json_error(404, "No such endpoint.")
+
+
+def server_error(request):
+    """A 500 that says only that the call failed and under which request id the server
+    logged it (Django logs the traceback under that id); never the exception's text, which
+    may hold the caller's data or the database's. A lost database connection outside DRF
+    (reading a session, say) is the 503 it is inside."""
+    if not answers_in_json(request):
+        return defaults.server_error(request)
+    if isinstance(sys.exception(), DATABASE_DOWN):
+        return json_error(503, DATABASE_UNAVAILABLE)
+    request_id = getattr(request, "request_id", None)
+    return json_error(
+        500, f"The server failed to answer this call; it logged the failure under request id {request_id}.",
+        request_id=request_id,
+    )
