@@ -25,7 +25,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from zakops_hitl import metrics
 from zakops_hitl.errors import HitlError, InvalidInput
-from zakops_hitl.parsers import DEFAULT_MAX_BODY_BYTES, json_problem, unstorable_text, visible
+from zakops_hitl.parsers import DEFAULT_MAX_BODY_BYTES, json_problem, read_unsized_body, unstorable_text, visible
 
 logger = logging.getLogger(__name__)
 
@@ -181,6 +181,8 @@ class HitlAPIView(APIView):
         if refused is not None:
             name, problem = refused
             raise InvalidInput(f"{name}: {problem}.", field=name)
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            read_unsized_body(request._request, self.max_body_bytes)  # a chunked body: 413 over the limit
 
 
 class StrictCharField(serializers.CharField):

@@ -35,6 +35,8 @@ SHARED = {
     "503": "The database is unavailable; try again shortly.",
 }
 WITH_BODY = {
+    "411": "A chunked body (no Content-Length) through a server that does not say where it ends; the "
+    "production server does, and such a body is read as any other.",
     "413": "The request body is over the limit (1 MiB; for checkpoints HITL_CHECKPOINT_MAX_BYTES and the other fields).",
     "415": "The request body is not `application/json`.",
 }
