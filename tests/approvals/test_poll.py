@@ -11,7 +11,9 @@ from rest_framework import serializers
 
 from approvals.api.serializers import ApprovalRequestSerializer, approval_json
 from approvals.models import ApprovalRequest
-from approvals.services import approval_decide
+from approvals.services import approval_decide, approvals_adopt_pending
+from tests.approvals.test_adoption import events, legacy_action
+from tests.zakops_hitl.wsgi_calls import call, server_environ
 from zakops.models import Action
 from zakops_hitl.api import HitlAPIView
 
@@ -64,16 +66,11 @@ def test_odd_stored_lists_render_as_the_serializer_renders_them(request_approval
 
 
 def _held_by_the_engine(action_id="ACT-HELD-1", action_type="DOCUMENT.GENERATE_LOI", **fields):
-    from tests.approvals.test_adoption import legacy_action
-
     return legacy_action(action_id, action_type, **fields)
 
 
 @pytest.mark.parametrize("path", ["fast", "drf"])
 def test_the_poll_adopts_an_action_the_engine_set_pending_by_itself(engine_api, monkeypatch, path):
-    from approvals.services import approvals_adopt_pending
-    from tests.approvals.test_adoption import events
-
     _held_by_the_engine()
     if path == "drf":
         monkeypatch.setattr(HitlAPIView, "_fast_call", lambda self, f, request, kwargs: None)
@@ -88,8 +85,6 @@ def test_the_poll_adopts_an_action_the_engine_set_pending_by_itself(engine_api, 
 
 
 def test_the_poll_through_the_engines_lane_adopts_too(service_token):
-    from tests.zakops_hitl.wsgi_calls import call, server_environ
-
     _held_by_the_engine()
     answer = call(server_environ("GET", "/api/hitl/actions/ACT-HELD-1/approval", HTTP_AUTHORIZATION=f"Bearer {service_token}"))
     assert (answer.status, answer.json()["state"]) == (200, "pending")
