@@ -38,6 +38,7 @@ API_PREFIX = "/api/"
 FAST_PATH_OFFERED = "hitl.fast_path_offered"
 DATABASE_DOWN = (OperationalError, InterfaceError)  # unreachable, or the connection dropped
 DATABASE_UNAVAILABLE = "The database is unavailable; try again shortly."
+NO_SUCH_ENDPOINT = "No such endpoint."
 
 
 def json_error(status: int, detail: str, **extra) -> HttpResponse:
@@ -259,7 +260,7 @@ class NotFoundView(HitlAPIView):
     schema = None  # not an endpoint of the API
 
     def get(self, request, *args, **kwargs):
-        return Response({"detail": "No such endpoint."}, status=status.HTTP_404_NOT_FOUND)
+        return Response({"detail": NO_SUCH_ENDPOINT}, status=status.HTTP_404_NOT_FOUND)
 
     post = put = patch = delete = get
 
@@ -302,7 +303,7 @@ def permission_denied(request, exception):
 def page_not_found(request, exception):
     if not answers_in_json(request):
         return defaults.page_not_found(request, exception)
-    return json_error(404, "No such endpoint.")
+    return json_error(404, NO_SUCH_ENDPOINT)
 
 
 def server_error(request):

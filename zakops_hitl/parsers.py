@@ -65,8 +65,8 @@ def read_unsized_body(request, limit: int) -> None:
     if size > limit:
         raise PayloadTooLarge(f"Request body is over the limit of {limit} bytes.")
     body = b"".join(parts)
-    meta["CONTENT_LENGTH"] = str(size)
-    request._stream = LimitedStream(io.BytesIO(body), size)
+    meta["CONTENT_LENGTH"] = str(size)  # what DRF asks before it reads
+    request._stream = LimitedStream(io.BytesIO(body), size)  # what Django's request reads from
 
 
 def _unstorable(text: str) -> str | None:

@@ -1,7 +1,8 @@
 """The error answers in the OpenAPI schema: one `Error` shape for every 4xx and 5xx, and
 the statuses that come from what all views share (authentication, the JSON parser, the
-database, an unexpected failure, Idempotency-Key) added to each operation. A drf-spectacular postprocessing
-hook; views document their own 404 and 409 (and the 403 of their rules)."""
+database, an unexpected failure, Idempotency-Key) added to each operation. A
+drf-spectacular postprocessing hook; views document their own 404 and 409 (and the 403
+of their rules)."""
 
 from rest_framework.permissions import SAFE_METHODS, IsAuthenticated
 
