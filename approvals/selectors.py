@@ -7,7 +7,7 @@ from django.db.models import Case, Count, IntegerField, Max, Min, Prefetch, Q, S
 from django.utils import timezone
 
 from approvals.models import OPEN_STATES, QUEUE_CHANNEL, ApprovalRequest, RequestState
-from zakops.models import Action, DealEvent
+from zakops.models import Action, ActionStatus, DealEvent
 from zakops_hitl import statements
 from zakops_hitl.changes import feed
 
@@ -64,6 +64,12 @@ def approval_polled(*, action_id: str) -> ApprovalRequest | None:
     on PostgreSQL, rather than the ORM or raw(): building the query, or raw()'s description
     of the columns, cost more than the database spends on it."""
     return _POLLED.one(_POLL_SQL, [action_id])
+
+
+def action_held_pending(*, action_id: str) -> bool:
+    """Whether the action is PENDING_APPROVAL: with no open request, the engine set it so
+    by itself and the poll adopts it (approvals.services.approval_adopt)."""
+    return Action.objects.filter(pk=action_id, status=ActionStatus.PENDING_APPROVAL).exists()
 
 
 # --- the reviewer pages ---------------------------------------------------------------

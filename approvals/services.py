@@ -756,6 +756,21 @@ def approvals_adopt_pending(*, batch: int = 500) -> int:
         after = page[-1]
 
 
+def approval_adopt(*, action_id: str) -> ApprovalRequest | None:
+    """The open request of an action the engine set to PENDING_APPROVAL by itself, opened
+    now (as the sweep opens it) when it has none; None when the action is unknown or not
+    PENDING_APPROVAL. For the engine's poll, which must never read "no such request" for an
+    action waiting for a person. Unlike the sweep it waits for the action's lock: whoever
+    holds it (a sweep, a reviewer deciding, another poll) adopts it first, and this call
+    then finds that request open and returns it, so racing callers open one request."""
+    with transaction.atomic():
+        action = Action.objects.select_for_update().filter(pk=action_id, status=ActionStatus.PENDING_APPROVAL).first()
+        if action is None:
+            return None
+        found = ApprovalRequest.objects.filter(action=action, state__in=OPEN_STATES).order_by("-round").first()
+        return found if found is not None else _adopt(action)
+
+
 def idempotency_records_forget(*, now=None) -> int:
     cutoff = (now or timezone.now()) - IDEMPOTENCY_KEEP
     deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()

@@ -1,14 +1,20 @@
 """What every /api/hitl/ view shares: errors as JSON with a `detail` (503 when the
-database is unavailable), authentication by DRF, the request body limit, path, query and
-stored headers the database can hold, and a field type for JSON objects."""
+database is unavailable, 500 with the request id for anything unexpected), authentication
+by DRF, the request body limit, path, query and stored headers the database can hold, and
+a field type for JSON objects. Also Django's error views for the errors raised before or
+outside a view (no URL matched, a Host not allowed), JSON wherever the view answers JSON."""
 
 import logging
+import sys
 
 import orjson
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import DisallowedHost
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpResponse
+from django.urls import Resolver404, resolve
+from django.views import defaults
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import exceptions, serializers, status
@@ -17,13 +23,33 @@ from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from zakops_hitl import metrics
 from zakops_hitl.errors import HitlError, InvalidInput
-from zakops_hitl.parsers import DEFAULT_MAX_BODY_BYTES, json_problem, unstorable_text, visible
+from zakops_hitl.parsers import DEFAULT_MAX_BODY_BYTES, json_problem, read_unsized_body, unstorable_text, visible
 
 logger = logging.getLogger(__name__)
 
 # Request headers whose value is written to the database (approvals.idempotency).
 STORED_HEADERS = ("Idempotency-Key",)
+
+API_PREFIX = "/api/"
+# Set in the environ by the engine's lane (zakops_hitl.handlers) once it offered the call to
+# the view's fast path: the view does not offer it again.
+FAST_PATH_OFFERED = "hitl.fast_path_offered"
+DATABASE_DOWN = (OperationalError, InterfaceError)  # unreachable, or the connection dropped
+DATABASE_UNAVAILABLE = "The database is unavailable; try again shortly."
+NO_SUCH_ENDPOINT = "No such endpoint."
+
+
+def json_error(status: int, detail: str, **extra) -> HttpResponse:
+    """An error answered outside DRF, in the shape DRF's answers have."""
+    return HttpResponse(orjson.dumps({"detail": detail, **extra}), status=status, content_type="application/json")
+
+
+def database_unavailable(request, exc) -> dict:
+    """The body of the 503 for a database that can not be reached, logged with its cause."""
+    logger.error("Database unavailable for %s %s: %s", getattr(request, "method", ""), getattr(request, "path", ""), exc)
+    return {"detail": DATABASE_UNAVAILABLE}
 
 
 def _unstorable_request_text(request, url_kwargs) -> tuple[str, str] | None:
@@ -57,12 +83,15 @@ class HitlAPIView(APIView):
     The engine's hot endpoints (assess-risk, the poll) also have a fast path: a view
     with a `fast_<method>(request, body, **kwargs)` answers the common call itself (a
     valid bearer token, no query string, JSON or no preference in `Accept`, a JSON body
-    within the limit that the database can store) without DRF's request, negotiation,
-    serializers and renderer; it returns None, or raises, for anything else, and DRF
-    then answers the call exactly as it would have. So every error, status and header
-    comes from one place, and a fast method must not write anything: it may run twice.
-    Measured in process (README "Engine-facing speed"): assess-risk through the short
-    middleware stack took about 380 µs through DRF and 120-150 µs on the fast path."""
+    with its Content-Length within the limit that the database can store) without DRF's
+    request, negotiation, serializers and renderer; it returns None for anything else,
+    and DRF then answers the call exactly as it would have. So every error, status and
+    header comes from one place. A call is offered to the fast path once (by the engine's
+    lane in zakops_hitl.handlers, else here): a fast path that raises is logged and
+    counted, then a database that can not be reached is answered 503 at once (DRF would
+    only try it again), anything else by DRF. Measured in process (README "Engine-facing
+    speed"): assess-risk through the short middleware stack took about 380 µs through DRF
+    and 120-150 µs on the fast path."""
 
     max_body_bytes = DEFAULT_MAX_BODY_BYTES
 
@@ -72,14 +101,31 @@ class HitlAPIView(APIView):
 
     def dispatch(self, request, *args, **kwargs):
         fast = getattr(self, f"fast_{request.method.lower()}", None)
-        if fast is not None:
-            try:
-                answer = self._fast_call(fast, request, kwargs)
-            except Exception:  # DRF answers it, with its own error if there is one
-                answer = None
+        if fast is not None and FAST_PATH_OFFERED not in request.META:
+            match = request.resolver_match
+            answer = self.fast_answer(fast, request, kwargs, route=match.view_name if match else type(self).__name__)
             if answer is not None:
                 return answer
         return super().dispatch(request, *args, **kwargs)
+
+    def fast_answer(self, fast, request, kwargs, *, route: str) -> HttpResponse | None:
+        """The fast path's answer to the call, or None for DRF to answer it."""
+        try:
+            return self._fast_call(fast, request, kwargs)
+        except Exception as exc:
+            down = isinstance(exc, DATABASE_DOWN)
+            metrics.fast_path_failed(route=route)
+            # The exception's class only: its text may quote the body or the database's values.
+            logger.warning(
+                "The fast path of %s raised %s; %s", route, type(exc).__name__,
+                "answered 503" if down else "DRF answers the call",
+                extra={"request_id": getattr(request, "request_id", None), "route": route},
+            )
+            if not down:
+                return None
+            response = json_error(503, **database_unavailable(request, exc))
+            response["Allow"] = ", ".join(self.allowed_methods)
+            return response
 
     def _fast_call(self, fast, request, kwargs):
         if self.permission_classes != api_settings.DEFAULT_PERMISSION_CLASSES:
@@ -96,14 +142,21 @@ class HitlAPIView(APIView):
         if request.method == "POST":
             if meta.get("CONTENT_TYPE", "").lower() not in _JSON_TYPES:
                 return None
-            if int(meta.get("CONTENT_LENGTH") or 0) > self.max_body_bytes:
-                return None
-            body = orjson.loads(request.body)
+            length = meta.get("CONTENT_LENGTH", "")
+            if not length.isdigit() or int(length) > self.max_body_bytes:
+                return None  # none (a chunked body, which initial() reads), bad, or over the limit
+            try:
+                body = orjson.loads(request.body)
+            except orjson.JSONDecodeError:
+                return None  # DRF's parser names the fault
             if type(body) is not dict or json_problem(body, settings.HITL_JSON_MAX_DEPTH) is not None:
                 return None
         from accounts.authentication import BearerTokenAuthentication
 
-        found = BearerTokenAuthentication().authenticate(request)
+        try:
+            found = BearerTokenAuthentication().authenticate(request)
+        except exceptions.AuthenticationFailed:
+            return None  # DRF's 401, with its challenge
         if found is None or not found[0].is_authenticated:
             return None
         request.user, request.auth = found  # for the request log, as DRF would set them
@@ -129,6 +182,8 @@ class HitlAPIView(APIView):
         if refused is not None:
             name, problem = refused
             raise InvalidInput(f"{name}: {problem}.", field=name)
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            read_unsized_body(request._request, self.max_body_bytes)  # a chunked body: 413 over the limit
 
 
 class StrictCharField(serializers.CharField):
@@ -188,12 +243,8 @@ def exception_handler(exc, context):
     be reached (or dropped the connection) a 503, wherever in the request it happened."""
     if isinstance(exc, HitlError):
         return Response({"detail": exc.detail, **exc.extra}, status=exc.status)
-    if isinstance(exc, (OperationalError, InterfaceError)):
-        request = context.get("request")
-        logger.error("Database unavailable for %s %s: %s", getattr(request, "method", ""), getattr(request, "path", ""), exc)
-        return Response(
-            {"detail": "The database is unavailable; try again shortly."}, status=status.HTTP_503_SERVICE_UNAVAILABLE
-        )
+    if isinstance(exc, DATABASE_DOWN):
+        return Response(database_unavailable(context.get("request"), exc), status=status.HTTP_503_SERVICE_UNAVAILABLE)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
@@ -209,6 +260,63 @@ class NotFoundView(HitlAPIView):
     schema = None  # not an endpoint of the API
 
     def get(self, request, *args, **kwargs):
-        return Response({"detail": "No such endpoint."}, status=status.HTTP_404_NOT_FOUND)
+        return Response({"detail": NO_SUCH_ENDPOINT}, status=status.HTTP_404_NOT_FOUND)
 
     post = put = patch = delete = get
+
+
+# --- Django's error views (urls.py: handler400, handler403, handler404, handler500) -----
+# They answer what is raised before a view runs or outside one: a path no pattern matches,
+# a Host not in ALLOWED_HOSTS (a middleware's check), an error no view handled (DRF hands
+# back what its exception handler does not answer). Where the view answers JSON (the API,
+# health, readiness, metrics) the error is JSON too; pages keep Django's HTML pages. With
+# DJANGO_DEBUG on, Django shows its debug pages for 404 and 500 instead, as for any page.
+
+
+def answers_in_json(request) -> bool:
+    """Whether errors on this request's path are JSON: under /api/, or a view that says so
+    (HitlAPIView, or a function view marked `answers_json`)."""
+    path = request.path_info
+    if path.startswith(API_PREFIX) or path == API_PREFIX.rstrip("/"):
+        return True
+    try:
+        view = resolve(path).func
+    except Resolver404:
+        return False
+    return getattr(view, "answers_json", False) or issubclass(getattr(view, "cls", object), HitlAPIView)
+
+
+def bad_request(request, exception):
+    if not answers_in_json(request):
+        return defaults.bad_request(request, exception)
+    if isinstance(exception, DisallowedHost):
+        return json_error(400, "The Host header names a host this server does not serve.")
+    return json_error(400, "Bad request.")
+
+
+def permission_denied(request, exception):
+    if not answers_in_json(request):
+        return defaults.permission_denied(request, exception)
+    return json_error(403, "You do not have permission to perform this action.")
+
+
+def page_not_found(request, exception):
+    if not answers_in_json(request):
+        return defaults.page_not_found(request, exception)
+    return json_error(404, NO_SUCH_ENDPOINT)
+
+
+def server_error(request):
+    """A 500 that says only that the call failed and under which request id the server
+    logged it (Django logs the traceback under that id); never the exception's text, which
+    may hold the caller's data or the database's. A lost database connection outside DRF
+    (reading a session, say) is the 503 it is inside."""
+    if not answers_in_json(request):
+        return defaults.server_error(request)
+    if isinstance(sys.exception(), DATABASE_DOWN):
+        return json_error(503, DATABASE_UNAVAILABLE)
+    request_id = getattr(request, "request_id", None)
+    return json_error(
+        500, f"The server failed to answer this call; it logged the failure under request id {request_id}.",
+        request_id=request_id,
+    )

@@ -33,13 +33,31 @@ DECISION_SECONDS = Histogram(
     ["risk_level"],
     buckets=(30, 60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400),
 )
+FAST_PATH_FAILURES = Counter(
+    "hitl_fast_path_failures",
+    "Calls whose fast path (zakops_hitl.api) raised instead of answering or declining, by route name; "
+    "the full path answered them (503 when the database was unavailable).",
+    ["route"],
+)
 REQUESTS_OPENED = Counter("hitl_approval_requests_opened", "Approval requests opened, by risk level.", ["risk_level"])
 CHECKPOINT_SAVES = Counter("hitl_checkpoint_saves", "Checkpoints saved.")
 CHECKPOINT_RESUMES = Counter("hitl_checkpoint_resumes", "Checkpoints resumed.")
 
 
+# Every label comes from a closed set, whatever a request says: each new value is a new
+# series in every worker's file and in every scrape, so a caller inventing methods would
+# otherwise grow /metrics without end. Routes are URL pattern names (or `unmatched`),
+# statuses the integers the app answers with.
+HTTP_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
+
+
 def request_observe(*, route: str, method: str, status: int, seconds: float) -> None:
-    REQUEST_SECONDS.labels(route=route, method=method, status=str(status)).observe(seconds)
+    method = method if method in HTTP_METHODS else "other"
+    REQUEST_SECONDS.labels(route=route, method=method, status=str(int(status))).observe(seconds)
+
+
+def fast_path_failed(*, route: str) -> None:
+    FAST_PATH_FAILURES.labels(route=route).inc()
 
 
 def transition_count(*, state: str, decider: str, risk_level: str, opened_at, decided_at) -> None:

@@ -8,11 +8,13 @@ nested deeper than HITL_JSON_MAX_DEPTH, is refused here with a 400 naming the fi
 no endpoint has to think about it.
 """
 
+import io
 import json
 import re
 import sys
 
 from django.conf import settings
+from django.core.handlers.wsgi import LimitedStream
 from rest_framework import exceptions, status
 from rest_framework.parsers import JSONParser
 from rest_framework.utils.json import strict_constant
@@ -30,6 +32,41 @@ class PayloadTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_detail = "Request body too large."
     default_code = "too_large"
+
+
+class LengthRequired(exceptions.APIException):
+    status_code = status.HTTP_411_LENGTH_REQUIRED
+    default_detail = (
+        "A chunked body needs a server that says where it ends, and this one does not: send Content-Length."
+    )
+    default_code = "length_required"
+
+
+def read_unsized_body(request, limit: int) -> None:
+    """Read now a body sent without Content-Length (`Transfer-Encoding: chunked`, or HTTP/2
+    without the header), at most `limit` + 1 bytes of it, and hand it to the Django
+    `request` as a sized one: Django and DRF read a body without Content-Length as empty.
+    Only a server that ends the stream where the body ends (`wsgi.input_terminated`, which
+    granian and gunicorn set) is read this way; from any other a chunked body is a 411."""
+    meta = request.META
+    if meta.get("CONTENT_LENGTH"):
+        return
+    if not meta.get("wsgi.input_terminated"):
+        if "chunked" in meta.get("HTTP_TRANSFER_ENCODING", "").lower():
+            raise LengthRequired()
+        return  # HTTP/1.1 without Content-Length or chunking: no body
+    stream, parts, size = meta["wsgi.input"], [], 0
+    while size <= limit:  # a read may return less than asked for before the end
+        part = stream.read(limit + 1 - size)
+        if not part:
+            break
+        parts.append(part)
+        size += len(part)
+    if size > limit:
+        raise PayloadTooLarge(f"Request body is over the limit of {limit} bytes.")
+    body = b"".join(parts)
+    meta["CONTENT_LENGTH"] = str(size)  # what DRF asks before it reads
+    request._stream = LimitedStream(io.BytesIO(body), size)  # what Django's request reads from
 
 
 def _unstorable(text: str) -> str | None:

@@ -1,7 +1,8 @@
 """The error answers in the OpenAPI schema: one `Error` shape for every 4xx and 5xx, and
 the statuses that come from what all views share (authentication, the JSON parser, the
-database, Idempotency-Key) added to each operation. A drf-spectacular postprocessing
-hook; views document their own 404 and 409 (and the 403 of their rules)."""
+database, an unexpected failure, Idempotency-Key) added to each operation. A
+drf-spectacular postprocessing hook; views document their own 404 and 409 (and the 403
+of their rules)."""
 
 from rest_framework.permissions import SAFE_METHODS, IsAuthenticated
 
@@ -30,9 +31,13 @@ SHARED = {
     "400": BAD_REQUEST,
     "401": "Not authenticated: send `Authorization: Bearer <token>`, or sign in for a session.",
     "406": "The `Accept` header asks for a format this endpoint does not answer in.",
+    "500": "The server failed to answer; `detail` gives the request id under which it logged why (also "
+    "`request_id` and the `X-Request-ID` header). Never the failure's own text.",
     "503": "The database is unavailable; try again shortly.",
 }
 WITH_BODY = {
+    "411": "A chunked body (no Content-Length) through a server that does not say where it ends; the "
+    "production server does, and such a body is read as any other.",
     "413": "The request body is over the limit (1 MiB; for checkpoints HITL_CHECKPOINT_MAX_BYTES and the other fields).",
     "415": "The request body is not `application/json`.",
 }

@@ -30,7 +30,8 @@ api_patterns = [
     path("", include("risk.api.urls")),
     path("", include("checkpoints.api.urls")),
     path("", include("approvals.api.urls")),
-    re_path(r"^.*$", NotFoundView.as_view(), name="api-not-found"),
+    # Any path, a newline in it too (`.*` stops at one, which was Django's HTML 404).
+    re_path(r"^[\s\S]*$", NotFoundView.as_view(), name="api-not-found"),
 ]
 
 urlpatterns = [
@@ -45,3 +46,9 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
 ]
+
+# JSON where the view answers JSON, Django's pages elsewhere (zakops_hitl.api).
+handler400 = "zakops_hitl.api.bad_request"
+handler403 = "zakops_hitl.api.permission_denied"
+handler404 = "zakops_hitl.api.page_not_found"
+handler500 = "zakops_hitl.api.server_error"

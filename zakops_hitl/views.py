@@ -1,6 +1,8 @@
 """Pages that belong to no app: health and readiness for load balancers, the metrics for
 Prometheus, and the icon browsers ask for."""
 
+from functools import wraps
+
 from django.contrib.auth.decorators import login_not_required
 from django.db import DatabaseError, connection
 from django.db.migrations.executor import MigrationExecutor
@@ -14,7 +16,7 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 
 from accounts.selectors import user_is_service, user_role
 from zakops_hitl import metrics
-from zakops_hitl.api import HitlAPIView
+from zakops_hitl.api import HitlAPIView, json_error
 from zakops_hitl.changes import feed
 
 # How long a readiness check waits for this process's change listener to connect, the
@@ -22,9 +24,25 @@ from zakops_hitl.changes import feed
 LISTENER_WAIT_SECONDS = 2.0
 
 
+def json_get_only(view):
+    """require_GET for a JSON endpoint: its 405, and every other error of its path
+    (zakops_hitl.api's error views read `answers_json`), is JSON like its answers."""
+
+    @wraps(view)
+    def get_only(request, *args, **kwargs):
+        if request.method != "GET":
+            response = json_error(405, "Only GET is allowed here.")
+            response["Allow"] = "GET"
+            return response
+        return view(request, *args, **kwargs)
+
+    get_only.answers_json = True
+    return get_only
+
+
 @login_not_required
 @never_cache
-@require_GET
+@json_get_only
 def health(request):
     """Liveness: the process answers. Asks nothing of the database, so a database outage
     does not make an orchestrator restart every app server."""
@@ -55,7 +73,7 @@ def _schema_problem() -> str | None:
 
 @login_not_required
 @never_cache
-@require_GET
+@json_get_only
 def ready(request):
     """Readiness: the database answers, every migration is applied, and changes made by
     other processes reach this one (the change listener is connected, on PostgreSQL).

@@ -52,17 +52,33 @@ class ApprovalRequestsView(HitlAPIView):
 
 
 class ActionApprovalView(HitlAPIView):
-    @extend_schema(responses={200: s.ApprovalRequestSerializer, 404: NOT_FOUND}, summary="The action's latest approval request")
+    @extend_schema(
+        responses={200: s.ApprovalRequestSerializer, 404: NOT_FOUND},
+        summary="The action's latest approval request",
+        description="An action the engine set to PENDING_APPROVAL by itself, without an open request, is "
+        "adopted by this call (given its request, as hitl_sweep would) and answered `pending`.",
+    )
     def get(self, request, action_id):
         approval = selectors.approval_polled(action_id=action_id)
+        if approval is None or not approval.is_open:
+            # A GET that may write: an action the engine set to PENDING_APPROVAL by itself
+            # is its statement that the action waits for a person, so the request the sweep
+            # would open for it is opened now, and the engine never reads "no such request"
+            # (or the last round's decision) for it. Adoption is idempotent: at most one
+            # open request per action, whoever adopts first.
+            approval = services.approval_adopt(action_id=action_id) or approval
         if approval is None:
             raise NotFound(f"Action {action_id} has no approval request.")
         return Response(s.ApprovalRequestSerializer(approval).data)
 
     def fast_get(self, request, body, action_id):
-        """The engine's poll (HitlAPIView's fast path); an unknown action goes to get()."""
+        """The engine's poll (HitlAPIView's fast path). An action without a request, or with
+        a decided one while the action is PENDING_APPROVAL again, goes to get(), which adopts
+        it when the engine holds it pending, or answers 404."""
         approval = selectors.approval_polled(action_id=action_id)
-        return None if approval is None else s.approval_json(approval.as_seen())
+        if approval is None or (not approval.is_open and selectors.action_held_pending(action_id=action_id)):
+            return None
+        return s.approval_json(approval.as_seen())
 
 
 VOTE_FIELDS = {

@@ -108,3 +108,29 @@ def test_reviewers_and_sweeps_adopting_one_action_at_once_give_one_request_and_o
         assert events(action_id) == ["hitl.approval_requested", "hitl.approved"]
         assert OutboxEvent.objects.filter(aggregate_id=action_id).count() == 2
         assert Action.objects.get(pk=action_id).status == "QUEUED"
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_polls_and_sweeps_adopting_one_action_at_once_give_one_request(service_token):
+    """The engine polls the action it held (several workers at once) while sweeps run:
+    every poll answers the one request opened for it."""
+
+    def work(i):
+        if i >= 8:
+            return ("sweep", approvals_adopt_pending())
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {service_token}")
+        response = client.get(f"/api/hitl/actions/{action_id}/approval")
+        return ("poll", response.status_code, response.json().get("state"), response.json().get("request_id"))
+
+    for round_number in range(5):
+        action_id = f"ACT-POLL-RACE-{round_number}"
+        legacy_action(action_id)
+        results = run_at_once(10, work)
+        assert not [r for r in results if isinstance(r, Exception)], results
+        polls = [r[1:] for r in results if r[0] == "poll"]
+        only = ApprovalRequest.objects.get(action_id=action_id)  # exactly one
+        assert polls == [(200, "pending", str(only.id))] * 8, polls
+        assert sum(r[1] for r in results if r[0] == "sweep") in (0, 1)
+        assert events(action_id) == ["hitl.approval_requested"]
+        assert OutboxEvent.objects.filter(aggregate_id=action_id).count() == 1

@@ -3,6 +3,7 @@ serializer answers, in every state a request can be seen in."""
 
 import json
 from datetime import timedelta
+from uuid import UUID
 
 import pytest
 from django.utils import timezone
@@ -10,7 +11,10 @@ from rest_framework import serializers
 
 from approvals.api.serializers import ApprovalRequestSerializer, approval_json
 from approvals.models import ApprovalRequest
-from approvals.services import approval_decide
+from approvals.services import approval_decide, approvals_adopt_pending
+from tests.approvals.test_adoption import events, legacy_action
+from tests.zakops_hitl.wsgi_calls import call, server_environ
+from zakops.models import Action
 from zakops_hitl.api import HitlAPIView
 
 
@@ -56,3 +60,57 @@ def test_odd_stored_lists_render_as_the_serializer_renders_them(request_approval
     ApprovalRequest.objects.filter(pk=request.pk).update(reasons=["a", None, 3], matched_rules=[])
     stored = ApprovalRequest.objects.get(pk=request.pk).as_seen()
     assert approval_json(stored) == _drf_fields(stored)
+
+
+# --- the engine's own pending actions -------------------------------------------------
+
+
+def _held_by_the_engine(action_id="ACT-HELD-1", action_type="DOCUMENT.GENERATE_LOI", **fields):
+    return legacy_action(action_id, action_type, **fields)
+
+
+@pytest.mark.parametrize("path", ["fast", "drf"])
+def test_the_poll_adopts_an_action_the_engine_set_pending_by_itself(engine_api, monkeypatch, path):
+    _held_by_the_engine()
+    if path == "drf":
+        monkeypatch.setattr(HitlAPIView, "_fast_call", lambda self, f, request, kwargs: None)
+    first = engine_api.get("/api/hitl/actions/ACT-HELD-1/approval")
+    assert first.status_code == 200, first.content
+    assert (first.json()["state"], first.json()["risk_level"]) == ("pending", "high")
+    again = engine_api.get("/api/hitl/actions/ACT-HELD-1/approval")
+    assert again.json() == first.json()
+    assert ApprovalRequest.objects.get(action_id="ACT-HELD-1").id == UUID(first.json()["request_id"])
+    assert events("ACT-HELD-1") == ["hitl.approval_requested"]
+    assert approvals_adopt_pending() == 0  # the sweep finds nothing left to adopt
+
+
+def test_the_poll_through_the_engines_lane_adopts_too(service_token):
+    _held_by_the_engine()
+    answer = call(server_environ("GET", "/api/hitl/actions/ACT-HELD-1/approval", HTTP_AUTHORIZATION=f"Bearer {service_token}"))
+    assert (answer.status, answer.json()["state"]) == (200, "pending")
+    assert ApprovalRequest.objects.filter(action_id="ACT-HELD-1").count() == 1
+
+
+def test_an_action_set_pending_again_after_a_decision_is_polled_as_its_new_round(engine_api, people):
+    _held_by_the_engine()
+    approval_decide(action_id="ACT-HELD-1", actor=people["operator"], decision="reject", reason="Wrong template")
+    assert engine_api.get("/api/hitl/actions/ACT-HELD-1/approval").json()["state"] == "rejected"
+    Action.objects.filter(pk="ACT-HELD-1").update(status="PENDING_APPROVAL")  # the engine's own flow, again
+    polled = engine_api.get("/api/hitl/actions/ACT-HELD-1/approval").json()
+    assert polled["state"] == "pending"
+    assert ApprovalRequest.objects.get(pk=polled["request_id"]).round == 2
+
+
+@pytest.mark.parametrize("status", ["PENDING", "QUEUED", "COMPLETED"])
+def test_an_action_not_held_for_approval_is_still_404_and_nothing_is_written(engine_api, status):
+    _held_by_the_engine(status=status)
+    response = engine_api.get("/api/hitl/actions/ACT-HELD-1/approval")
+    assert response.status_code == 404 and response.json()["detail"] == "Action ACT-HELD-1 has no approval request."
+    assert not ApprovalRequest.objects.exists()
+
+
+def test_an_overdue_request_is_polled_as_expired_not_adopted_again(engine_api, request_approval):
+    overdue = request_approval("high")
+    ApprovalRequest.objects.filter(pk=overdue.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
+    assert engine_api.get(f"/api/hitl/actions/{overdue.action_id}/approval").json()["state"] == "expired"
+    assert ApprovalRequest.objects.filter(action_id=overdue.action_id).count() == 1

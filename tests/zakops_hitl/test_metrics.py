@@ -132,3 +132,31 @@ def test_request_latency_is_by_route_name_not_by_path(metrics_api):
     found = samples(text)
     key = ("hitl_http_request_duration_seconds_count", (("method", "GET"), ("route", "api-action-approval"), ("status", "404")))
     assert found[key] >= 3
+
+
+def test_labels_come_from_a_closed_set_whatever_the_requests_say(metrics_api):
+    """Methods, routes and statuses a caller makes up add no series: an unknown method is
+    `other`, a path no pattern names is `unmatched`."""
+    from django.test import Client
+
+    anonymous = Client()
+
+    def made_up(i):
+        anonymous.generic(f"MADEUP{i}", f"/api/hitl/x{i}")
+        anonymous.generic(f"x{i}", "/healthz")
+        anonymous.get(f"/no-such-page-{i}/")
+
+    for i in range(20):
+        made_up(i)
+    size = len(metrics_api.get("/metrics").content)
+    for i in range(20, 300):
+        made_up(i)
+    text = metrics_api.get("/metrics").content.decode()
+    assert "MADEUP" not in text and "no-such-page" not in text
+    assert len(text) < size + 2_000, "no new series, only larger counts"
+    found = samples(text)
+    methods = {dict(labels).get("method") for (name, labels) in found if name.startswith("hitl_http_request")}
+    assert methods <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"}, methods
+    assert "other" in methods
+    other = ("hitl_http_request_duration_seconds_count", (("method", "other"), ("route", "api-not-found"), ("status", "401")))
+    assert found[other] >= 280
