@@ -13,6 +13,7 @@ refuses a timestamp more than five minutes old (so a captured call can not be re
 import hashlib
 import hmac
 import json
+import re
 import smtplib
 import socket
 import time
@@ -28,6 +29,7 @@ from notifications.messages import Message
 SIGNATURE_HEADER = "X-ZakOps-Signature"
 SIGNATURE_TOLERANCE_SECONDS = 300
 USER_AGENT = "ZakOps-HITL-Notifications/1"
+ANSWER_READ_BYTES = 4096  # of an error answer, for its excerpt
 
 
 class DeliveryError(Exception):
@@ -59,10 +61,50 @@ def signature_valid(*, secret: str, header: str, body: bytes, now: float | None 
     return hmac.compare_digest(expected, parts.get("v1", ""))
 
 
-def _scrubbed(text: str, secrets: list[str]) -> str:
+# What a receiver or mail server answers is written by someone else and may hold anything
+# (an echo of the call, a key, a session): an error keeps a short excerpt of it, scrubbed.
+EXCERPT_CHARS = 200
+ERROR_CHARS = 400
+_SECRET_LOOKING = [
+    (re.compile(r"(?i)\bbearer\s+[^\s\"'<>]+"), "Bearer …"),
+    # name=value, name: value, "name": "value" where the name says what the value is
+    (
+        re.compile(
+            r"(?i)([\w.-]*(?:key|token|secret|passw(?:or)?d|pwd|auth\w*|signature|credential|session|cookie)[\w.-]*"
+            r"[\"']?\s*[:=]\s*[\"']?)[^\s\"'<>&,;]+"
+        ),
+        r"\1…",
+    ),
+    (re.compile(r"\b(?:xox[a-z]|whsec|sk|pk|rk|ghp|gho|github_pat|glpat)[_-][\w-]+"), "…"),
+    (re.compile(r"\b[0-9a-fA-F]{16,}\b"), "…"),  # hashes, hex keys
+]
+_LONG_RUN = re.compile(r"[A-Za-z0-9+/_=-]{20,}")  # base64 and random tokens: letters and digits mixed
+
+
+def _random_looking(match: re.Match) -> str:
+    run = match.group()
+    mixed = any(c.isdigit() for c in run) and any(c.isalpha() for c in run)
+    return "…" if mixed else run
+
+
+def scrubbed(text: str, secrets: list[str], *, limit: int = ERROR_CHARS) -> str:
+    """`text` with the given secrets and anything secret-looking replaced by "…", on one
+    line, at most `limit` characters."""
     for secret in sorted((s for s in secrets if s and s != "/"), key=len, reverse=True):
         text = text.replace(secret, "…")
-    return text[:500]
+    for pattern, replacement in _SECRET_LOOKING:
+        text = pattern.sub(replacement, text)
+    text = " ".join(_LONG_RUN.sub(_random_looking, text).split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def answer_excerpt(raw: bytes, *, complete: bool, secrets: list[str]) -> str:
+    """At most EXCERPT_CHARS of a response body, scrubbed. When `raw` is only the start of
+    the body, its last word is dropped: a secret cut short would match no pattern."""
+    text = raw.decode("utf-8", "replace")
+    if not complete:
+        text = text[: max(text.rfind(" "), 0)]
+    return scrubbed(text, secrets, limit=EXCERPT_CHARS)
 
 
 def email_send(*, to: str, message: Message, notification_id: int) -> None:
@@ -73,7 +115,12 @@ def email_send(*, to: str, message: Message, notification_id: int) -> None:
     try:
         email.send(fail_silently=False)
     except (smtplib.SMTPException, OSError) as exc:
-        detail = _scrubbed(f"{type(exc).__name__}: {exc}", [settings.EMAIL_HOST_PASSWORD, settings.EMAIL_HOST_USER])
+        secrets = [settings.EMAIL_HOST_PASSWORD, settings.EMAIL_HOST_USER]
+        if isinstance(exc, smtplib.SMTPResponseException):  # the server's own words: its code and an excerpt
+            answer = exc.smtp_error if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error).encode()
+            detail = f"{type(exc).__name__} {exc.smtp_code}: {answer_excerpt(answer, complete=True, secrets=secrets)}"
+        else:
+            detail = scrubbed(f"{type(exc).__name__}: {exc}", secrets)
         unreachable = isinstance(exc, (smtplib.SMTPConnectError, smtplib.SMTPServerDisconnected, OSError))
         raise DeliveryError(f"e-mail not accepted: {detail}", unreachable=unreachable) from None
 
@@ -99,14 +146,16 @@ def _post(*, url: str, body: bytes, headers: dict, secrets: list[str]) -> None:
         with _opener.open(request, timeout=timeout) as response:
             response.read(4096)
     except urllib.error.HTTPError as exc:
-        answer = exc.read(300).decode("utf-8", "replace").strip() if exc.fp else ""
-        raise DeliveryError(_scrubbed(f"HTTP {exc.code} {exc.reason}" + (f": {answer}" if answer else ""), secrets)) from None
+        raw = exc.read(ANSWER_READ_BYTES + 1) if exc.fp else b""
+        answer = answer_excerpt(raw[:ANSWER_READ_BYTES], complete=len(raw) <= ANSWER_READ_BYTES, secrets=secrets)
+        status = scrubbed(f"HTTP {exc.code} {exc.reason}", secrets, limit=80)
+        raise DeliveryError(status + (f": {answer}" if answer else "")) from None
     except (TimeoutError, socket.timeout):
         raise DeliveryError(f"no answer within {timeout} s", unreachable=True) from None
     except urllib.error.URLError as exc:
-        raise DeliveryError(_scrubbed(f"could not connect: {exc.reason}", secrets), unreachable=True) from None
+        raise DeliveryError(scrubbed(f"could not connect: {exc.reason}", secrets), unreachable=True) from None
     except (OSError, ValueError) as exc:
-        raise DeliveryError(_scrubbed(f"could not post: {type(exc).__name__}: {exc}", secrets)) from None
+        raise DeliveryError(scrubbed(f"could not post: {type(exc).__name__}: {exc}", secrets)) from None
 
 
 def slack_post(*, url: str, message: Message) -> None:
