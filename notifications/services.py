@@ -34,7 +34,7 @@ from notifications.models import (
     NotificationStatus,
 )
 from notifications.selectors import channels_for, preferences_of, recipients_for, reminder_requests_due
-from notifications.transports import DeliveryError, email_send, slack_post, webhook_post
+from notifications.transports import DeliveryError, email_send, slack_post, webhook_post, webhook_target
 from zakops.models import Action, Operator
 from zakops_hitl.errors import NotFound
 
@@ -182,10 +182,12 @@ def _send(notification: Notification, now) -> None:
     message = message_for(notification, now=now)
     if channel.kind == ChannelKind.EMAIL:
         email_send(to=notification.recipient, message=message, notification_id=notification.pk)
-    elif channel.kind == ChannelKind.SLACK:
-        slack_post(url=channel.url, message=message)
+        return
+    target = webhook_target(channel.url)
+    if channel.kind == ChannelKind.SLACK:
+        slack_post(target=target, message=message)
     else:
-        webhook_post(url=channel.url, secret=channel.signing_secret, message=message, notification_id=notification.pk)
+        webhook_post(target=target, secret=channel.signing_secret, message=message, notification_id=notification.pk)
 
 
 def _deliver_one(notification: Notification, *, token: uuid.UUID, now, counts: DeliveryCounts, down: dict) -> None:
@@ -211,6 +213,11 @@ def _deliver_one(notification: Notification, *, token: uuid.UUID, now, counts: D
     try:
         _send(notification, now)
     except DeliveryError as exc:
+        if exc.refused:  # an address we do not send to: retrying would change nothing
+            if _settle(notification, token, status=NotificationStatus.FAILED, last_error=str(exc)):
+                counts.failed += 1
+                logger.error("%s refused: %s", about, exc)
+            return
         error, unreachable = str(exc), exc.unreachable
     except Exception as exc:  # one broken message must not stop the rest of the pass
         error, unreachable = f"unexpected {type(exc).__name__}", False
