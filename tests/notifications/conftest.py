@@ -60,7 +60,7 @@ class Receiver:
                         status = 200
                     receiver.calls.append(
                         {"path": self.path, "headers": self.headers, "body": body, "json": json.loads(body),
-                         "signed": signed, "status": status}
+                         "signed": signed, "status": status, "at": time.monotonic()}
                     )
                 if receiver.delay:
                     time.sleep(receiver.delay)

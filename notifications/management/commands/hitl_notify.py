@@ -23,7 +23,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--once", action="store_true", help="One pass, then exit (for cron or a systemd timer).")
         parser.add_argument("--interval", type=float, default=10.0, help="Seconds between passes in the loop (default 10).")
-        parser.add_argument("--batch", type=int, default=50, help="Notifications claimed at a time (default 50).")
+        parser.add_argument(
+            "--batch", type=int, default=50,
+            help="Due notifications looked up at a time (default 50); each is claimed just before it is sent.",
+        )
 
     def handle(self, *args, once, interval, batch, **options):
         if batch < 1 or interval <= 0:
