@@ -287,11 +287,12 @@ def _deliver_one(held: _Held, *, now, clock: _PassClock, counts: DeliveryCounts,
         )
 
 
-def notifications_deliver(*, now=None, batch: int = 50) -> DeliveryCounts:
+def notifications_deliver(*, now=None, batch: int = 50, stop=lambda: False) -> DeliveryCounts:
     """Send the notifications due at `now`, one at a time: each is claimed just before it
     is sent, and held only while it is, so the others stay free for any worker and a
     worker that dies leaves at most the one in hand. Safe with any number of workers at
-    once: each notification is sent by one. `batch`: how many are looked up at a time."""
+    once: each notification is sent by one. `batch`: how many are looked up at a time;
+    `stop()` true ends the pass after the message in hand (the rest stay due)."""
     now = now or timezone.now()
     clock = _PassClock(now)
     counts, down = DeliveryCounts(), set()
@@ -301,6 +302,8 @@ def notifications_deliver(*, now=None, batch: int = 50) -> DeliveryCounts:
             .order_by("next_attempt_at", "pk").values_list("pk", "channel_id", "channel__kind")[:batch]
         )
         for pk, channel_id, kind in due:
+            if stop():
+                return counts
             if channel_id in down:
                 continue
             held = _claim(pk=pk, kind=kind, now=now, clock=clock)
@@ -310,12 +313,12 @@ def notifications_deliver(*, now=None, batch: int = 50) -> DeliveryCounts:
             return counts
 
 
-def notifications_work(*, now=None, batch: int = 50) -> tuple[int, DeliveryCounts]:
-    """One pass of the worker: write the reminders that fell due, then send what is due.
-    (reminders written, counts)."""
+def notifications_work(*, now=None, batch: int = 50, stop=lambda: False) -> tuple[int, DeliveryCounts]:
+    """One pass of the worker: write the reminders that fell due, then send what is due
+    (until `stop()`). (reminders written, counts)."""
     now = now or timezone.now()
     reminders = notifications_remind(now=now)
-    return reminders, notifications_deliver(now=now, batch=batch)
+    return reminders, notifications_deliver(now=now, batch=batch, stop=stop)
 
 
 def notifications_retry(*, notifications) -> int:

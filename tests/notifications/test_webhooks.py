@@ -193,3 +193,14 @@ def test_nothing_is_sent_when_another_worker_took_the_notification_over_while_it
     row = webhook_row()
     assert (row.status, row.claim) == ("sending", other_worker)  # left to the worker that holds it
     assert "another worker took it over before it was sent" in caplog.text
+
+
+def test_a_pass_told_to_stop_ends_after_the_message_in_hand_and_holds_nothing(receiver, make_channel, request_approval):
+    make_channel("slack", receiver.url())
+    for _ in range(3):
+        request_approval("high")
+    _, counts = notifications_work(stop=lambda: len(receiver.calls) >= 1)
+    assert counts.sent == 1 and len(receiver.calls) == 1
+    assert sorted(Notification.objects.values_list("status", flat=True)) == ["pending", "pending", "sent"]
+    notifications_work()
+    assert len(receiver.accepted) == 3

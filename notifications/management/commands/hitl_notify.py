@@ -42,7 +42,7 @@ class Command(BaseCommand):
         while not stopping.is_set():
             close_old_connections()
             try:
-                reminders, counts = notifications_work(batch=batch)
+                reminders, counts = notifications_work(batch=batch, stop=stopping.is_set)
             except DatabaseError as exc:  # e.g. the database restarting: try again next pass
                 logger.error("hitl_notify: database error, trying again in %s s: %s", interval, type(exc).__name__)
                 connections.close_all()
