@@ -16,6 +16,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from approvals.models import ApprovalRequest
+from notifications.addresses import AddressRefused, url_check
 from zakops.models import RiskLevel
 
 
@@ -84,6 +85,11 @@ class Channel(models.Model):
             raise ValidationError({"url": "An e-mail channel has no address: it writes to each reviewer."})
         if self.kind in (ChannelKind.SLACK, ChannelKind.WEBHOOK) and not self.url:
             raise ValidationError({"url": "A webhook channel needs the address to post to."})
+        if self.url:
+            try:
+                url_check(self.url)
+            except AddressRefused as exc:
+                raise ValidationError({"url": str(exc)}) from None
 
     def takes(self, *, kind: str, risk_level: str) -> bool:
         return (

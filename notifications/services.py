@@ -4,15 +4,16 @@ the channels admins configure.
 
 Delivery never runs inside a transition: a request or decision only writes rows, and a
 dead webhook costs the worker a timeout, never a reviewer or the engine anything. A pass
-of the worker claims due notifications in a short transaction (`SELECT … FOR UPDATE SKIP
-LOCKED` on PostgreSQL, then a compare-and-set `UPDATE … WHERE <still due>` that also
-serialises claims on SQLite), sends them with no transaction open, and records each
-outcome only if it still holds the claim. A claim lasts CLAIM_SECONDS: a worker that
-died mid-send leaves its notifications to be claimed again after that.
+of the worker looks up what is due and, one notification at a time, claims it with a
+compare-and-set `UPDATE … WHERE <still due>` (so of several workers exactly one gets
+it), sends it with no transaction open, and records the outcome only if it still holds
+it. The hold lasts as long as the send can (`hold_for`): a worker that died mid-send
+leaves the one message in hand to be taken again after that, and the rest untouched.
 """
 
 import logging
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -34,13 +35,16 @@ from notifications.models import (
     NotificationStatus,
 )
 from notifications.selectors import channels_for, preferences_of, recipients_for, reminder_requests_due
-from notifications.transports import DeliveryError, email_send, slack_post, webhook_post
+from notifications.transports import DeliveryError, email_send, slack_post, webhook_post, webhook_target
 from zakops.models import Action, Operator
 from zakops_hitl.errors import NotFound
 
 logger = logging.getLogger(__name__)
 
-CLAIM_SECONDS = 120  # well above the slowest send (timeouts are seconds), so a live claim is never taken over
+# A worker holds a notification for the longest its send can take (hold_for) plus this,
+# for the database round trips around it: a live hold is never taken over.
+HOLD_MARGIN = timedelta(seconds=5)
+SMTP_STEPS = 10  # waits of an SMTP session, each up to the timeout: connect, EHLO, STARTTLS, AUTH, MAIL, RCPT, DATA, …
 MAX_RETRY_DELAY = timedelta(hours=1)
 
 
@@ -137,32 +141,62 @@ def _due(now) -> Q:
     )
 
 
-def _claim(*, now, batch: int) -> tuple[uuid.UUID, list[Notification]]:
+def hold_for(kind: str) -> timedelta:
+    """How long a worker holds a notification it is about to send: the longest the send
+    can take, plus HOLD_MARGIN. A post has one timeout in all; an SMTP session one per step."""
+    timeout = settings.HITL_NOTIFY_TIMEOUT_SECONDS
+    return timedelta(seconds=timeout * (SMTP_STEPS if kind == ChannelKind.EMAIL else 1)) + HOLD_MARGIN
+
+
+class _PassClock:
+    """The time during a pass: the `now` it started with (a test picks its own), moved on
+    by the time spent since, as a pass may send for minutes."""
+
+    def __init__(self, now):
+        self.start, self._started = now, time.monotonic()
+
+    def __call__(self):
+        return self.start + timedelta(seconds=time.monotonic() - self._started)
+
+
+class _HoldLost(Exception):
+    """Another worker took the notification over: it is theirs to send."""
+
+
+@dataclass
+class _Held:
+    """The one notification a worker holds, and the token that proves it."""
+
+    notification: Notification
+    token: uuid.UUID
+
+    def _mine(self):
+        return Notification.objects.filter(pk=self.notification.pk, claim=self.token, status=NotificationStatus.SENDING)
+
+    def renew(self, until) -> None:
+        if not self._mine().update(claimed_until=until):
+            raise _HoldLost
+
+    def settle(self, **changes) -> bool:
+        """Record an outcome, if this worker still holds it."""
+        if self._mine().update(claim=None, claimed_until=None, **changes):
+            return True
+        logger.warning("notification %s: its hold ran out before the outcome was recorded", self.notification.pk)
+        return False
+
+
+def _claim(*, pk: int, kind: str, now, clock: _PassClock) -> _Held | None:
+    """Take one notification, if it is still due: a compare-and-set, so of several workers
+    exactly one gets it. None when another worker was first."""
     token = uuid.uuid4()
-    with transaction.atomic():
-        ids = list(
-            Notification.objects.select_for_update(skip_locked=True)
-            .filter(_due(now))
-            .order_by("next_attempt_at", "pk")
-            .values_list("pk", flat=True)[:batch]
-        )
-        if not ids:
-            return token, []
-        Notification.objects.filter(_due(now), pk__in=ids).update(
-            status=NotificationStatus.SENDING, claim=token, claimed_until=now + timedelta(seconds=CLAIM_SECONDS),
-            attempts=F("attempts") + 1, last_attempt_at=timezone.now(),
-        )
-    claimed = Notification.objects.filter(claim=token, status=NotificationStatus.SENDING)
-    return token, list(claimed.select_related("channel", "event__request__action__deal").order_by("pk"))
-
-
-def _settle(notification: Notification, token: uuid.UUID, **changes) -> bool:
-    """Record an outcome, if this pass still holds the claim."""
-    held = Notification.objects.filter(pk=notification.pk, claim=token, status=NotificationStatus.SENDING)
-    if held.update(claim=None, claimed_until=None, **changes):
-        return True
-    logger.warning("notification %s: its claim ran out before the outcome was recorded", notification.pk)
-    return False
+    taken = Notification.objects.filter(_due(now), pk=pk).update(
+        status=NotificationStatus.SENDING, claim=token, claimed_until=clock() + hold_for(kind),
+        attempts=F("attempts") + 1, last_attempt_at=timezone.now(),
+    )
+    if not taken:
+        return None
+    notification = Notification.objects.select_related("channel", "event__request__action__deal").get(pk=pk)
+    return _Held(notification, token)
 
 
 def _why_not_send(notification: Notification, now) -> str:
@@ -177,59 +211,75 @@ def _why_not_send(notification: Notification, now) -> str:
     return ""
 
 
-def _send(notification: Notification, now) -> None:
+def _send(held: _Held, clock: _PassClock) -> None:
+    notification = held.notification
     channel = notification.channel
-    message = message_for(notification, now=now)
+    message = message_for(notification, now=clock())
     if channel.kind == ChannelKind.EMAIL:
         email_send(to=notification.recipient, message=message, notification_id=notification.pk)
-    elif channel.kind == ChannelKind.SLACK:
-        slack_post(url=channel.url, message=message)
+        return
+    target = webhook_target(channel.url)
+    # Resolving the name may have taken a while: a full post's time from here, or nothing
+    # is sent if another worker took the notification over meanwhile.
+    held.renew(clock() + hold_for(channel.kind))
+    if channel.kind == ChannelKind.SLACK:
+        slack_post(target=target, message=message)
     else:
-        webhook_post(url=channel.url, secret=channel.signing_secret, message=message, notification_id=notification.pk)
+        webhook_post(target=target, secret=channel.signing_secret, message=message, notification_id=notification.pk)
 
 
-def _deliver_one(notification: Notification, *, token: uuid.UUID, now, counts: DeliveryCounts, down: dict) -> None:
-    """Send one claimed notification and record what happened. `down` holds the channels
-    that did not answer earlier in this pass (id -> when to try again): their other
-    notifications wait for the next try without spending an attempt, so a dead receiver
-    costs a pass one timeout, however many messages wait for it."""
+def _postpone_channel(channel: Channel, *, now, retry_at, error: str) -> int:
+    """The channel did not answer: what else waits for it waits for its next try, so a
+    dead receiver costs a pass one timeout, not one per message."""
+    return Notification.objects.filter(
+        channel=channel, status=NotificationStatus.PENDING, next_attempt_at__lte=now
+    ).update(next_attempt_at=retry_at, last_error=f"Not tried: the channel did not answer just before ({error}).")
+
+
+def _deliver_one(held: _Held, *, now, clock: _PassClock, counts: DeliveryCounts, down: set) -> None:
+    """Send one held notification and record what happened. A channel that does not
+    answer goes into `down`: the pass tries it no more."""
+    notification = held.notification
     event, channel = notification.event, notification.channel
     where = notification.recipient or f"channel {channel.name!r} ({channel.kind})"
     about = f"notification {notification.pk} ({event.kind}, {event.request.action_id}) to {where}"
-    skip = _why_not_send(notification, now)
+    skip = _why_not_send(notification, clock())
     if skip:
-        if _settle(notification, token, status=NotificationStatus.SKIPPED, last_error=skip):
+        if held.settle(status=NotificationStatus.SKIPPED, last_error=skip):
             counts.skipped += 1
             logger.info("%s skipped: %s", about, skip)
         return
-    if channel.pk in down:
-        retry_at, error = down[channel.pk]
-        if _settle(notification, token, status=NotificationStatus.PENDING, attempts=F("attempts") - 1,
-                   next_attempt_at=retry_at, last_error=f"Not tried: the channel did not answer just before ({error})."):
-            counts.retrying += 1
-        return
     try:
-        _send(notification, now)
+        _send(held, clock)
+    except _HoldLost:
+        logger.warning("%s: another worker took it over before it was sent", about)
+        return
     except DeliveryError as exc:
+        if exc.refused:  # an address we do not send to: retrying would change nothing
+            if held.settle(status=NotificationStatus.FAILED, last_error=str(exc)):
+                counts.failed += 1
+                logger.error("%s refused: %s", about, exc)
+            return
         error, unreachable = str(exc), exc.unreachable
     except Exception as exc:  # one broken message must not stop the rest of the pass
         error, unreachable = f"unexpected {type(exc).__name__}", False
         logger.error("%s: %s while composing or sending", about, error)
     else:
-        if _settle(notification, token, status=NotificationStatus.SENT, sent_at=timezone.now(), last_error=""):
+        if held.settle(status=NotificationStatus.SENT, sent_at=timezone.now(), last_error=""):
             counts.sent += 1
             logger.info("%s sent (attempt %s)", about, notification.attempts)
         return
 
     delay = retry_delay(notification.attempts)
     if unreachable:
-        down[channel.pk] = (now + delay, error)
+        down.add(channel.pk)
+        counts.retrying += _postpone_channel(channel, now=now, retry_at=now + delay, error=error)
     if notification.attempts >= notification.max_attempts:
-        if _settle(notification, token, status=NotificationStatus.FAILED, last_error=error):
+        if held.settle(status=NotificationStatus.FAILED, last_error=error):
             counts.failed += 1
             logger.error("%s failed for good after %s attempts: %s", about, notification.attempts, error)
         return
-    if _settle(notification, token, status=NotificationStatus.PENDING, next_attempt_at=now + delay, last_error=error):
+    if held.settle(status=NotificationStatus.PENDING, next_attempt_at=now + delay, last_error=error):
         counts.retrying += 1
         logger.warning(
             "%s failed (attempt %s of %s), next try in %s s: %s",
@@ -237,29 +287,38 @@ def _deliver_one(notification: Notification, *, token: uuid.UUID, now, counts: D
         )
 
 
-def notifications_deliver(*, now=None, batch: int = 50) -> DeliveryCounts:
-    """Claim up to `batch` due notifications and send them. Safe with any number of
-    workers at once: each notification is claimed by one, so it is sent once."""
+def notifications_deliver(*, now=None, batch: int = 50, stop=lambda: False) -> DeliveryCounts:
+    """Send the notifications due at `now`, one at a time: each is claimed just before it
+    is sent, and held only while it is, so the others stay free for any worker and a
+    worker that dies leaves at most the one in hand. Safe with any number of workers at
+    once: each notification is sent by one. `batch`: how many are looked up at a time;
+    `stop()` true ends the pass after the message in hand (the rest stay due)."""
     now = now or timezone.now()
-    counts = DeliveryCounts()
-    token, claimed = _claim(now=now, batch=batch)
-    down = {}
-    for notification in claimed:
-        _deliver_one(notification, token=token, now=now, counts=counts, down=down)
-    return counts
+    clock = _PassClock(now)
+    counts, down = DeliveryCounts(), set()
+    while True:
+        due = list(
+            Notification.objects.filter(_due(now)).exclude(channel_id__in=down)
+            .order_by("next_attempt_at", "pk").values_list("pk", "channel_id", "channel__kind")[:batch]
+        )
+        for pk, channel_id, kind in due:
+            if stop():
+                return counts
+            if channel_id in down:
+                continue
+            held = _claim(pk=pk, kind=kind, now=now, clock=clock)
+            if held is not None:
+                _deliver_one(held, now=now, clock=clock, counts=counts, down=down)
+        if len(due) < batch:
+            return counts
 
 
-def notifications_work(*, now=None, batch: int = 50) -> tuple[int, DeliveryCounts]:
-    """One pass of the worker: write the reminders that fell due, then send what is due,
-    batch after batch while batches come back full. (reminders written, counts)."""
+def notifications_work(*, now=None, batch: int = 50, stop=lambda: False) -> tuple[int, DeliveryCounts]:
+    """One pass of the worker: write the reminders that fell due, then send what is due
+    (until `stop()`). (reminders written, counts)."""
     now = now or timezone.now()
     reminders = notifications_remind(now=now)
-    total = DeliveryCounts()
-    while True:
-        counts = notifications_deliver(now=now, batch=batch)
-        total.add(counts)
-        if counts.handled < batch:
-            return reminders, total
+    return reminders, notifications_deliver(now=now, batch=batch, stop=stop)
 
 
 def notifications_retry(*, notifications) -> int:

@@ -13,6 +13,8 @@ Every variable is listed in `.env.example`. An invalid value stops start-up with
 message naming the variable; nothing falls back silently.
 """
 
+import ipaddress
+import re
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -425,6 +427,27 @@ HITL_NOTIFY_MAX_ATTEMPTS = _int("HITL_NOTIFY_MAX_ATTEMPTS", 6, minimum=1)
 HITL_NOTIFY_RETRY_SECONDS = _int("HITL_NOTIFY_RETRY_SECONDS", 30, minimum=0)
 # For webhook calls and the SMTP connection: a dead receiver costs the worker this much.
 HITL_NOTIFY_TIMEOUT_SECONDS = _int("HITL_NOTIFY_TIMEOUT_SECONDS", 5, minimum=1, maximum=60)
+
+
+def _hosts(name: str) -> list[str]:
+    hosts = []
+    for raw in env.list(name, default=[]):
+        host = raw.strip().lower().removeprefix("[").removesuffix("]").rstrip(".")
+        if not host:
+            continue
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            if not re.fullmatch(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*", host):
+                raise ImproperlyConfigured(f"{name} lists host names or IP addresses (no scheme, port or path), got {raw!r}") from None
+        hosts.append(host)
+    return hosts
+
+
+# Webhooks go to public addresses only; these hosts inside the network (names or IP
+# addresses, comma-separated) are allowed anyway, e.g. a receiver on the same network.
+HITL_WEBHOOK_ALLOWED_HOSTS = _hosts("HITL_WEBHOOK_ALLOWED_HOSTS")
+
 # E-mail: the console backend unless EMAIL_URL says otherwise (smtp+tls://user:password@host:587).
 vars().update(_email("EMAIL_URL", "consolemail://"))
 EMAIL_TIMEOUT = HITL_NOTIFY_TIMEOUT_SECONDS

@@ -1,5 +1,6 @@
 import hashlib
 import hmac
+import ipaddress
 import json
 import socket
 import threading
@@ -28,7 +29,8 @@ def signature_checks(secret: str, header: str, body: bytes) -> bool:
 
 class Receiver:
     """A webhook receiver on 127.0.0.1: answers 500 to the first `fail_first` calls
-    (401 to a bad signature when it knows the secret), 200 after; `delay` makes it slow."""
+    (401 to a bad signature when it knows the secret), 200 after; `delay` makes it slow;
+    `redirect_to` makes it answer 302 with that Location instead."""
 
     def __init__(self):
         self.calls = []
@@ -36,6 +38,7 @@ class Receiver:
         self.delay = 0.0
         self.secret = None
         self.answer_body = b"ok"
+        self.redirect_to = None
         self.lock = threading.Lock()
         receiver = self
 
@@ -48,6 +51,8 @@ class Receiver:
                 with receiver.lock:
                     if not signed:
                         status = 401
+                    elif receiver.redirect_to:
+                        status = 302
                     elif receiver.fail_first > 0:
                         receiver.fail_first -= 1
                         status = 500
@@ -55,11 +60,13 @@ class Receiver:
                         status = 200
                     receiver.calls.append(
                         {"path": self.path, "headers": self.headers, "body": body, "json": json.loads(body),
-                         "signed": signed, "status": status}
+                         "signed": signed, "status": status, "at": time.monotonic()}
                     )
                 if receiver.delay:
                     time.sleep(receiver.delay)
                 self.send_response(status)
+                if status == 302:
+                    self.send_header("Location", receiver.redirect_to)
                 self.send_header("Content-Type", "text/plain")
                 self.end_headers()
                 self.wfile.write(receiver.answer_body)
@@ -129,3 +136,53 @@ def _notification_settings(settings):
     settings.HITL_NOTIFY_MAX_ATTEMPTS = 6
     settings.HITL_NOTIFY_REMINDER_PERCENT = 25
     settings.HITL_NOTIFY_TIMEOUT_SECONDS = 2
+    # The receivers of these tests listen on 127.0.0.1, inside the network: allowed the way
+    # an admin allows an internal receiver.
+    settings.HITL_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
+
+
+@pytest.fixture
+def connections_made(monkeypatch):
+    """Every address a socket connects to from now on. Any address but loopback is
+    refused here, before a packet leaves: a test must never reach the network."""
+    made = []
+    real_connect = socket.socket.connect
+
+    def connect(sock, address):
+        made.append(address[0])
+        if not ipaddress.ip_address(address[0].split("%")[0]).is_loopback:
+            raise ConnectionRefusedError(f"test guard: no connection to {address[0]}")
+        return real_connect(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    return made
+
+
+@pytest.fixture
+def resolver(monkeypatch):
+    """A stub of socket.getaddrinfo: names in `resolver.answers` resolve to the addresses
+    given (a list, or a callable for answers that change), every other name fails.
+    `resolver.asked` lists the names looked up."""
+
+    class Resolver:
+        answers: dict = {}
+        asked: list = []
+
+        def __call__(self, host, port, family=0, type=0, proto=0, flags=0):
+            self.asked.append(host)
+            answer = self.answers.get(host)
+            if answer is None:
+                raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+            addresses = answer() if callable(answer) else answer
+            return [
+                (
+                    socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "",
+                    (address, port or 0, 0, 0) if ":" in address else (address, port or 0),
+                )
+                for address in addresses
+            ]
+
+    stub = Resolver()
+    stub.answers, stub.asked = {}, []
+    monkeypatch.setattr(socket, "getaddrinfo", stub)
+    return stub

@@ -2,6 +2,8 @@
 decision: they only write rows; the worker alone talks to the receivers."""
 
 import json
+import socket
+import threading
 import time
 
 import pytest
@@ -82,3 +84,42 @@ def test_a_dead_receiver_costs_a_pass_one_timeout_however_many_messages_wait_for
     assert [row.attempts for row in posts] == [1, 0, 0, 0]
     assert {row.next_attempt_at for row in posts} == {posts[0].next_attempt_at}  # all wait for the channel's next try
     assert posts[1].last_error == "Not tried: the channel did not answer just before (no answer within 1 s)."
+
+
+@pytest.fixture
+def dripping_receiver():
+    """A receiver on 127.0.0.1 that reads the post, then answers one byte every 0.3 s: each
+    wait is shorter than any timeout, the whole answer takes many seconds."""
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve():
+        try:
+            conn, _ = server.accept()
+        except OSError:
+            return
+        with conn:
+            conn.recv(65536)
+            for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"x" * 40:
+                if stop.wait(0.3):
+                    return
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:
+                    return
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield server.getsockname()[1]
+    stop.set()
+    server.close()
+
+
+def test_a_receiver_answering_a_byte_at_a_time_gets_one_timeout_in_all(dripping_receiver, make_channel, engine, settings):
+    settings.HITL_NOTIFY_TIMEOUT_SECONDS = 1
+    make_channel("slack", f"http://127.0.0.1:{dripping_receiver}/slow", name="dripping")
+    approval_request(action_id="ACT-DRIP-1", action_type="DOCUMENT.GENERATE_LOI", requester=engine)
+    started = time.monotonic()
+    _, counts = notifications_work()
+    assert time.monotonic() - started < 1.9  # not the 15 s the answer would take
+    row = Notification.objects.get(channel__name="dripping")
+    assert (row.status, row.last_error, counts.retrying) == ("pending", "no answer within 1 s", 1)

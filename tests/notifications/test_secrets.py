@@ -2,6 +2,8 @@
 line, a stored error or an admin page."""
 
 import logging
+import socket
+import threading
 
 import pytest
 from django.test import Client
@@ -58,3 +60,72 @@ def test_admin_pages_show_channels_masked(leaky_setup, make_reviewer):
         if channel.name == "signed":
             assert "A secret is stored (leave empty to keep it)." in pages[-1]
     assert [leaked(page) for page in pages] == [[]] * len(pages)
+
+
+def test_a_failed_post_stores_the_status_and_a_short_excerpt_without_secret_looking_values(
+    receiver, make_channel, request_approval, caplog
+):
+    """A receiver's error page may echo anything it was sent or holds (tokens, keys):
+    the stored error keeps the status and a short, scrubbed excerpt, never the page."""
+    hex_run, b64_run = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b", "dGhpcyBpcyBhIHZlcnkgc2VjcmV0IHZhbHVlIQ=="
+    page = (
+        "<html><body><h1>Something broke</h1>"
+        f"<pre>api_key=sk_live_51HxQ2eZvKYlo2C Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.e30.abc123DEF456 "
+        f"token: {hex_run} blob {b64_run} password=hunter2hunter2 {SIGNING}</pre>" + "<p>trace line</p>" * 400 + "</body></html>"
+    )
+    receiver.fail_first, receiver.answer_body = 1, page.encode()
+    make_channel("webhook", receiver.url(f"/in/{TOKEN}"), signing_secret=SIGNING)
+    caplog.set_level(logging.DEBUG)
+    request_approval("critical")
+    notifications_work()
+
+    error = Notification.objects.get(channel__kind="webhook").last_error
+    assert error.startswith("HTTP 500 Internal Server Error: <html><body><h1>Something broke</h1>"), error
+    excerpt = error.removeprefix("HTTP 500 Internal Server Error: ")
+    assert len(excerpt) <= 200 and "trace line" * 20 not in error
+    secrets = ["sk_live_51HxQ2eZvKYlo2C", "eyJhbGciOiJIUzI1NiJ9", "abc123DEF456", hex_run, b64_run, "hunter2hunter2"]
+    assert [s for s in [*secrets, SIGNING, TOKEN] if s in error] == []
+    assert [s for s in [*secrets, SIGNING, TOKEN] if s in caplog.text] == []
+
+
+@pytest.fixture
+def refusing_mail_server():
+    """An SMTP server on 127.0.0.1 that greets, then refuses the sender with a long reply
+    holding secret-looking values."""
+    server = socket.create_server(("127.0.0.1", 0))
+    reply = "550 5.7.1 Relay denied for session key=" + "A1b2C3d4" * 8 + " " + "see the log, " * 60
+
+    def serve():
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn, conn.makefile("rb") as lines:
+                conn.sendall(b"220 mail.example ESMTP\r\n")
+                for line in lines:
+                    verb = line[:4].upper()
+                    if verb in (b"EHLO", b"HELO"):
+                        conn.sendall(b"250 mail.example\r\n")
+                    elif verb == b"MAIL":
+                        conn.sendall(reply.encode() + b"\r\n")
+                    elif verb == b"QUIT":
+                        conn.sendall(b"221 bye\r\n")
+                        break
+                    else:
+                        conn.sendall(b"250 ok\r\n")
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield server.getsockname()[1]
+    server.close()
+
+
+def test_a_mail_server_refusal_is_stored_short_and_scrubbed(refusing_mail_server, email_channel, people, request_approval, settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", refusing_mail_server
+    request_approval("critical")
+    notifications_work()
+    [error] = Notification.objects.filter(attempts=1).values_list("last_error", flat=True)  # the others waited
+    assert error.startswith("e-mail not accepted: SMTPSenderRefused 550: 5.7.1 Relay denied for session key=… see the log"), error
+    assert len(error.split(": ", 1)[1]) <= 250
+    assert "A1b2C3d4" not in "".join(Notification.objects.values_list("last_error", flat=True))

@@ -21,6 +21,8 @@ from tests.zakops_hitl.test_settings import ROOT, run_check
         ("HITL_NOTIFY_REMINDER_PERCENT", "a quarter"),
         ("HITL_NOTIFY_MAX_ATTEMPTS", "0"),
         ("HITL_NOTIFY_TIMEOUT_SECONDS", "600"),
+        ("HITL_WEBHOOK_ALLOWED_HOSTS", "hooks.internal,https://10.0.0.5/in"),
+        ("HITL_WEBHOOK_ALLOWED_HOSTS", "hooks.internal:8080"),
     ],
 )
 def test_a_bad_notification_setting_stops_startup_naming_it(variable, value):

@@ -3,6 +3,7 @@ retries with back-off, exactly one delivery, and the Slack format."""
 
 import json
 import time
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -171,3 +172,35 @@ def test_switching_a_channel_off_stops_what_waits_for_it(receiver, make_channel,
     notifications_work()
     assert receiver.calls == []
     assert (webhook_row().status, webhook_row().last_error) == ("skipped", "Not sent: the channel was disabled.")
+
+
+def test_nothing_is_sent_when_another_worker_took_the_notification_over_while_its_name_resolved(
+    receiver, make_channel, request_approval, resolver, caplog
+):
+    """A lookup that hangs past the hold: the notification is someone else's by then, so
+    this worker must not post it too."""
+    other_worker = uuid.uuid4()
+
+    def slow_lookup():  # meanwhile, the hold ran out and another worker claimed it
+        Notification.objects.update(claim=other_worker)
+        return ["127.0.0.1"]
+
+    resolver.answers["hooks.example.test"] = slow_lookup
+    make_channel("slack", f"http://hooks.example.test:{receiver.port}/in")
+    request_approval("high")
+    _, counts = notifications_work()
+    assert receiver.calls == [] and counts.handled == 0
+    row = webhook_row()
+    assert (row.status, row.claim) == ("sending", other_worker)  # left to the worker that holds it
+    assert "another worker took it over before it was sent" in caplog.text
+
+
+def test_a_pass_told_to_stop_ends_after_the_message_in_hand_and_holds_nothing(receiver, make_channel, request_approval):
+    make_channel("slack", receiver.url())
+    for _ in range(3):
+        request_approval("high")
+    _, counts = notifications_work(stop=lambda: len(receiver.calls) >= 1)
+    assert counts.sent == 1 and len(receiver.calls) == 1
+    assert sorted(Notification.objects.values_list("status", flat=True)) == ["pending", "pending", "sent"]
+    notifications_work()
+    assert len(receiver.accepted) == 3

@@ -23,7 +23,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--once", action="store_true", help="One pass, then exit (for cron or a systemd timer).")
         parser.add_argument("--interval", type=float, default=10.0, help="Seconds between passes in the loop (default 10).")
-        parser.add_argument("--batch", type=int, default=50, help="Notifications claimed at a time (default 50).")
+        parser.add_argument(
+            "--batch", type=int, default=50,
+            help="Due notifications looked up at a time (default 50); each is claimed just before it is sent.",
+        )
 
     def handle(self, *args, once, interval, batch, **options):
         if batch < 1 or interval <= 0:
@@ -39,7 +42,7 @@ class Command(BaseCommand):
         while not stopping.is_set():
             close_old_connections()
             try:
-                reminders, counts = notifications_work(batch=batch)
+                reminders, counts = notifications_work(batch=batch, stop=stopping.is_set)
             except DatabaseError as exc:  # e.g. the database restarting: try again next pass
                 logger.error("hitl_notify: database error, trying again in %s s: %s", interval, type(exc).__name__)
                 connections.close_all()
