@@ -9,8 +9,10 @@ from datetime import timedelta
 import pytest
 from django.test import Client
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from accounts.selectors import actor_of
+from accounts.services import api_token_create, service_account_ensure
 from approvals.models import ApprovalRequest, ApprovalVote, Claim
 from approvals.services import approval_decide, approvals_decide_many, claim_renew, claim_take
 from tests.conftest import run_at_once
@@ -296,3 +298,93 @@ def test_a_voter_is_not_asked_to_claim_again(client, make_reviewer, request_appr
     approval_decide(action_id=request.action_id, actor=actor_of(ada), decision="approve")
     page = person(client, ada).get(f"/actions/{request.action_id}/").content.decode()
     assert "review-claim" not in page and f"/actions/{request.action_id}/claim" not in page
+
+
+# --- who may claim, release and decide in bulk -------------------------------------------
+
+
+@pytest.fixture
+def outsiders(make_reviewer):
+    service = service_account_ensure(name="action-engine")
+    viewer = APIClient()
+    viewer.force_login(make_reviewer("viewer", "val@example.com"))
+    viewer_token = APIClient()
+    viewer_token.credentials(HTTP_AUTHORIZATION=f"Bearer {api_token_create(user=make_reviewer('viewer'), name='t')[1]}")
+    engine = APIClient()
+    engine.credentials(HTTP_AUTHORIZATION=f"Bearer {api_token_create(user=service, name='t')[1]}")
+    return {"viewer": viewer, "viewer token": viewer_token, "service": engine}
+
+
+@pytest.mark.parametrize("caller", ["viewer", "viewer token", "service"])
+@pytest.mark.parametrize("path", ["claim", "release", "decisions", "approve"])
+def test_viewers_and_service_accounts_get_403_and_nothing_changes(caller, path, outsiders, request_approval, people):
+    request = request_approval("medium")
+    claim_take(action_id=request.action_id, actor=people["operator"])
+    url = "/api/hitl/decisions" if path == "decisions" else f"/api/hitl/actions/{request.action_id}/{path}"
+    body = {"decisions": [{"action_id": request.action_id, "decision": "approve"}]} if path == "decisions" else {}
+    before = written(request.action_id)
+
+    response = post(outsiders[caller], url, body)
+
+    assert response.status_code == 403, response.json()
+    assert ("Viewers" if caller.startswith("viewer") else "Service accounts") in response.json()["detail"]
+    assert written(request.action_id) == before and Claim.objects.get().reviewer_name == "olu@example.com"
+
+
+@pytest.mark.parametrize("kind", ["service", "viewer"])
+def test_the_services_refuse_them_too(kind, request_approval, people, engine):
+    from approvals.services import claim_release
+    from zakops_hitl.errors import NotAllowed
+
+    actor = engine if kind == "service" else people["viewer"]
+    request = request_approval("medium")
+    for call in (
+        lambda: claim_take(action_id=request.action_id, actor=actor),
+        lambda: claim_renew(action_id=request.action_id, actor=actor),
+        lambda: claim_release(action_id=request.action_id, actor=actor),
+        lambda: approvals_decide_many(actor=actor, decisions=[(request.action_id, "approve", "")]),
+    ):
+        with pytest.raises(NotAllowed):
+            call()
+
+
+# --- Idempotency-Key on claim, release and decisions -------------------------------------
+
+
+@pytest.mark.parametrize("path", ["claim", "release", "decisions"])
+def test_the_same_key_replays_and_another_body_is_422(path, api, make_reviewer, request_approval):
+    request, other = request_approval("medium"), request_approval("medium")
+    client = person(api, make_reviewer("operator", "carl@example.com"))
+    if path == "release":
+        post(client, f"/api/hitl/actions/{request.action_id}/claim")
+    url = "/api/hitl/decisions" if path == "decisions" else f"/api/hitl/actions/{request.action_id}/{path}"
+    body = {"decisions": [{"action_id": request.action_id, "decision": "approve"}]} if path == "decisions" else {}
+
+    first = post(client, url, body, HTTP_IDEMPOTENCY_KEY="k-1")
+    events = DealEvent.objects.count()
+    again = post(client, url, body, HTTP_IDEMPOTENCY_KEY="k-1")
+    assert first.status_code == again.status_code == 200
+    assert again.json() == first.json() and again["Idempotent-Replayed"] == "true"
+    assert DealEvent.objects.count() == events
+    if path == "decisions":
+        assert first.json()["outcomes"][0]["outcome"] == "decided"
+        assert post(client, url, body).json()["outcomes"][0]["outcome"] == "conflict"  # without the key: a new attempt
+    if path == "release":
+        assert first.json()["released"] is True and not Claim.objects.exists()
+
+    if path == "decisions":
+        another = {"decisions": [{"action_id": other.action_id, "decision": "approve"}]}
+    else:
+        another = {"takeover": True} if path == "claim" else {"note": 1}
+    reused = post(client, url, another, HTTP_IDEMPOTENCY_KEY="k-1")
+    assert reused.status_code == 422 and "different request" in reused.json()["detail"]
+    assert ApprovalRequest.objects.get(pk=other.pk).state == "pending"
+
+
+def test_the_schema_lists_the_key_and_422_for_claim_release_and_decisions(engine_api):
+    schema = engine_api.get("/api/hitl/schema/").json()
+    for path in ("/api/hitl/actions/{action_id}/claim", "/api/hitl/actions/{action_id}/release", "/api/hitl/decisions"):
+        operation = schema["paths"][path]["post"]
+        assert {"403", "422"} <= set(operation["responses"]), path
+        assert "Idempotency-Key" in {p["name"] for p in operation.get("parameters", []) if p["in"] == "header"}, path
+    assert "claimed" in schema["components"]["schemas"]["OutcomeEnum"]["enum"]
