@@ -5,7 +5,6 @@ the services from the test while the page is open, as they happen in production.
 import io
 import os
 import re
-import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -295,10 +294,10 @@ def test_a_conflict_shows_in_place_who_decided_what_and_when(live_server, page, 
 
     # The same on the detail page: the panel tells who decided first. The page claimed the
     # request as it opened, so the other reviewer takes it over before deciding.
-    page.goto(f"{live_server.url}/actions/ACT-RACE-2/")
-    deadline = time.monotonic() + 10
-    while not Claim.objects.filter(reviewer_name="olu@example.com").exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    with page.expect_response(lambda response: response.url.endswith("/actions/ACT-RACE-2/claim")) as claimed:
+        page.goto(f"{live_server.url}/actions/ACT-RACE-2/")
+    assert claimed.value.status == 204
+    assert Claim.objects.get(request__action_id="ACT-RACE-2").reviewer_name == "olu@example.com"
     claim_take(action_id="ACT-RACE-2", actor=people["operator2"], takeover=True)
     approval_decide(action_id="ACT-RACE-2", actor=people["operator2"], decision="reject", reason="Duplicate of another draft.")
     decided_2 = latest("ACT-RACE-2")
