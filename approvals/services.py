@@ -423,6 +423,7 @@ def approval_decide(
     *, action_id: str, actor: Actor, decision: str, reason: str = "", inputs: dict | None = None
 ) -> ApprovalRequest:
     """Approve, reject or quarantine the action's open request; exactly one caller wins.
+    Another reviewer's live claim refuses it (ClaimHeld) until the caller takes it over.
 
     An approval of a level that needs more than one (HITL_APPROVALS_*) is a vote until
     the last one: the request stays pending, with the vote on it. With `inputs`, an
