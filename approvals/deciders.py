@@ -4,18 +4,52 @@ The workflow's services, the reviewer pages and the notifications read the same 
 so that whoever is told a request waits for them is exactly who may decide it.
 """
 
+import unicodedata
+import uuid
+from urllib.parse import unquote
+
 from accounts.selectors import Actor
 from approvals.models import ApprovalRequest, RequestState
 from zakops.models import Action, RiskLevel
 
+MAILTO = "mailto:"
+
+
+def _plain(text: str) -> str:
+    # NFKC folds full-width and other compatibility forms (ａ, ＠, ＜) into plain ones;
+    # format characters (zero-width space and joiners, word joiner, BOM, soft hyphen:
+    # category Cf) are invisible on screen, so they never tell two addresses apart.
+    text = unicodedata.normalize("NFKC", text)
+    return "".join(char for char in text if unicodedata.category(char) != "Cf").strip()
+
+
+def normalised_address(value) -> str:
+    """One spelling for an e-mail address or an operator id however a person or a system
+    wrote it: `Name <addr>`, `mailto:addr`, full-width letters, invisible characters,
+    spaces and case all give the same text. Four-eyes compares only these."""
+    text = _plain(str(value or ""))
+    opening = text.rfind("<")
+    if opening != -1 and text.endswith(">"):
+        text = text[opening + 1 : -1].strip()
+    if text[: len(MAILTO)].casefold() == MAILTO:
+        text = _plain(unquote(text[len(MAILTO) :].split("?", 1)[0]))
+    try:
+        return str(uuid.UUID(text))  # an operator id, however its hex is grouped or cased
+    except ValueError:
+        # casefold() is lower() and more (ß is ss): two spellings a person reads as the
+        # same address count as the same person; a refusal is the safe side to err on.
+        return text.casefold()
+
 
 def is_requester(actor: Actor, request: ApprovalRequest, action: Action) -> bool:
-    """Four-eyes: whether `actor` asked for the action or sent its request. Emails match
-    whatever their case, ids as UUIDs."""
-    mine = {actor.name.lower()} | ({str(actor.actor_id).lower()} if actor.actor_id else set())
-    theirs = {request.requested_by, request.requested_via, action.created_by}
-    theirs |= {str(value) for value in (request.requested_via_id, action.operator_id) if value}
-    return bool(mine & ({(value or "").strip().lower() for value in theirs} - {""}))
+    """Four-eyes: whether `actor` asked for the action (the request's `requested_by`, the
+    action's `created_by` and `operator_id`) or sent its request (`requested_via`, by name
+    and id). Every value is compared as `normalised_address` spells it."""
+    mine = {normalised_address(actor.name)} | ({normalised_address(actor.actor_id)} if actor.actor_id else set())
+    theirs = (
+        request.requested_by, request.requested_via, action.created_by, request.requested_via_id, action.operator_id,
+    )
+    return bool(mine & ({normalised_address(value) for value in theirs if value} - {""}))
 
 
 def actor_refusal(actor: Actor) -> str | None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
@@ -423,6 +423,7 @@ def approval_decide(
     *, action_id: str, actor: Actor, decision: str, reason: str = "", inputs: dict | None = None
 ) -> ApprovalRequest:
     """Approve, reject or quarantine the action's open request; exactly one caller wins.
+    Another reviewer's live claim refuses it (ClaimHeld) until the caller takes it over.
 
     An approval of a level that needs more than one (HITL_APPROVALS_*) is a vote until
     the last one: the request stays pending, with the vote on it. With `inputs`, an
@@ -451,6 +452,11 @@ def approval_decide(
         refusal = decision_refusal(actor=actor, request=request, action=action)
         if refusal:
             raise NotAllowed(refusal)
+        # Read after the action's lock, which every claim change takes too: the claim seen
+        # here is the one in force until this decision commits.
+        claim = Claim.objects.filter(request=request).first()
+        if claim is not None and claim.is_live(now) and claim.reviewer_id != actor.actor_id:
+            raise _claim_held(claim, request)
         if decision == "approve" and ApprovalVote.objects.filter(request=request, voter_id=actor.actor_id).exists():
             needed = approvals_needed(request.risk_level)
             raise Conflict(
@@ -462,6 +468,8 @@ def approval_decide(
             rose_from = _edit_inputs(request=request, action=action, actor=actor, inputs=inputs, reason=reason, now=now)
             refusal = decision_refusal(actor=actor, request=request, action=action)
             if rose_from and refusal:
+                if claim is not None:  # someone else decides it now: the editor's claim would hold them off
+                    Claim.objects.filter(request=request, reviewer_id=actor.actor_id).delete()
                 after_edit = Conflict(
                     f"Your edit was saved, but it raised the risk from {rose_from} to {request.risk_level}: "
                     f"{refusal.rstrip('.')}, so your approval was not recorded.",
@@ -469,13 +477,19 @@ def approval_decide(
                     inputs_edited=True, approvals_needed=approvals_needed(request.risk_level),
                 )
         if after_edit is None:
-            request = _decide_locked(request=request, action=action, actor=actor, decision=decision, reason=reason, now=now)
+            request = _decide_locked(
+                request=request, action=action, actor=actor, decision=decision, reason=reason, now=now, claimed=claim is not None,
+            )
     if after_edit is not None:
         raise after_edit
     return request
 
 
-def _decide_locked(*, request: ApprovalRequest, action: Action, actor: Actor, decision: str, reason: str, now) -> ApprovalRequest:
+def _decide_locked(
+    *, request: ApprovalRequest, action: Action, actor: Actor, decision: str, reason: str, now, claimed: bool
+) -> ApprovalRequest:
+    """The decision, once every check passed (the action's row locked); `claimed` says
+    whether the request had a claim row, which the decision then ends."""
     new_state = DECISIONS[decision]
     extra = {}
     needed = approvals_needed(request.risk_level) if decision == "approve" else 1
@@ -493,7 +507,8 @@ def _decide_locked(*, request: ApprovalRequest, action: Action, actor: Actor, de
             votes=counted + 1, approvals_needed=needed,
         )
         if not last:
-            Claim.objects.filter(request=request, reviewer_id=actor.actor_id).delete()
+            if claimed:  # the voter's claim ends: the next approver claims it
+                Claim.objects.filter(request=request, reviewer_id=actor.actor_id).delete()
             return request
 
     if decision == "quarantine":
@@ -511,8 +526,10 @@ def _decide_locked(*, request: ApprovalRequest, action: Action, actor: Actor, de
         checkpoints_cancel_for_action(action_id=action.action_id)
     elif new_state == RequestState.QUARANTINED:
         notifications_write(kind=NotificationKind.QUARANTINED, request=request, action=action, actor=actor, reason=reason)
-    if new_state != RequestState.QUARANTINED:
-        Claim.objects.filter(request=request).delete()  # a decided request is nobody's to review
+    if claimed:
+        # A decided request is nobody's to review; a quarantined one waits for an admin,
+        # whom the quarantining reviewer's claim must not hold off.
+        Claim.objects.filter(request=request).delete()
     _record(action=action, request=request, actor=actor, reason=reason)
     return request
 
@@ -520,66 +537,113 @@ def _decide_locked(*, request: ApprovalRequest, action: Action, actor: Actor, de
 @dataclass(frozen=True)
 class DecisionOutcome:
     """What became of one decision of a batch: `decided`, `conflict` (already decided,
-    expired, cancelled), `refused` (not allowed, or bad input) or `missing`."""
+    expired, cancelled), `claimed` (someone else is reviewing it), `refused` (not allowed,
+    or bad input) or `missing`."""
 
     action_id: str
     outcome: str
     detail: str
     request: ApprovalRequest | None = None
-    conflict: dict | None = None  # for a conflict: request_id, state, decided_by_name, decided_at, reason
+    # For a conflict: request_id, state, decided_by_name, decided_at, reason; for a claimed
+    # request: claimed_by, claimed_at, claim_expires_at.
+    conflict: dict | None = None
 
 
 def approvals_decide_many(*, actor: Actor, decisions: list[tuple]) -> list[DecisionOutcome]:
     """Decide each (action_id, decision, reason[, inputs]) in its own transaction, so that
-    one refusal or conflict undoes nothing else; an outcome for each, in order."""
-    outcomes = []
-    for action_id, decision, reason, *edited in decisions:
-        try:
-            request = approval_decide(
-                action_id=action_id, actor=actor, decision=decision, reason=reason, inputs=edited[0] if edited else None
-            )
-        except Conflict as exc:
-            outcomes.append(DecisionOutcome(action_id, "conflict", exc.detail, conflict=exc.extra))
-        except NotFound as exc:
-            outcomes.append(DecisionOutcome(action_id, "missing", exc.detail))
-        except HitlError as exc:
-            outcomes.append(DecisionOutcome(action_id, "refused", exc.detail))
-        else:
-            if request.state == RequestState.PENDING and request.votes:
-                needed = approvals_needed(request.risk_level)
-                detail = (
-                    f"Approval recorded: {len(request.votes)} of {needed} "
-                    f"({', '.join(vote['name'] for vote in request.votes)}); another eligible reviewer must approve."
-                )
-            else:
-                detail = f"{request.state.title()}."
-            outcomes.append(DecisionOutcome(action_id, "decided", detail, request=request))
+    one refusal or conflict undoes nothing else; an outcome for each, in the order given.
+
+    A caller who may decide nothing (a viewer, a service account) is refused as a whole.
+    The actions are decided in the order of their ids (a stable sort: one action's items
+    keep their order), so that a batch run inside a caller's transaction (the API's
+    Idempotency-Key) locks rows in the same order as any other batch."""
+    refusal = actor_refusal(actor)
+    if refusal:
+        raise NotAllowed(refusal)
+    outcomes: list[DecisionOutcome | None] = [None] * len(decisions)
+    for at in sorted(range(len(decisions)), key=lambda index: decisions[index][0]):
+        outcomes[at] = _decide_one(actor, *decisions[at])
     return outcomes
 
 
+def _decide_one(actor: Actor, action_id: str, decision: str, reason: str, *edited) -> DecisionOutcome:
+    try:
+        request = approval_decide(
+            action_id=action_id, actor=actor, decision=decision, reason=reason, inputs=edited[0] if edited else None
+        )
+    except ClaimHeld as exc:
+        return DecisionOutcome(action_id, "claimed", exc.detail, conflict=exc.extra)
+    except Conflict as exc:
+        return DecisionOutcome(action_id, "conflict", exc.detail, conflict=exc.extra)
+    except NotFound as exc:
+        return DecisionOutcome(action_id, "missing", exc.detail)
+    except HitlError as exc:
+        return DecisionOutcome(action_id, "refused", exc.detail)
+    if request.state == RequestState.PENDING and request.votes:
+        needed = approvals_needed(request.risk_level)
+        detail = (
+            f"Approval recorded: {len(request.votes)} of {needed} "
+            f"({', '.join(vote['name'] for vote in request.votes)}); another eligible reviewer must approve."
+        )
+    else:
+        detail = f"{request.state.title()}."
+    return DecisionOutcome(action_id, "decided", detail, request=request)
+
+
 # --- claims --------------------------------------------------------------------------
+#
+# A claim is a lock on an open request: while one reviewer's claim is live, nobody else
+# decides the request (approval_decide refuses with ClaimHeld) until they take it over.
+# Every change to a claim locks the action's row first, as a decision does, so a decision
+# and a claim change on one action take turns and the decision's check holds until it
+# commits. A release only ends the caller's own claim, so it needs no turn.
+
+
+class ClaimHeld(Conflict):
+    """409: another reviewer holds a live claim on the request."""
 
 
 def _claim_minutes() -> timedelta:
     return timedelta(minutes=settings.HITL_CLAIM_MINUTES)
 
 
-def _open_request_for_claim(*, action_id: str | None, request_id=None) -> ApprovalRequest:
-    requests = ApprovalRequest.objects.select_related("action")
-    found = requests.filter(pk=request_id).first() if request_id else requests.filter(action_id=action_id).order_by("-round").first()
-    if found is None:
-        raise NotFound(f"Action {action_id} has no approval request." if action_id else f"No approval request {request_id}.")
-    if not found.is_open or found.is_overdue:
-        raise _settled_conflict(found)
-    return found
+def _utc(moment) -> str:
+    return f"{moment:%Y-%m-%d %H:%M:%S} UTC"
 
 
-def _claim_conflict(claim: Claim, now) -> Conflict:
-    minutes = max(0, int((now - claim.taken_at).total_seconds() // 60))
-    return Conflict(
-        f"{claim.reviewer_name} is reviewing this request (for {minutes} min); take it over to review it yourself.",
-        claimed_by=claim.reviewer_name, claimed_at=claim.taken_at, claim_expires_at=claim.expires_at,
+def _claim_fields(claim: Claim) -> dict:
+    return {"claimed_by": claim.reviewer_name, "claimed_at": claim.taken_at, "claim_expires_at": claim.expires_at}
+
+
+def _claim_held(claim: Claim, request: ApprovalRequest) -> ClaimHeld:
+    return ClaimHeld(
+        f"Claimed by {claim.reviewer_name} since {_utc(claim.taken_at)}, until {_utc(claim.expires_at)}: "
+        "take over the review to decide it.",
+        request_id=str(request.id), state=request.state, **_claim_fields(claim),
     )
+
+
+def _claim_conflict(claim: Claim, now) -> ClaimHeld:
+    minutes = max(0, int((now - claim.taken_at).total_seconds() // 60))
+    return ClaimHeld(
+        f"{claim.reviewer_name} is reviewing this request (for {minutes} min); take it over to review it yourself.",
+        **_claim_fields(claim),
+    )
+
+
+def _claimed_request(action_id: str) -> ApprovalRequest:
+    """The action's open request, read after its row is locked (the order every writer
+    of the workflow takes its locks in)."""
+    action = _locked_action(action_id)
+    if action is None:
+        raise NotFound(f"No action {action_id}.")
+    request = _latest_request(action)
+    if request is None:
+        raise NotFound(f"Action {action_id} has no approval request.")
+    if not request.is_open or request.is_overdue:
+        raise _settled_conflict(request)
+    request.action = action
+    return request
 
 
 def _touch(request: ApprovalRequest, now) -> None:
@@ -589,68 +653,77 @@ def _touch(request: ApprovalRequest, now) -> None:
     feed.announce(QUEUE_CHANNEL)
 
 
-def claim_take(*, actor: Actor, action_id: str | None = None, request_id=None, takeover: bool = False) -> Claim:
-    """Claim the open request for `actor` for HITL_CLAIM_MINUTES. Their own claim is
-    renewed; an expired one is replaced; someone else's live claim is a Conflict unless
-    `takeover`, which is written to the request's history. Two takers at once: the
-    database's one-claim-per-request constraint and a compare-and-set pick one."""
+def _take(*, request: ApprovalRequest, actor: Actor, takeover: bool, renewal: bool, now) -> Claim:
+    """Claim `request` for `actor` (the action's row locked by the caller): their own
+    claim is renewed, a lapsed one replaced, someone else's live one taken over only when
+    asked; otherwise a ClaimHeld that says who holds it (and, to a `renewal`, that they
+    took it over)."""
+    refusal = decision_refusal(actor=actor, request=request, action=request.action)
+    if refusal:
+        raise NotAllowed(refusal)  # a claim says "I am deciding this": only who may decide claims
+    voters = [vote["name"] for vote in request.votes]
+    if actor.name in voters:
+        # Their vote is in; holding the request would only keep the next approver off it.
+        raise Conflict(
+            f"You already approved this request ({len(voters)} of {approvals_needed(request.risk_level)}); "
+            "another eligible reviewer must approve it, so you do not claim it.",
+            request_id=str(request.id), state=request.state, votes=request.votes,
+        )
+    expires_at = now + _claim_minutes()
+    claims = Claim.objects.filter(request=request)
+    if claims.filter(reviewer_id=actor.actor_id).update(expires_at=expires_at):
+        return claims.get()  # their own claim, renewed: nothing others see changes
+    taken = {"reviewer_id": actor.actor_id, "reviewer_name": actor.name, "expires_at": expires_at, "taken_at": now}
+    current = claims.first()
+    if current is None:
+        Claim.objects.create(request=request, **taken)
+    elif not current.is_live(now):
+        claims.update(**taken)
+    elif takeover:
+        claims.update(**taken)
+        _record_event(
+            action=request.action, request=request, actor=actor, event_type="hitl.claim_taken_over",
+            reason=f"Took over the review from {current.reviewer_name}.",
+            previous_reviewer=current.reviewer_name, previous_reviewer_id=str(current.reviewer_id),
+        )
+    elif renewal:
+        raise ClaimHeld(f"{current.reviewer_name} took over this review at {_utc(current.taken_at)}.", **_claim_fields(current))
+    else:
+        raise _claim_conflict(current, now)
+    _touch(request, now)
+    return claims.get()
+
+
+def claim_take(*, actor: Actor, action_id: str, takeover: bool = False) -> Claim:
+    """Claim the action's open request for `actor` for HITL_CLAIM_MINUTES, or renew their
+    claim. Someone else's live claim is a ClaimHeld unless `takeover`, which is written to
+    the request's history. Two takers at once: the action's lock makes them take turns,
+    and the second finds the first's claim."""
     refusal = actor_refusal(actor)
     if refusal:
         raise NotAllowed(refusal)
     with transaction.atomic():
-        request = _open_request_for_claim(action_id=action_id, request_id=request_id)
-        refusal = decision_refusal(actor=actor, request=request, action=request.action)
-        if refusal:
-            raise NotAllowed(refusal)  # a claim says "I am deciding this": only who may decide claims
-        now = timezone.now()
-        taken = {"reviewer_id": actor.actor_id, "reviewer_name": actor.name, "expires_at": now + _claim_minutes()}
-        claims = Claim.objects.filter(request=request)
-        if claims.filter(reviewer_id=actor.actor_id).update(expires_at=taken["expires_at"]):
-            return claims.get()  # their own claim, renewed: nothing others see changes
-        try:
-            with transaction.atomic():
-                claim = Claim.objects.create(request=request, taken_at=now, **taken)
-        except IntegrityError:  # a claim exists: replace it if it lapsed, else it is someone else's
-            if not claims.filter(expires_at__lte=now).update(**taken, taken_at=now):
-                current = claims.first()
-                if current is None:
-                    raise Conflict("Another reviewer claimed this request at the same moment; try again.") from None
-                if not takeover:
-                    raise _claim_conflict(current, now) from None
-                _take_over(request=request, actor=actor, current=current, taken=taken, now=now)
-            claim = claims.get()
-        _touch(request, now)
-        return claim
-
-
-def _take_over(*, request: ApprovalRequest, actor: Actor, current: Claim, taken: dict, now) -> None:
-    if not Claim.objects.filter(pk=current.pk, reviewer_id=current.reviewer_id).update(**taken, taken_at=now):
-        raise Conflict("The claim changed hands while you took it over; try again.")
-    _record_event(
-        action=request.action, request=request, actor=actor, event_type="hitl.claim_taken_over",
-        reason=f"Took over the review from {current.reviewer_name}.",
-        previous_reviewer=current.reviewer_name, previous_reviewer_id=str(current.reviewer_id),
-    )
+        request = _claimed_request(action_id)
+        return _take(request=request, actor=actor, takeover=takeover, renewal=False, now=timezone.now())
 
 
 def claim_renew(*, actor: Actor, action_id: str) -> Claim:
-    """Extend the actor's own live claim; a Conflict when it lapsed to someone else."""
+    """What a reviewer's open page sends while they look at the request: their claim is
+    extended (or taken, when nobody holds it); when someone took it over meanwhile, a
+    ClaimHeld says who and when."""
+    refusal = actor_refusal(actor)
+    if refusal:
+        raise NotAllowed(refusal)
     with transaction.atomic():
-        request = _open_request_for_claim(action_id=action_id)
-        now = timezone.now()
-        claims = Claim.objects.filter(request=request, reviewer_id=actor.actor_id)
-        if not claims.update(expires_at=now + _claim_minutes()):
-            current = Claim.objects.filter(request=request).first()
-            if current is not None and current.is_live(now):
-                raise _claim_conflict(current, now)
-            return claim_take(actor=actor, request_id=request.pk)
-        return claims.get()
+        request = _claimed_request(action_id)
+        return _take(request=request, actor=actor, takeover=False, renewal=True, now=timezone.now())
 
 
 def claim_release(*, actor: Actor, action_id: str) -> bool:
     """End the actor's claim on the action's request, if they hold one; whether they did."""
-    if actor.kind != "user":
-        raise NotAllowed("Only people claim and release requests.")
+    refusal = actor_refusal(actor)
+    if refusal:
+        raise NotAllowed(refusal)  # nobody else ever holds a claim to release
     with transaction.atomic():
         request = ApprovalRequest.objects.filter(action_id=action_id).order_by("-round").first()
         if request is None:

@@ -21,6 +21,10 @@ from approvals.models import ApprovalRequest, Claim
 from checkpoints.selectors import checkpoint_for_action, checkpoints_for_action
 from zakops_hitl.errors import Conflict, HitlError, NotFound
 
+# How often an open detail page renews its reviewer's claim, and so how soon it shows
+# that someone took the review over (a claim lasts HITL_CLAIM_MINUTES, default 10).
+CLAIM_RENEW_SECONDS = 15
+
 
 @dataclass
 class Row:
@@ -30,6 +34,7 @@ class Row:
     refusal: str | None
     overdue: bool
     claim: Claim | None = None  # someone else's live claim
+    viewer: str = ""  # who is looking: the actor's name
 
     @property
     def approvals_needed(self) -> int:
@@ -47,6 +52,16 @@ class Row:
     def can_quarantine(self) -> bool:
         return self.can_decide and self.request.state == "pending"
 
+    @property
+    def voted(self) -> bool:
+        return any(vote["name"] == self.viewer for vote in self.request.votes)
+
+    @property
+    def may_claim(self) -> bool:
+        """The open page claims the request for its reviewer: someone who may decide it,
+        nobody else reviewing it, and not a voter waiting for the next approver."""
+        return self.can_decide and self.claim is None and not self.voted
+
 
 def _others_claim(request: ApprovalRequest, actor, now) -> Claim | None:
     """The live claim of someone other than `actor` on the request, read with the request."""
@@ -60,7 +75,9 @@ def _others_claim(request: ApprovalRequest, actor, now) -> Claim | None:
 def _row(request: ApprovalRequest, actor, now) -> Row:
     refusal = decision_refusal(actor=actor, request=request, action=request.action) if request.is_open else None
     claim = _others_claim(request, actor, now) if request.is_open else None
-    return Row(request=request, refusal=refusal, overdue=request.is_open and request.expires_at <= now, claim=claim)
+    return Row(
+        request=request, refusal=refusal, overdue=request.is_open and request.expires_at <= now, claim=claim, viewer=actor.name,
+    )
 
 
 def _query_string(filters: selectors.QueueFilters, **changes) -> str:
@@ -127,42 +144,52 @@ def _detail_context(
         "precedent": selectors.precedent_for(action_type=action.action_type, exclude_action_id=action_id),
         "message": message,
         "message_kind": message_kind,
+        "claim_renew_seconds": CLAIM_RENEW_SECONDS,
     }
 
 
 @require_GET
 def detail(request, action_id):
-    """Opening a request the reviewer may decide claims it for them (or renews their
-    claim); someone else's live claim is shown instead, with a takeover button."""
-    _claim_quietly(request, action_id)
+    """The detail page. Reading it changes nothing: the page's script claims the request
+    for its reviewer by a POST as it opens (see `claim`)."""
     return render(request, "approvals/detail.html", _detail_context(request, action_id))
 
 
-def _claim_quietly(request, action_id, *, takeover=False) -> None:
-    try:
-        services.claim_take(action_id=action_id, actor=actor_of(request.user), takeover=takeover)
-    except HitlError:
-        pass  # not decidable by them, decided, or claimed by someone else: the panel says which
+def _panel(request, action_id, *, message: str, kind: str) -> HttpResponse:
+    context = _detail_context(request, action_id, message=message, message_kind=kind)
+    return render(request, "approvals/detail.html#panel" if request.htmx else "approvals/detail.html", context)
 
 
 @require_POST
 def claim(request, action_id):
-    """Take over (`takeover=1`, the panel's confirmed button) or renew (the open page's
-    poll) the reviewer's claim. A renewal answers 204 whatever became of the claim: the
-    panel's next render says it."""
-    takeover = request.POST.get("takeover") == "1"
-    if not takeover:
-        _claim_quietly(request, action_id)
-        return HttpResponse(status=204)
-    message, kind = "You are reviewing this request now.", "decided"
+    """The detail page claims its request as it opens, then renews the claim while it
+    stays open (`renew=1`); both answer 204 while the claim is the reviewer's. When it is
+    not (someone took it over, or the request was decided), the panel is answered in its
+    new state, with what happened, to replace the one on the page. `takeover=1` is the
+    panel's confirmed Take over button."""
+    actor = actor_of(request.user)
+    if request.POST.get("takeover") == "1":
+        try:
+            if request.POST.get("confirm") != "on":
+                raise HitlError("Confirm that you take over the review before taking it over.")
+            services.claim_take(action_id=action_id, actor=actor, takeover=True)
+        except HitlError as exc:
+            return _panel(request, action_id, message=exc.detail, kind="conflict" if isinstance(exc, Conflict) else "refused")
+        return _panel(request, action_id, message="You are reviewing this request now.", kind="decided")
     try:
-        if request.POST.get("confirm") != "on":
-            raise HitlError("Confirm that you take over the review before taking it over.")
-        services.claim_take(action_id=action_id, actor=actor_of(request.user), takeover=True)
+        if request.POST.get("renew") == "1":
+            services.claim_renew(action_id=action_id, actor=actor)
+        else:
+            services.claim_take(action_id=action_id, actor=actor)
+    except NotFound:
+        raise Http404(f"No approval request for action {action_id}.") from None
     except HitlError as exc:
-        message, kind = exc.detail, "conflict" if isinstance(exc, Conflict) else "refused"
-    context = _detail_context(request, action_id, message=message, message_kind=kind)
-    return render(request, "approvals/detail.html#panel" if request.htmx else "approvals/detail.html", context)
+        response = _panel(request, action_id, message=exc.detail, kind="notice")
+        # Into the panel, though the claim's own request swaps nothing when it succeeds.
+        response["HX-Retarget"] = "#decision-panel"
+        response["HX-Reswap"] = "outerHTML"
+        return response
+    return HttpResponse(status=204)
 
 
 @require_POST
@@ -171,7 +198,7 @@ def release(request, action_id):
     try:
         services.claim_release(action_id=action_id, actor=actor_of(request.user))
     except HitlError:
-        pass
+        pass  # nothing of theirs to release: nothing to say to a page that is gone
     return HttpResponse(status=204)
 
 
@@ -189,14 +216,17 @@ def decide(request, action_id):
         outcome = services.DecisionOutcome(action_id, "refused", f"{error}")
     else:
         data = form.cleaned_data
-        [outcome] = services.approvals_decide_many(
-            actor=actor, decisions=[(action_id, data["decision"], data["reason"], data["inputs"])]
-        )
+        try:
+            [outcome] = services.approvals_decide_many(
+                actor=actor, decisions=[(action_id, data["decision"], data["reason"], data["inputs"])]
+            )
+        except HitlError as exc:  # a caller who may decide nothing
+            outcome = services.DecisionOutcome(action_id, "refused", exc.detail)
     # A refused edit keeps the reviewer's text in the editor, to fix it.
     draft = form.data.get("inputs") if outcome.outcome == "refused" and form.data.get("inputs") else None
     if where == "row":
         response = render(request, "approvals/_row_outcome.html", {"outcome": outcome, "decision": form.data.get("decision")})
-        if outcome.outcome in ("refused", "missing"):
+        if outcome.outcome in ("refused", "missing", "claimed"):
             response["HX-Reswap"] = "none"  # the row stays as it was; the message says why
         return response
     context = _detail_context(request, action_id, message=outcome.detail, message_kind=outcome.outcome, inputs_draft=draft)
@@ -213,9 +243,12 @@ def bulk(request):
     if not form.is_valid():
         return render(request, "approvals/_bulk_result.html", {"errors": form.non_field_errors() or form.errors})
     data = form.cleaned_data
-    outcomes = services.approvals_decide_many(
-        actor=actor_of(request.user), decisions=[(action_id, data["decision"], data["reason"]) for action_id in data["action_ids"]]
-    )
+    try:
+        outcomes = services.approvals_decide_many(
+            actor=actor_of(request.user), decisions=[(action_id, data["decision"], data["reason"]) for action_id in data["action_ids"]]
+        )
+    except HitlError as exc:  # a caller who may decide nothing
+        return render(request, "approvals/_bulk_result.html", {"errors": [exc.detail]})
     return render(request, "approvals/_bulk_result.html", {"outcomes": outcomes, "decision": data["decision"]})
 
 

@@ -93,13 +93,18 @@ class BulkDecisionsSerializer(serializers.Serializer):
 class BulkOutcomeSerializer(serializers.Serializer):
     action_id = serializers.CharField()
     outcome = serializers.ChoiceField(
-        choices=[("decided", "decided"), ("conflict", "conflict"), ("refused", "refused"), ("missing", "missing")],
+        choices=[(name, name) for name in ("decided", "conflict", "claimed", "refused", "missing")],
         help_text="decided; conflict (already decided, expired, cancelled: `conflict` says who and when); "
-        "refused (not allowed or bad input: `detail` says why); missing (unknown action).",
+        "claimed (another reviewer holds a live claim: `conflict` says who, since and until when; take it over "
+        "first); refused (not allowed or bad input: `detail` says why); missing (unknown action).",
     )
     detail = serializers.CharField()
     state = serializers.CharField(allow_null=True, help_text="The request's state after a decision (`pending` for a vote).")
-    conflict = serializers.DictField(allow_null=True, help_text="request_id, state, decided_by_name, decided_at, reason.")
+    conflict = serializers.DictField(
+        allow_null=True,
+        help_text="For a conflict: request_id, state, decided_by_name, decided_at, reason. For a claimed request: "
+        "claimed_by, claimed_at, claim_expires_at.",
+    )
 
 
 class BulkResultSerializer(serializers.Serializer):

@@ -5,12 +5,21 @@ from rest_framework.response import Response
 from accounts.selectors import actor_of
 from approvals import selectors, services
 from approvals.api import serializers as s
+from approvals.api.permissions import MayDecide
 from approvals.idempotency import idempotent
 from zakops_hitl.api import HitlAPIView
 from zakops_hitl.errors import NotFound
 
 CONFLICT = OpenApiResponse(description="Already decided, cancelled or expired: `state`, `decided_by`, `decided_at`.")
-FORBIDDEN = OpenApiResponse(description="This person may not decide this request; `detail` says which rule refused.")
+DECIDE_CONFLICT = OpenApiResponse(
+    description="Already decided, cancelled or expired (`state`, `decided_by`, `decided_at`); or another reviewer "
+    "holds a live claim on it (`claimed_by`, `claimed_at`, `claim_expires_at`): take it over first "
+    "(`POST …/claim` with `takeover: true`)."
+)
+FORBIDDEN = OpenApiResponse(
+    description="Viewers and service accounts never decide, claim or release; or this person may not decide this "
+    "request. `detail` says which rule refused."
+)
 NOT_FOUND = OpenApiResponse(description="Unknown action, or an action without an approval request.")
 
 
@@ -93,6 +102,8 @@ def _decision_view(decision: str, who_field: str, request_serializer):
     """The approve, reject and quarantine endpoints differ only in these three things."""
 
     class DecisionView(HitlAPIView):
+        permission_classes = [MayDecide]
+
         @extend_schema(
             request=request_serializer,
             responses={
@@ -114,7 +125,7 @@ def _decision_view(decision: str, who_field: str, request_serializer):
                 )),
                 403: FORBIDDEN,
                 404: NOT_FOUND,
-                409: APPROVE_CONFLICT if decision == "approve" else CONFLICT,
+                409: APPROVE_CONFLICT if decision == "approve" else DECIDE_CONFLICT,
             },
             summary=f"{decision.title()} the action's open approval request",
             description=APPROVE_DESCRIPTION if decision == "approve" else None,
@@ -152,8 +163,9 @@ APPROVE_DESCRIPTION = (
     "a vote, listed in `votes`. With `inputs`, the action's inputs are edited and approved in one step."
 )
 APPROVE_CONFLICT = OpenApiResponse(
-    description="Already decided, cancelled or expired (`state`, `decided_by`, `decided_at`); or the caller already "
-    "voted; or an edit of `inputs` raised the risk so that another role must decide: the edit is saved "
+    description="Already decided, cancelled or expired (`state`, `decided_by`, `decided_at`); or another reviewer "
+    "holds a live claim on it (`claimed_by`, `claimed_at`, `claim_expires_at`): take it over first; or the caller "
+    "already voted; or an edit of `inputs` raised the risk so that another role must decide: the edit is saved "
     "(`inputs_edited: true`, the new `risk_level`) and the approval not recorded."
 )
 ApproveView = _decision_view("approve", "approved_by", s.ApproveSerializer)
@@ -181,18 +193,22 @@ class ActionCancelView(HitlAPIView):
 
 
 CLAIM_CONFLICT = OpenApiResponse(
-    description="Another reviewer holds a live claim (`claimed_by`, `claimed_at`): send `takeover: true` to take "
-    "it over; or the request is no longer open."
+    description="Another reviewer holds a live claim (`claimed_by`, `claimed_at`, `claim_expires_at`): send "
+    "`takeover: true` to take it over; or the caller already approved it (a vote); or the request is no longer open."
 )
 
 
 class ClaimView(HitlAPIView):
+    permission_classes = [MayDecide]
+
     @extend_schema(
         request=s.ClaimSerializer,
         responses={200: s.ClaimResultSerializer, 403: FORBIDDEN, 404: NOT_FOUND, 409: CLAIM_CONFLICT},
         summary="Claim the action's open request for the caller while they review it (renews their own claim)",
-        description="A claim lasts HITL_CLAIM_MINUTES (default 10); call again to renew it. People only.",
+        description="A claim lasts HITL_CLAIM_MINUTES (default 10); call again to renew it. While it is live, "
+        "nobody else decides the request until they take it over. People only.",
     )
+    @idempotent
     def post(self, request, action_id):
         data = s.ClaimSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -206,24 +222,31 @@ class ClaimView(HitlAPIView):
 
 
 class ReleaseView(HitlAPIView):
+    permission_classes = [MayDecide]
+
     @extend_schema(
         request=None,
         responses={200: s.ReleaseResultSerializer, 403: FORBIDDEN, 404: NOT_FOUND},
         summary="Release the caller's claim on the action's request",
     )
+    @idempotent
     def post(self, request, action_id):
         released = services.claim_release(action_id=action_id, actor=actor_of(request.user))
         return Response({"action_id": action_id, "released": released})
 
 
 class DecisionsView(HitlAPIView):
+    permission_classes = [MayDecide]
+
     @extend_schema(
         request=s.BulkDecisionsSerializer,
-        responses={200: s.BulkResultSerializer},
+        responses={200: s.BulkResultSerializer, 403: FORBIDDEN},
         summary="Decide up to 200 actions: each in its own transaction, each with its outcome",
         description="One refusal or conflict undoes nothing else. An approval that is a vote is `decided` with "
-        "`state: pending`. The reviewer pages' bulk decisions use the same service.",
+        "`state: pending`; a request another reviewer has claimed is `claimed`. The reviewer pages' bulk "
+        "decisions use the same service. With an Idempotency-Key the batch and its stored answer commit together.",
     )
+    @idempotent
     def post(self, request):
         data = s.BulkDecisionsSerializer(data=request.data)
         data.is_valid(raise_exception=True)

@@ -12,8 +12,8 @@ import pytest
 from django.core.management import call_command
 from playwright.sync_api import expect
 
-from approvals.models import ApprovalRequest
-from approvals.services import approval_decide, approval_request
+from approvals.models import ApprovalRequest, Claim
+from approvals.services import approval_decide, approval_request, claim_take
 from tests.approvals.conftest import TYPE_FOR_LEVEL
 from tests.browser import (
     DESKTOP,
@@ -266,7 +266,10 @@ def test_reject_needs_a_reason_in_the_dialog_then_succeeds(live_server, page, pe
 # --- someone else decided first -------------------------------------------------------
 
 
-def test_a_conflict_shows_in_place_who_decided_what_and_when(live_server, page, people, open_request):
+def test_a_conflict_shows_in_place_who_decided_what_and_when(live_server, page, people, open_request, monkeypatch):
+    from approvals import views
+
+    monkeypatch.setattr(views, "CLAIM_RENEW_SECONDS", 600)  # the panel changes only by the reviewer's click here
     open_request("ACT-RACE-1", "medium")
     open_request("ACT-RACE-2", "medium")
     sign_in(page, live_server.url, "olu@example.com")
@@ -289,8 +292,13 @@ def test_a_conflict_shows_in_place_who_decided_what_and_when(live_server, page, 
     expect(row(page, "ACT-RACE-2")).to_be_visible()
     expect(current_row(page)).to_have_attribute("data-action-id", "ACT-RACE-2")  # the next row, not the notice
 
-    # The same on the detail page: the panel tells who decided first.
-    page.goto(f"{live_server.url}/actions/ACT-RACE-2/")
+    # The same on the detail page: the panel tells who decided first. The page claimed the
+    # request as it opened, so the other reviewer takes it over before deciding.
+    with page.expect_response(lambda response: response.url.endswith("/actions/ACT-RACE-2/claim")) as claimed:
+        page.goto(f"{live_server.url}/actions/ACT-RACE-2/")
+    assert claimed.value.status == 204
+    assert Claim.objects.get(request__action_id="ACT-RACE-2").reviewer_name == "olu@example.com"
+    claim_take(action_id="ACT-RACE-2", actor=people["operator2"], takeover=True)
     approval_decide(action_id="ACT-RACE-2", actor=people["operator2"], decision="reject", reason="Duplicate of another draft.")
     decided_2 = latest("ACT-RACE-2")
     page.get_by_role("button", name="Approve").click()

@@ -55,7 +55,7 @@ def test_a_claim_shows_live_on_another_reviewers_queue_and_next_skips_it(live_se
     sign_in(ana, live_server.url, "olu@example.com")
     ana.goto(f"{live_server.url}/actions/ACT-CLAIM-1/")
     expect(ana.locator("#decision-panel button.approve")).to_be_visible()
-    assert Claim.objects.get().reviewer_name == "olu@example.com"
+    _wait_for(lambda: Claim.objects.filter(reviewer_name="olu@example.com").exists())  # the page's POST as it opens
 
     expect(first.locator(".claimed")).to_contain_text("olu@example.com is reviewing", timeout=REFRESH_MS)
     bob.keyboard.press("j")  # "next" skips the row Ana is reviewing
@@ -79,6 +79,62 @@ def test_a_claim_shows_live_on_another_reviewers_queue_and_next_skips_it(live_se
     while Claim.objects.exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not Claim.objects.exists()
+
+
+def _wait_for(condition, seconds=10):
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert condition()
+
+
+def test_a_takeover_is_shown_in_place_and_refuses_the_old_reviewers_decision(live_server, pages, people, engine, monkeypatch):
+    from approvals import views
+
+    monkeypatch.setattr(views, "CLAIM_RENEW_SECONDS", 2)
+    _open(engine, "ACT-TAKE-1")
+    _open(engine, "ACT-TAKE-2")
+    ana = pages()
+    sign_in(ana, live_server.url, "olu@example.com")
+    bob = pages()
+    sign_in(bob, live_server.url, "oona@example.com")
+
+    # Ana opens the first request: her page claims it; Bob takes it over.
+    ana.goto(f"{live_server.url}/actions/ACT-TAKE-1/")
+    _wait_for(lambda: Claim.objects.filter(reviewer_name="olu@example.com").exists())
+    bob.goto(f"{live_server.url}/actions/ACT-TAKE-1/")
+    expect(bob.locator("#decision-panel .claimed")).to_contain_text("olu@example.com is reviewing")
+    bob.check("input[name=confirm]")
+    bob.click("#takeover")
+    expect(bob.locator("#decision-panel")).to_contain_text("You are reviewing this request now.")
+
+    # Within the renewal interval Ana's panel says so, in place, and offers her no decision.
+    panel = ana.locator("#decision-panel")
+    expect(panel).to_contain_text("oona@example.com took over this review at", timeout=REFRESH_MS)
+    expect(panel.locator(".claimed")).to_contain_text("oona@example.com is reviewing")
+    expect(panel.locator("button.approve")).to_have_count(0)
+    expect(ana.locator("h1")).to_have_text("Draft ACT-TAKE-1")  # the same page, not a reload
+    assert Claim.objects.get(request__action_id="ACT-TAKE-1").reviewer_name == "oona@example.com"
+
+    # On the second request Bob takes over while Ana's page still offers Approve (her
+    # renewal has not run yet): her click is refused and says who holds the review.
+    monkeypatch.setattr(views, "CLAIM_RENEW_SECONDS", 600)
+    ana.goto(f"{live_server.url}/actions/ACT-TAKE-2/")
+    _wait_for(lambda: Claim.objects.filter(request__action_id="ACT-TAKE-2", reviewer_name="olu@example.com").exists())
+    bob.goto(f"{live_server.url}/actions/ACT-TAKE-2/")
+    bob.check("input[name=confirm]")
+    bob.click("#takeover")
+    expect(bob.locator("#decision-panel")).to_contain_text("You are reviewing this request now.")
+    ana.locator("#decision-panel button.approve").click()
+    expect(panel).to_contain_text("Not decided: Claimed by oona@example.com since")
+    expect(panel.locator("button.approve")).to_have_count(0)
+    assert ApprovalRequest.objects.get(action_id="ACT-TAKE-2").state == "pending"
+    assert Action.objects.get(pk="ACT-TAKE-2").status == "PENDING_APPROVAL"
+
+    # Bob, who holds it, decides.
+    bob.locator("#decision-panel button.approve").click()
+    expect(bob.locator("#decision-panel")).to_contain_text("Done: Approved.")
+    assert ApprovalRequest.objects.get(action_id="ACT-TAKE-2").decided_by_name == "oona@example.com"
 
 
 def test_edit_and_approve_on_the_detail_page(live_server, pages, people, engine):

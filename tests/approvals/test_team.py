@@ -181,7 +181,7 @@ def test_a_lapsed_claim_is_free_and_a_decision_or_release_ends_it(request_approv
     assert claim_release(action_id=request.action_id, actor=people["operator2"]) is True
     assert not Claim.objects.exists()
     claim_take(action_id=request.action_id, actor=people["operator"])
-    approval_decide(action_id=request.action_id, actor=people["operator2"], decision="approve")
+    approval_decide(action_id=request.action_id, actor=people["operator"], decision="approve")  # the holder decides
     assert not Claim.objects.exists()
 
 

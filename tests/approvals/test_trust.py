@@ -86,6 +86,71 @@ def test_whoever_asked_for_or_sent_the_request_can_not_decide_it(request_approva
     assert approval_decide(action_id=request.action_id, actor=other, decision="approve").state == "approved"
 
 
+# How people write an address: a display name, mailto:, full-width letters, invisible
+# format characters pasted with it, spaces and case. Each is Ana.
+WRITTEN_AS_ANA = {
+    "display name": "Ana Smith <ana@example.com>",
+    "quoted display name": '"Smith, Ana" <ANA@example.com>',
+    "mailto": "mailto:ana@example.com",
+    "mailto in brackets": "Ana <MAILTO:Ana@Example.com>",
+    "full-width": "\uff41\uff4e\uff41\uff20\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45.com",
+    "full-width brackets": "Ana \uff1cana@example.com\uff1e",
+    "zero-width space": "a\u200bna@example.com",
+    "zero-width non-joiner": "an\u200ca@example.com",
+    "zero-width joiner": "ana@exa\u200dmple.com",
+    "word joiner": "ana\u2060@example.com",
+    "byte order mark": "\ufeffana@example.com",
+    "soft hyphen": "ana@ex\u00adample.com",
+    "spaces and case": "\u00a0 ANA@Example.COM \t",
+}
+
+
+@pytest.mark.parametrize("written", WRITTEN_AS_ANA.values(), ids=WRITTEN_AS_ANA.keys())
+@pytest.mark.parametrize("field", ["requested_by", "requested_via", "created_by"])
+def test_four_eyes_knows_an_address_however_it_is_written(request_approval, make_reviewer, field, written):
+    ana = actor_of(make_reviewer("admin", "ana@example.com"))
+    request = request_approval("medium")
+    if field == "created_by":
+        Action.objects.filter(pk=request.action_id).update(created_by=written)
+    else:
+        ApprovalRequest.objects.filter(pk=request.pk).update(**{field: written})
+
+    with pytest.raises(NotAllowed, match="four-eyes"):
+        approval_decide(action_id=request.action_id, actor=ana, decision="approve")
+    assert ApprovalRequest.objects.get(pk=request.pk).state == "pending"
+
+
+def test_four_eyes_compares_the_deciders_address_the_same_way(request_approval, make_reviewer):
+    ana = actor_of(make_reviewer("admin", "ana@example.com"))
+    request = request_approval("medium", requested_by="ana@example.com")
+    written_oddly = ana.__class__(kind=ana.kind, name="\u200bAna@EXAMPLE.com ", actor_id=ana.actor_id, role=ana.role)
+    with pytest.raises(NotAllowed, match="four-eyes"):
+        approval_decide(action_id=request.action_id, actor=written_oddly, decision="approve")
+
+
+@pytest.mark.parametrize(
+    "someone_else",
+    ["anna@example.com", "ana@example.com.evil.example", "Ana <ana@example.org>", "mailto:ana.smith@example.com", "ana"],
+)
+def test_four_eyes_does_not_refuse_another_address(request_approval, make_reviewer, someone_else):
+    ana = actor_of(make_reviewer("admin", "ana@example.com"))
+    request = request_approval("medium", requested_by=someone_else)
+    assert approval_decide(action_id=request.action_id, actor=ana, decision="approve").state == "approved"
+
+
+def test_the_requester_however_written_is_neither_offered_the_buttons_nor_told(request_approval, make_reviewer, client):
+    from notifications.models import NotificationKind
+    from notifications.selectors import recipients_for
+
+    ana = make_reviewer("admin", "ana@example.com")
+    make_reviewer("admin", "abe@example.com")
+    request = request_approval("medium", requested_by="Ana <\uff41na@example.com\u200b>")
+    action = Action.objects.get(pk=request.action_id)
+    assert recipients_for(kind=NotificationKind.REQUESTED, request=request, action=action) == ["abe@example.com"]
+    client.force_login(ana)
+    assert "four-eyes" in client.get("/").content.decode()
+
+
 def test_the_sender_is_recorded_with_its_id(request_approval, engine):
     request = request_approval("medium")
     assert (request.requested_via, request.requested_via_id) == ("action-engine", engine.actor_id)
