@@ -4,8 +4,10 @@ The workflow's services, the reviewer pages and the notifications read the same 
 so that whoever is told a request waits for them is exactly who may decide it.
 """
 
+import re
 import unicodedata
 import uuid
+from email.utils import getaddresses
 from urllib.parse import unquote
 
 from accounts.selectors import Actor
@@ -23,33 +25,52 @@ def _plain(text: str) -> str:
     return "".join(char for char in text if unicodedata.category(char) != "Cf").strip()
 
 
-def normalised_address(value) -> str:
-    """One spelling for an e-mail address or an operator id however a person or a system
-    wrote it: `Name <addr>`, `mailto:addr`, full-width letters, invisible characters,
-    spaces and case all give the same text. Four-eyes compares only these."""
+# An address-like token in free text: what stands around an @ up to a space or a delimiter.
+_ADDRESS_TOKEN = re.compile(r"[^\s<>,;()\[\]]+@[^\s<>,;()\[\]]+")
+_PUNCTUATION = "\"'`.,;:!?"
+
+
+def _address_spelling(token: str) -> str:
+    """One address as four-eyes compares it: no quotes around it or its local part, no
+    punctuation after it, no trailing dot on its domain, case folded."""
+    token = token.strip().strip(_PUNCTUATION)
+    local, at, domain = token.rpartition("@")
+    if at:
+        token = local.replace('"', "").replace("'", "") + "@" + domain.rstrip(_PUNCTUATION)
+    # casefold() is lower() and more (ß is ss): two spellings a person reads as the same
+    # address count as the same person; a refusal is the safe side to err on.
+    return token.casefold()
+
+
+def normalised_addresses(value) -> set[str]:
+    """Every spelling of a person in `value`, however a person or a system wrote it:
+    `Name <addr> (comment)`, `mailto:addr`, quotes, a list of several addresses (each
+    counts), punctuation after, full-width letters, invisible characters, spaces and case
+    all give the same texts. An operator id gives its UUID. Four-eyes compares only these."""
     text = _plain(str(value or ""))
-    opening = text.rfind("<")
-    if opening != -1 and text.endswith(">"):
-        text = text[opening + 1 : -1].strip()
+    if not text:
+        return set()
     if text[: len(MAILTO)].casefold() == MAILTO:
         text = _plain(unquote(text[len(MAILTO) :].split("?", 1)[0]))
     try:
-        return str(uuid.UUID(text))  # an operator id, however its hex is grouped or cased
+        return {str(uuid.UUID(text))}  # an operator id, however its hex is grouped or cased
     except ValueError:
-        # casefold() is lower() and more (ß is ss): two spellings a person reads as the
-        # same address count as the same person; a refusal is the safe side to err on.
-        return text.casefold()
+        pass
+    found = {_address_spelling(address) for _, address in getaddresses([text]) if "@" in address}
+    found |= {_address_spelling(token) for token in _ADDRESS_TOKEN.findall(text)}
+    return (found or {_address_spelling(text)}) - {""}
 
 
 def is_requester(actor: Actor, request: ApprovalRequest, action: Action) -> bool:
     """Four-eyes: whether `actor` asked for the action (the request's `requested_by`, the
     action's `created_by` and `operator_id`) or sent its request (`requested_via`, by name
-    and id). Every value is compared as `normalised_address` spells it."""
-    mine = {normalised_address(actor.name)} | ({normalised_address(actor.actor_id)} if actor.actor_id else set())
+    and id). Every value is compared as `normalised_addresses` spells it; a value naming
+    several people names each of them."""
+    mine = normalised_addresses(actor.name) | (normalised_addresses(actor.actor_id) if actor.actor_id else set())
     theirs = (
         request.requested_by, request.requested_via, action.created_by, request.requested_via_id, action.operator_id,
     )
-    return bool(mine & ({normalised_address(value) for value in theirs if value} - {""}))
+    return bool(mine & set().union(*(normalised_addresses(value) for value in theirs if value)))
 
 
 def actor_refusal(actor: Actor) -> str | None:

@@ -24,7 +24,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from accounts.selectors import SYSTEM, Actor
-from approvals.deciders import actor_refusal, decision_refusal
+from approvals.deciders import actor_refusal, decision_refusal, normalised_addresses
 from approvals.models import (
     EXPIRED_REASON,
     OPEN_STATES,
@@ -250,6 +250,7 @@ def approval_request(
 
     latest = _latest_request(action)
     if latest is not None and latest.is_open:
+        _amend(request=latest, action=action, requester=requester, requested_by=requested_by, context=context)
         return latest, False
     # A decided action keeps its decision; the engine setting it back to PENDING_APPROVAL
     # by itself, or asking for a new round, opens one.
@@ -264,6 +265,42 @@ def approval_request(
         requested_by=requested_by,
     )
     return request, True
+
+
+def _amend(*, request: ApprovalRequest, action: Action, requester: Actor, requested_by: str, context: dict | None) -> None:
+    """A call for an action whose request is already open (a retry, or the engine calling
+    after the sweep or its own poll adopted the action it set to PENDING_APPROVAL) may
+    name who asked for the action, and give a stricter context: both are taken, as they
+    would have been had this call opened the request; a milder context changes nothing.
+    A person it names may no longer decide, and their vote, if any, no longer counts."""
+    now = timezone.now()
+    if request.expires_at <= now:
+        return
+    named = normalised_addresses(requested_by) - normalised_addresses(request.requested_by)
+    assessment = risk_assess(
+        action_type=action.action_type, inputs=action.inputs or {}, context=_assessment_context(action, context)
+    )
+    rose = SEVERITY[assessment.level] > SEVERITY[request.risk_level]
+    if not named and not rose:
+        return
+    changes = _raised(request, assessment, now) if rose else {}
+    if named:
+        merged = f"{request.requested_by}, {requested_by}" if request.requested_by else requested_by
+        if len(merged) > ApprovalRequest._meta.get_field("requested_by").max_length:
+            raise Conflict(f"The request for action {action.action_id} names too many requesters to add {requested_by}.")
+        changes["requested_by"] = merged
+        votes = [vote for vote in request.votes if not normalised_addresses(vote["name"]) & named]
+        if len(votes) < len(request.votes):
+            changes["votes"] = votes
+            ApprovalVote.objects.filter(request=request).exclude(voter_name__in=[vote["name"] for vote in votes]).delete()
+    previous_level = request.risk_level
+    _compare_and_set(request, when=Q(state=request.state), now=now, **changes)
+    if rose:
+        _action_update(action, risk_level=assessment.level)
+    _record_event(
+        action=action, request=request, actor=requester, event_type="hitl.request_amended", reason="",
+        requesters_added=sorted(named), previous_risk_level=previous_level, risk_level_now=request.risk_level,
+    )
 
 
 # --- decisions -----------------------------------------------------------------------
@@ -386,6 +423,18 @@ def _record_event(*, action: Action, request: ApprovalRequest, actor: Actor, eve
     )
 
 
+def _raised(request: ApprovalRequest, assessment, now) -> dict:
+    """The request's fields once a stricter assessment applies: its level's rules (role,
+    approvals needed) and a deadline no later than that level's."""
+    hours = rulebook_current().config.timeout_hours[assessment.level]
+    return dict(
+        risk_level=assessment.level, score=assessment.score, reasons=list(assessment.reasons),
+        recommendations=assessment.recommendations, matched_rules=assessment.matched_rules,
+        score_breakdown=assessment.breakdown, requires_approval=True,
+        expires_at=min(request.expires_at, now + timedelta(hours=hours)),
+    )
+
+
 def _edit_inputs(*, request: ApprovalRequest, action: Action, actor: Actor, inputs: dict, reason: str, now) -> str | None:
     """Write the edited inputs to the action (what the engine runs), keep the original on
     the request, assess the edited action again and record the diff. A level that rises
@@ -399,13 +448,7 @@ def _edit_inputs(*, request: ApprovalRequest, action: Action, actor: Actor, inpu
     rose = SEVERITY[assessment.level] > SEVERITY[old_level]
     changes = {"original_inputs": before if request.original_inputs is None else request.original_inputs, "votes": []}
     if rose:
-        hours = rulebook_current().config.timeout_hours[assessment.level]
-        changes.update(
-            risk_level=assessment.level, score=assessment.score, reasons=list(assessment.reasons),
-            recommendations=assessment.recommendations, matched_rules=assessment.matched_rules,
-            score_breakdown=assessment.breakdown, requires_approval=True,
-            expires_at=min(request.expires_at, now + timedelta(hours=hours)),
-        )
+        changes.update(_raised(request, assessment, now))
     cleared = [vote["name"] for vote in request.votes]
     ApprovalVote.objects.filter(request=request).delete()
     _compare_and_set(request, when=Q(state=request.state), now=now, **changes)

@@ -96,12 +96,12 @@ class RiskRuleForm(forms.ModelForm):
             return None
         rule = RiskRule(**{name: data.get(name) for name in RiskRuleForm.Meta.fields})
         rule.name = rule.name or "(new rule)"
-        write_verbs = risk_config().write_verbs
+        config = risk_config()
         try:
             preview = rule_preview(
                 rule=rule_compile(rule),
                 limit=PREVIEW_DEFAULT_ACTIONS,
-                where=lambda action: not verb_phrase(action.action_type, write_verbs).is_read,
+                where=lambda action: not verb_phrase(action.action_type, config.write_verbs, config.not_write_words).is_read,
             )
         except PatternError:
             return None  # the field's own validation reports it
@@ -127,6 +127,10 @@ class RiskSettingsForm(forms.ModelForm):
         required=False, help_text=RiskSettings._meta.get_field("internal_domains").help_text + " One per line."
     )
     write_verbs = LinesField(required=False, help_text=RiskSettings._meta.get_field("write_verbs").help_text + " One per line.")
+    not_write_words = LinesField(
+        required=False, label="Words that are not writes",
+        help_text=RiskSettings._meta.get_field("not_write_words").help_text + " One per line.",
+    )
 
     class Meta:
         model = RiskSettings
@@ -245,7 +249,7 @@ class RiskSettingsAdmin(AnnouncesChanges, admin.ModelAdmin):
         ("Score bases by rule level", {"fields": ["base_low", "base_medium", "base_high", "base_critical"]}),
         ("Modifiers", {"fields": ["bulk_weight", "bulk_threshold", "financial_weight", "external_weight", "internal_domains"]}),
         ("Level thresholds (score ≥)", {"fields": ["threshold_medium", "threshold_high", "threshold_critical"]}),
-        ("Write-verb floor", {"fields": ["write_verb_floor", "write_verbs"]}),
+        ("Write-verb floor", {"fields": ["write_verb_floor", "write_verbs", "not_write_words"]}),
         ("Approval timeouts", {"fields": ["timeout_critical_hours", "timeout_high_hours", "timeout_other_hours"]}),
     ]
 

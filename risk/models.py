@@ -54,24 +54,49 @@ DEFAULT_WRITE_VERBS = [
     "SEND", "DELETE", "UPDATE", "CREATE", "TRANSFER", "PAY", "REMOVE", "MOVE", "SIGN", "WRITE", "EDIT", "SET",
     "MODIFY", "SUBMIT", "PUBLISH", "POST", "UPLOAD", "SHARE", "GRANT", "REVOKE", "CLOSE", "MERGE", "ARCHIVE",
     "PURGE", "EXECUTE", "WIRE", "REFUND", "INVITE", "ASSIGN", "REPLACE", "EXPORT",
+    "APPROVE", "REJECT", "CANCEL", "DROP", "INSERT", "DESTROY", "ENABLE", "DISABLE", "TRIGGER", "DEPLOY", "LAUNCH",
+]
+# A write verb counts inside a word too (SENDMAIL, RESEND, ENRICHTHENWIRE), so some nouns
+# hold one (ASSETS holds SET). These whole words are not writes; admins edit the list.
+DEFAULT_NOT_WRITE_WORDS = [
+    "ASSET", "ASSETS", "DATASET", "DATASETS", "SETTING", "SETTINGS", "OFFSET", "CREDIT", "CREDITS", "DESIGN",
+    "DESIGNS", "SIGNAL", "SIGNALS", "SIGNATORY", "SIGNATORIES", "SIGNATURE", "SIGNATURES", "SHAREHOLDER",
+    "SHAREHOLDERS", "UNDERWRITER", "UNDERWRITERS", "DISCLOSURE", "DISCLOSURES", "SENDER", "SENDERS", "PAYMENT",
+    "PAYMENTS", "PAYEE", "PAYEES", "PAYLOAD", "EMERGENCY", "POSTAL", "MOVEMENT", "MOVEMENTS",
 ]
 # Verbs that only read: what a rule that lowers risk is meant for.
 READ_VERBS = frozenset({"GET", "LIST", "READ", "FETCH", "SEARCH", "VIEW", "SHOW", "FIND", "COUNT", "QUERY", "LOOKUP", "DESCRIBE"})
 # Words that join actions (SPEC §2): GET_AND_WIRE is two actions, so it is not a GET. Fixed, not edited in admin.
+# Whole words only (camelCase and digits split words): OR is inside REPORT, AND inside STANDARD.
 JOINING_WORDS = ("AND", "OR", "THEN", "PLUS", "ALSO", "WITH", "AFTER", "BEFORE")
 _JOINING = frozenset(JOINING_WORDS)
 
-# A word is a run of letters or digits; `_`, `-`, space, `/`, `:` and any other character split words.
+# A word is a run of letters or digits; `_`, `-`, space, `/`, `:` and any other character
+# split words, and so do a lower-case letter followed by a capital (filesThenSend) and the
+# edge between letters and digits (GET2SEND).
 _WORD = re.compile(r"[^\W_]+")
+_INNER_EDGE = re.compile(r"(?<=[^\W\d_])(?=\d)|(?<=\d)(?=[^\W\d_])|(?<=[a-z])(?=[A-Z])")
 # What a read's action type may be made of. Anything else (accents, look-alike letters,
-# invisible characters) could hide a write verb from the word split, so it is never a read.
+# invisible characters) could hide a write verb from the word split, so such a type always
+# needs a person.
 _PLAIN = re.compile(r"[A-Za-z0-9._\-/: ]*")
+# Drawn as nothing (zero-width characters, soft hyphen, BOM) or over the letter before
+# (combining marks): dropped before words are read, so S\u200bEND reads SEND.
+_UNSEEN = frozenset(("Cf", "Mn", "Me"))
+
+
+def seen_text(text: str) -> str:
+    """`text` as a reader sees it: NFKC (full-width and ligature letters read as the plain
+    letters they look like: ＷＩＲＥ is WIRE), without characters drawn as nothing."""
+    text = unicodedata.normalize("NFKC", text)
+    if text.isascii():
+        return text
+    return "".join(char for char in text if unicodedata.category(char) not in _UNSEEN)
 
 
 def type_words(text: str) -> tuple:
-    """The words of `text`, upper case. NFKC first, so full-width or ligature letters
-    read as the plain word they look like (ＷＩＲＥ is WIRE)."""
-    return tuple(_WORD.findall(unicodedata.normalize("NFKC", text).upper()))
+    """The words of `text`, upper case."""
+    return tuple(_WORD.findall(_INNER_EDGE.sub(" ", seen_text(text)).upper()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +105,8 @@ class VerbPhrase:
 
     action_type: str
     verb: str  # the first word after the last dot; "" when there is none
-    write_verbs: tuple  # write verbs found after the first dot, in order, once each
-    joining_words: tuple  # joining words found after the first dot, in order, once each
+    write_verbs: tuple  # "SEND", or "SEND in SENDMAIL" for one inside a word, in order, once each
+    joining_words: tuple  # joining words, in order, once each
     plain: bool  # only ASCII letters, digits and separators
 
     @property
@@ -101,18 +126,30 @@ class VerbPhrase:
         return ""
 
 
-def verb_phrase(action_type: str, write_verbs) -> VerbPhrase:
-    """Read `NAMESPACE.VERB_OBJECT`. The verb is the first word after the last dot; write
-    verbs and joining words count in every segment after the FIRST dot (so the write in
-    FINANCE.WIRE_FUNDS.GET is seen), or in the whole type when it has no dot."""
-    after_first_dot = action_type.split(".", 1)[-1]
-    words = type_words(after_first_dot)
+def _writes_in(word: str, write_verbs, not_writes) -> list[str]:
+    if word in write_verbs:
+        return [word]
+    if word in not_writes:
+        return []
+    return [f"{verb} in {word}" for verb in write_verbs if verb in word]
+
+
+def verb_phrase(action_type: str, write_verbs, not_writes=frozenset()) -> VerbPhrase:
+    """Read `NAMESPACE.VERB_OBJECT`. The verb is the first word after the last dot. Write
+    verbs and joining words count anywhere in the type, the namespace too (WIRE_FUNDS.GET
+    is a write); a write verb counts inside a word as well (SENDMAIL, RESEND), unless the
+    whole word is one of `not_writes` (ASSETS)."""
     verb_words = type_words(action_type.rsplit(".", 1)[-1])
+    writes, joins = [], []
+    for word in type_words(action_type):
+        writes += _writes_in(word, write_verbs, not_writes)
+        if word in _JOINING:
+            joins.append(word)
     return VerbPhrase(
         action_type=action_type,
         verb=verb_words[0] if verb_words else "",
-        write_verbs=tuple(dict.fromkeys(word for word in words if word in write_verbs)),
-        joining_words=tuple(dict.fromkeys(word for word in words if word in _JOINING)),
+        write_verbs=tuple(dict.fromkeys(writes)),
+        joining_words=tuple(dict.fromkeys(joins)),
         plain=_PLAIN.fullmatch(action_type) is not None,
     )
 
@@ -121,15 +158,28 @@ def default_write_verbs():
     return list(DEFAULT_WRITE_VERBS)
 
 
-def validate_verbs(value):
+def default_not_write_words():
+    return list(DEFAULT_NOT_WRITE_WORDS)
+
+
+_ONE_WORD = re.compile(r"[A-Za-z0-9]+")
+
+
+def _validate_words(value, *, example: str, what: str):
     if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
-        raise ValidationError("Give a list of verbs such as SEND, one per line.")
-    bad = [item for item in value if len(type_words(item)) != 1 or type_words(item)[0] != item.strip().upper()]
+        raise ValidationError(f"Give a list of {what}s such as {example}, one per line.")
+    bad = [item for item in value if not _ONE_WORD.fullmatch(item.strip())]
     if bad:
-        raise ValidationError(
-            f"{bad[0]!r} is not a verb: a verb is one word of letters and digits, which counts wherever it stands "
-            "after the first dot of an action type."
-        )
+        raise ValidationError(f"{bad[0]!r} is not a {what}: a {what} is one word of letters and digits.")
+
+
+def validate_verbs(value):
+    """Write verbs count wherever they stand in an action type, inside a longer word too."""
+    _validate_words(value, example="SEND", what="verb")
+
+
+def validate_not_write_words(value):
+    _validate_words(value, example="ASSETS", what="word")
 
 
 def _unit_interval():
@@ -213,14 +263,19 @@ class RiskSettings(models.Model):
     write_verb_floor = models.BooleanField(
         default=True,
         help_text="An action type with a write verb or a joining word (AND, OR, THEN, PLUS, ALSO, WITH, AFTER, "
-        "BEFORE) anywhere after its first dot is never assessed below medium, and always needs approval, whatever "
-        "rules match; and only a read (GET_…, LIST_…) is ever assessed low.",
+        "BEFORE) anywhere in it, or with characters other than ASCII letters, digits and separators, is never "
+        "assessed below medium, and always needs approval, whatever rules match; and only a read (GET_…, LIST_…) "
+        "is ever assessed low.",
     )
     write_verbs = models.JSONField(
         default=default_write_verbs, blank=True, validators=[validate_verbs],
-        help_text="The write verbs: words that count wherever they stand after the first dot of the action type, "
-        "between _, -, spaces or other separators (SEND in COMMUNICATION.SEND_EMAIL and in "
-        "DEAL.GET_AND_SEND_NOTES). Case-insensitive.",
+        help_text="The write verbs: they count anywhere in the action type, inside a longer word too (SEND in "
+        "COMMUNICATION.SEND_EMAIL, DEAL.GET_AND_SEND_NOTES and DEAL.RESENDMAIL). Case-insensitive.",
+    )
+    not_write_words = models.JSONField(
+        "words that are not writes", default=default_not_write_words, blank=True, validators=[validate_not_write_words],
+        help_text="Whole words that hold a write verb but do not write (ASSETS holds SET, PAYMENTS holds PAY): "
+        "in an action type they do not count as a write. Case-insensitive.",
     )
     timeout_critical_hours = models.PositiveIntegerField(default=4, validators=[MinValueValidator(1)])
     timeout_high_hours = models.PositiveIntegerField(default=8, validators=[MinValueValidator(1)])

@@ -166,6 +166,7 @@ class RiskConfig:
     timeout_hours: dict
     write_verb_floor: bool = True
     write_verbs: frozenset = frozenset()
+    not_write_words: frozenset = frozenset()
 
     @classmethod
     def from_settings(cls, row: RiskSettings) -> "RiskConfig":
@@ -192,6 +193,7 @@ class RiskConfig:
             # Words as an action type's are read; a verb stored before verbs were single
             # words (RE-SEND) counts as each of its words, which can only ask for more approvals.
             write_verbs=frozenset(word for verb in row.write_verbs or () for word in type_words(verb)),
+            not_write_words=frozenset(word.strip().upper() for word in row.not_write_words or () if word.strip()),
             timeout_hours={
                 "critical": row.timeout_critical_hours,
                 "high": row.timeout_high_hours,
@@ -222,7 +224,7 @@ class RuleBook:
         """The action type's verb phrase, read with this book's write verbs; memoised."""
         found = self._phrases.get(action_type)
         if found is None:
-            found = verb_phrase(action_type, self.config.write_verbs)
+            found = verb_phrase(action_type, self.config.write_verbs, self.config.not_write_words)
             if len(self._phrases) < _TYPE_MEMO_LIMIT:
                 self._phrases[action_type] = found
         return found

@@ -5,7 +5,7 @@ import re
 from collections import deque
 from dataclasses import dataclass, field
 
-from risk.models import SEVERITY, VerbPhrase
+from risk.models import SEVERITY, VerbPhrase, seen_text
 from risk.rulebook import RiskConfig, inputs_by_key, rulebook_current
 
 LEVELS = ("low", "medium", "high", "critical")
@@ -15,8 +15,10 @@ RECIPIENT_KEYS = ("to", "cc", "bcc", "recipient", "recipients", "email")
 _RECIPIENT = frozenset(RECIPIENT_KEYS)
 BULK_COUNT_KEYS = ("count", "batch_size")
 _BULK_COUNT = frozenset(BULK_COUNT_KEYS)
-# (address, domain) pairs in free text such as "Ann <ann@x.com>, bob@y.org".
-EMAIL_ADDRESS = re.compile(r"([A-Za-z0-9._%+'-]+@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+))")
+# Around an @ in free text such as "Ann <ann@x.com>, bob@y.org": the local part before it
+# and the domain after it, each up to what ends an address.
+_LOCAL_PART = re.compile(r"[^\s,;<>()\[\]\"'`:]*$")
+_DOMAIN = re.compile(r"\[[^\]]*\]?|[^\s,;<>()\[\]\"'`]*")
 
 
 @dataclass(slots=True)
@@ -77,14 +79,31 @@ def _financial(inputs: dict) -> str | None:
 
 def _addresses(value: str, internal_domains: tuple) -> str | None:
     """The first address in a string outside the internal domains; subdomains of an
-    internal domain are internal too."""
+    internal domain are internal too. Read as a person sees it (full-width ＠, invisible
+    characters dropped), and every @ counts: an address too odd to parse (`"a b"@x.com`,
+    `a@[203.0.113.5]`, `a@bücher.example`) is external unless its domain is internal."""
     if "@" not in value:
-        return None
-    for address, domain in EMAIL_ADDRESS.findall(value):
-        domain = domain.lower()
-        if not any(domain == d or domain.endswith("." + d) for d in internal_domains):
-            return address
+        if value.isascii():
+            return None
+        value = seen_text(value)
+        if "@" not in value:
+            return None
+    elif not value.isascii():
+        value = seen_text(value)
+    for at in re.finditer("@", value):
+        local = _LOCAL_PART.search(value, 0, at.start()).group()
+        domain = _DOMAIN.match(value, at.end()).group().rstrip(".").lower()
+        internal = domain and not domain.startswith("[") and any(
+            domain == d or domain.endswith("." + d) for d in internal_domains
+        )
+        if not internal:
+            return f"{local}@{domain}"
     return None
+
+
+def _is_recipient_key(key: str) -> bool:
+    """`to`, `CC`, `Recipients`…; also written full-width or with spaces around it."""
+    return key.lower() in _RECIPIENT or (not key.isascii() or key != key.strip()) and seen_text(key).strip().lower() in _RECIPIENT
 
 
 def _shortened(path: str) -> str:
@@ -101,7 +120,7 @@ def _external(inputs: dict, internal_domains: tuple) -> str | None:
     # under a recipient key is read; elsewhere only objects and lists are walked into.
     queue = None
     for key, value in inputs.items():
-        if key.lower() in _RECIPIENT:
+        if _is_recipient_key(key):
             if isinstance(value, str):
                 address = _addresses(value, internal_domains)
                 if address:
@@ -126,7 +145,7 @@ def _external(inputs: dict, internal_domains: tuple) -> str | None:
                 if under is not None:
                     if isinstance(inner, (str, dict, list)):
                         queue.append((inner, "", under))
-                elif key.lower() in _RECIPIENT:
+                elif _is_recipient_key(key):
                     queue.append((inner, f"{path}.{key}", f"{path}.{key}"))
                 elif isinstance(inner, (dict, list)):
                     queue.append((inner, f"{path}.{key}", None))
@@ -152,15 +171,21 @@ def _level_for(score: float, config: RiskConfig) -> str:
 
 def _floor(phrase: VerbPhrase, level, score, requires_approval, config: RiskConfig, reasons, breakdown):
     """The write-verb floor (SPEC §2), over whatever the rules said. The policy:
-    (a) a phrase with a write verb or a joining word anywhere after the first dot is at
-        least medium, and a person approves;
+    (a) a type with a write verb or a joining word anywhere in it, or with characters other
+        than ASCII letters, digits and separators (which could hide one), is at least
+        medium, and a person approves;
     (b) only a read is ever rated low: anything else that would come out low (from a rule
         rated low, or from the default level) is raised to medium, and a person approves;
     (c) otherwise the rules stand: a medium rule without approval still rates a plain
         non-read such as DEAL.ENRICH_MATERIALS.
     Returns the new (level, score, requires_approval)."""
-    if phrase.write_verbs or phrase.joining_words:
+    if phrase.write_verbs or phrase.joining_words or not phrase.plain:
         notes = []
+        if not phrase.plain:
+            notes.append(
+                f"Unusual characters: {phrase.action_type!r} has characters other than ASCII letters, digits and "
+                "separators, which could hide a write; never below medium, and a person approves (write-verb floor)"
+            )
         if phrase.joining_words:
             notes.append(
                 f"Compound action ({', '.join(phrase.joining_words)}): {phrase.action_type} is several actions in one, "

@@ -276,7 +276,7 @@ class NotFoundView(HitlAPIView):
 def answers_in_json(request) -> bool:
     """Whether errors on this request's path are JSON: under /api/, or a view that says so
     (HitlAPIView, or a function view marked `answers_json`)."""
-    path = request.path_info
+    path = "/" + request.path_info.lstrip("/")  # //api/hitl/… (a base URL ending in /) is under /api/ too
     if path.startswith(API_PREFIX) or path == API_PREFIX.rstrip("/"):
         return True
     try:

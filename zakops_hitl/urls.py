@@ -36,6 +36,7 @@ api_patterns = [
 
 urlpatterns = [
     path("api/hitl/", include(api_patterns)),  # first: the engine's calls match without trying the pages
+    path("api/hitl", NotFoundView.as_view(), name="api-root"),  # JSON (401 or 404), not a redirect to the slash
     path("", include("approvals.urls")),
     path("", include("notifications.urls")),
     path("healthz", views.health, name="health"),

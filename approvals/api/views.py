@@ -65,16 +65,18 @@ class ActionApprovalView(HitlAPIView):
         responses={200: s.ApprovalRequestSerializer, 404: NOT_FOUND},
         summary="The action's latest approval request",
         description="An action the engine set to PENDING_APPROVAL by itself, without an open request, is "
-        "adopted by this call (given its request, as hitl_sweep would) and answered `pending`.",
+        "adopted by the engine's call (a service account's; given its request, as hitl_sweep would) and answered "
+        "`pending`. A person's call only reads.",
     )
     def get(self, request, action_id):
         approval = selectors.approval_polled(action_id=action_id)
-        if approval is None or not approval.is_open:
-            # A GET that may write: an action the engine set to PENDING_APPROVAL by itself
-            # is its statement that the action waits for a person, so the request the sweep
-            # would open for it is opened now, and the engine never reads "no such request"
-            # (or the last round's decision) for it. Adoption is idempotent: at most one
-            # open request per action, whoever adopts first.
+        if (approval is None or not approval.is_open) and actor_of(request.user).kind == "service":
+            # A GET that may write, for the engine only: an action the engine set to
+            # PENDING_APPROVAL by itself is its statement that the action waits for a
+            # person, so the request the sweep would open for it is opened now, and the
+            # engine never reads "no such request" (or the last round's decision) for it.
+            # Adoption is idempotent: at most one open request per action, whoever adopts
+            # first. A person's GET reads and never writes.
             approval = services.approval_adopt(action_id=action_id) or approval
         if approval is None:
             raise NotFound(f"Action {action_id} has no approval request.")

@@ -10,7 +10,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from approvals.api.serializers import ApprovalRequestSerializer, approval_json
-from approvals.models import ApprovalRequest
+from approvals.models import ApprovalRequest, ApprovalVote
 from approvals.services import approval_decide, approvals_adopt_pending
 from tests.approvals.test_adoption import events, legacy_action
 from tests.zakops_hitl.wsgi_calls import call, server_environ
@@ -114,3 +114,65 @@ def test_an_overdue_request_is_polled_as_expired_not_adopted_again(engine_api, r
     ApprovalRequest.objects.filter(pk=overdue.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
     assert engine_api.get(f"/api/hitl/actions/{overdue.action_id}/approval").json()["state"] == "expired"
     assert ApprovalRequest.objects.filter(action_id=overdue.action_id).count() == 1
+
+
+def test_a_persons_poll_reads_and_never_adopts(api, make_reviewer):
+    legacy_action("ACT-PERSON")
+    api.force_login(make_reviewer("viewer"))
+    response = api.get("/api/hitl/actions/ACT-PERSON/approval")
+    assert response.status_code == 404 and response.json()["detail"]
+    assert not ApprovalRequest.objects.filter(action_id="ACT-PERSON").exists()
+    assert events("ACT-PERSON") == []
+
+
+def test_the_engines_request_after_an_adoption_names_the_requester_and_a_stricter_context(engine_api, make_reviewer, api):
+    """The sweep (or the engine's own poll) adopted the action before the engine sent its
+    request: the person the engine names still may not decide it, and a closed deal still
+    makes it critical."""
+    legacy_action("ACT-ADOPTED", "DOCUMENT.GENERATE_LOI", created_by="action-engine")
+    approvals_adopt_pending()
+    assert ApprovalRequest.objects.get(action_id="ACT-ADOPTED").risk_level == "high"
+    response = engine_api.post(
+        "/api/hitl/approval-requests",
+        json.dumps({
+            "action_id": "ACT-ADOPTED", "action_type": "DOCUMENT.GENERATE_LOI", "requested_by": "ann@example.com",
+            "context": {"deal_stage": "closed"},
+        }),
+        content_type="application/json",
+    )
+    assert response.status_code == 200
+    assert (response.json()["state"], response.json()["risk_level"]) == ("pending", "critical")
+    request = ApprovalRequest.objects.get(action_id="ACT-ADOPTED")
+    assert "ann@example.com" in request.requested_by and "action-engine" in request.requested_by
+    assert events("ACT-ADOPTED")[-1] == "hitl.request_amended"
+    assert Action.objects.get(pk="ACT-ADOPTED").risk_level == "critical"
+
+    api.force_login(make_reviewer("admin", "Ann@Example.com"))
+    refused = api.post("/api/hitl/actions/ACT-ADOPTED/approve", json.dumps({"reason": "fine"}), content_type="application/json")
+    assert refused.status_code == 403 and "four-eyes" in refused.json()["detail"]
+    assert ApprovalRequest.objects.get(action_id="ACT-ADOPTED").state == "pending"
+
+    # The same call again changes nothing more.
+    engine_api.post(
+        "/api/hitl/approval-requests",
+        json.dumps({"action_id": "ACT-ADOPTED", "action_type": "DOCUMENT.GENERATE_LOI", "requested_by": "ann@example.com"}),
+        content_type="application/json",
+    )
+    assert events("ACT-ADOPTED").count("hitl.request_amended") == 1
+
+
+def test_a_vote_by_a_person_named_later_as_the_requester_no_longer_counts(engine_api, make_reviewer):
+    legacy_action("ACT-VOTED", "COMMUNICATION.SEND_EMAIL", inputs={"to": "cfo@seller.example"}, created_by="action-engine")
+    approvals_adopt_pending()
+    ann = make_reviewer("admin", "ann@example.com")
+    from accounts.selectors import actor_of
+
+    assert approval_decide(action_id="ACT-VOTED", actor=actor_of(ann), decision="approve", reason="ok").state == "pending"
+    assert len(ApprovalRequest.objects.get(action_id="ACT-VOTED").votes) == 1
+    engine_api.post(
+        "/api/hitl/approval-requests",
+        json.dumps({"action_id": "ACT-VOTED", "action_type": "COMMUNICATION.SEND_EMAIL", "requested_by": "ann@example.com"}),
+        content_type="application/json",
+    )
+    request = ApprovalRequest.objects.get(action_id="ACT-VOTED")
+    assert request.votes == [] and not ApprovalVote.objects.filter(request=request).exists()

@@ -102,6 +102,14 @@ WRITTEN_AS_ANA = {
     "byte order mark": "\ufeffana@example.com",
     "soft hyphen": "ana@ex\u00adample.com",
     "spaces and case": "\u00a0 ANA@Example.COM \t",
+    "a dot after the domain": "ana@example.com.",
+    "a quoted local part": '"ana"@example.com',
+    "a semicolon after": "ana@example.com;",
+    "in single quotes": "'ana@example.com'",
+    "a comment after": "Ana <ana@example.com> (sales)",
+    "first of a list": "ana@example.com, bob@example.com",
+    "last of a list": "Bob <bob@example.com>, Ana <ana@example.com>",
+    "first of a list of names": "Ana <ana@example.com>, Bob <bob@example.com>",
 }
 
 

@@ -1,6 +1,6 @@
-"""The write-verb floor reads every word of an action type (SPEC §2): a write verb or a
-joining word anywhere after the first dot keeps an action at medium or above with a
-person, and a rule that lowers risk only lowers a read."""
+"""The write-verb floor reads every word of an action type (SPEC §2): a write verb anywhere
+(inside a word too) or a joining word keeps an action at medium or above with a person,
+and a rule that lowers risk only lowers a read."""
 
 import json
 
@@ -76,9 +76,45 @@ def test_every_word_after_the_first_dot_counts(action_type):
     assert (result.level, result.requires_approval) == ("medium", True), result
 
 
-def test_the_namespace_is_not_part_of_the_phrase():
-    result = risk_assess(action_type="SEND.GET_DETAILS")
-    assert (result.level, result.requires_approval) == ("low", False)
+@pytest.mark.parametrize(
+    "action_type",
+    [
+        # A write verb in the namespace.
+        "WIRE_FUNDS.GET_STATUS", "PAY_AND_DELETE.GET", "SEND.GET",
+        # Glued to another word: camelCase, run together, digits, inflections.
+        "DEAL.GET_filesThenSend", "DEAL.GET_SENDMAIL", "DEAL.GET_RESEND", "DEAL.GET_2SEND", "DEAL.GET_SEND2",
+        "DEAL.GET_SENDING", "DEAL.GET_WIRES", "DEAL.GET_RESENDING", "ANALYSIS.sendReport", "DEAL.ENRICHTHENWIRE",
+        # Drawn as nothing, or drawn like a plain letter.
+        "ANALYSIS.S\u200bEND_REPORT", "DEAL.S\u200bEND_VALUATION", "ANALYSIS.S\u00adEND", "DEAL.ENRICH_S\u200dEND",
+        "DEAL.ENRICH_W\u0336IRE", "DEAL.ENRICH_S\u0415ND", "DEAL.ENRICH_\ua731END", "DEAL.GET_\uff37\uff29\uff32\uff25",
+    ],
+)
+def test_no_spelling_hides_a_write_with_the_default_rules(action_type):
+    result = risk_assess(action_type=action_type)
+    assert result.level in ("medium", "high", "critical") and result.requires_approval, (action_type, result)
+
+
+def test_a_write_verb_inside_a_word_is_named_with_its_word():
+    result = risk_assess(action_type="DEAL.GET_SENDMAIL")
+    assert "Write verb SEND in SENDMAIL: never below medium, and a person approves (write-verb floor)" in result.reasons
+
+
+def test_characters_that_could_hide_a_write_always_need_a_person():
+    result = risk_assess(action_type="DEAL.ENRICH_S\u0415ND")  # a Cyrillic Е
+    assert (result.level, result.requires_approval) == ("medium", True)
+    assert any(reason.startswith("Unusual characters:") for reason in result.reasons), result.reasons
+
+
+def test_words_that_are_not_writes_stay_reads_and_admins_edit_them():
+    for action_type in ("DEAL.LIST_ASSETS", "DEAL.GET_SETTINGS", "DEAL.LIST_SHAREHOLDERS", "DEAL.LIST_PAYEES"):
+        result = risk_assess(action_type=action_type)
+        assert (result.level, result.requires_approval) == ("low", False), (action_type, result)
+    # A word that holds a write verb and is not on the list is a write.
+    assert risk_assess(action_type="DEAL.GET_PRESETS").requires_approval
+    RiskSettings.objects.update_or_create(pk=1, defaults={"not_write_words": ["PRESETS"]})
+    rulebook_changed()
+    assert not risk_assess(action_type="DEAL.GET_PRESETS").requires_approval
+    assert risk_assess(action_type="DEAL.GET_ASSETS").requires_approval  # no longer on the list
 
 
 @pytest.mark.parametrize(
@@ -86,7 +122,6 @@ def test_the_namespace_is_not_part_of_the_phrase():
     [
         ("DEAL.TAG_CONTACT", "TAG is not a read verb"),
         ("DEAL.", "it has no verb"),
-        ("DEAL.GET_NOTES\u00e9", "it has characters other than ASCII letters, digits and separators"),
     ],
 )
 def test_a_rule_that_lowers_risk_only_lowers_reads(action_type, why):
@@ -348,3 +383,23 @@ def test_a_recipient_nested_deeper_than_the_interpreters_stack_still_counts():
     [external] = [reason for reason in result.reasons if reason.startswith("External communication")]
     assert external.startswith("External communication: …") and len(external) < 150  # the path's end, readable
     assert external.endswith("wrapper.wrapper.to includes x@evil.example (+0.10)")
+
+
+@pytest.mark.parametrize(
+    "address",
+    ['"a b"@evil.com', "a@bücher.example", "a@[203.0.113.5]", "a(c)@evil.com", "a＠evil.com", "a\u200b@evil.com",
+     "a@zakops.com.evil.com", "Ann <ann@evil.com> (sales)", "x@"],
+)
+def test_an_address_too_odd_to_parse_is_still_external(address):
+    RiskSettings.objects.update_or_create(pk=1, defaults={"internal_domains": ["zakops.com"]})
+    rulebook_changed()
+    result = risk_assess(action_type="ANALYSIS.VALUATION", inputs={"to": address})
+    assert any(reason.startswith("External communication: to includes") for reason in result.reasons), result.reasons
+    internal = risk_assess(action_type="ANALYSIS.VALUATION", inputs={"to": "Ann <ann@zakops.com>, bob@deals.zakops.com."})
+    assert not any(reason.startswith("External communication") for reason in internal.reasons), internal.reasons
+
+
+@pytest.mark.parametrize("key", ["ｔｏ", "to ", " CC", "Recipients", "e\u200bmail"])
+def test_a_recipient_key_written_oddly_still_counts(key):
+    result = risk_assess(action_type="ANALYSIS.VALUATION", inputs={key: "x@evil.example"})
+    assert any(reason.startswith("External communication:") for reason in result.reasons), result.reasons

@@ -66,6 +66,23 @@ def test_a_path_no_endpoint_matches_is_a_404_json(callers, method, path):
         assert_json_error(status, content_type, body, expected), way
 
 
+@pytest.mark.parametrize("path", ["//api/hitl/assess-risk", "//api/hitl/actions/x/approval", "///api/hitl/"])
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_a_base_url_ending_in_a_slash_gets_a_404_json(callers, method, path):
+    """What a server hands the app for `https://host//api/hitl/…` (the test client would
+    read `//api` as a host name, so only the WSGI way)."""
+    for _, _, auth in callers:
+        answer = call(server_environ(method, path, **auth))
+        assert_json_error(answer.status, answer.headers["Content-Type"], answer.body, 404)
+
+
+def test_the_api_root_without_its_slash_is_json_not_a_redirect(callers):
+    anonymous = APIClient().get("/api/hitl")
+    assert anonymous.status_code == 401 and anonymous["Content-Type"] == "application/json"
+    for way, status, content_type, body, _ in both_ways(callers, "GET", "/api/hitl"):
+        assert_json_error(status, content_type, body, 404), way
+
+
 def test_a_newline_in_an_action_id_is_that_action(engine_api):
     response = engine_api.get("/api/hitl/actions/ACT%0A1/approval")
     assert response.status_code == 404 and response.json()["detail"] == "Action ACT\n1 has no approval request."
