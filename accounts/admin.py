@@ -8,8 +8,8 @@ from django.contrib.auth.admin import UserAdmin
 from accounts.models import ApiToken
 from accounts.selectors import user_is_service, user_role
 from accounts.services import api_token_create, api_tokens_changed, api_tokens_revoke, operator_sync, user_role_set
+from common.admin import AnnouncesChanges
 from zakops.models import OperatorRole
-from zakops_hitl.admin import AnnouncesChanges
 
 User = get_user_model()
 

@@ -3,7 +3,7 @@
 Tokens are looked up once, with their user's role, and kept in a per-process cache, so
 an API call costs no query for its token or role. Any change that could make a cached
 token wrong (revoked, deleted, its user deactivated or given another role, its account
-changed) is announced on the `hitl_api_tokens` channel (zakops_hitl.changes), and every
+changed) is announced on the `hitl_api_tokens` channel (common.changes), and every
 process drops its cache on its next call.
 """
 
@@ -17,7 +17,7 @@ from rest_framework import authentication, exceptions
 from accounts.models import ApiToken
 from accounts.selectors import user_role
 from accounts.services import TOKENS_CHANNEL, token_hash
-from zakops_hitl.changes import feed
+from common.changes import feed
 
 # Recording every use would turn each API read into a write; a few minutes' precision is enough.
 LAST_USED_PRECISION = timedelta(minutes=5)

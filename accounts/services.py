@@ -13,8 +13,8 @@ from django.utils import timezone
 
 from accounts.models import Account, ApiToken
 from accounts.selectors import user_role
+from common.changes import feed
 from zakops.models import Operator, OperatorRole
-from zakops_hitl.changes import feed
 
 TOKEN_PREFIX = "zkh_"
 # Announced when a token, or the user or account behind one, changes (accounts 0003 has

@@ -7,8 +7,8 @@ from django.conf import settings
 
 from approvals.selectors import TABS, QueueFilters
 from approvals.services import DECISIONS, MAX_REASON
+from common.parsers import json_problem
 from zakops.models import RiskLevel
-from zakops_hitl.parsers import json_problem
 
 BULK_MAX_ROWS = 200
 

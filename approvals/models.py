@@ -8,7 +8,6 @@ what the engine reads, and every transition updates both in one transaction
 import copy
 import uuid
 
-from django.conf import settings
 from django.db import models
 from django.db.models import Case, Q, Value, When
 from django.utils import timezone
@@ -125,23 +124,6 @@ class ApprovalRequest(models.Model):
         seen.state, seen.decided_by, seen.decided_by_name = RequestState.EXPIRED, None, "zakops-hitl"
         seen.decided_at, seen.reason = self.expires_at, EXPIRED_REASON
         return seen
-
-
-class IdempotencyRecord(models.Model):
-    """The first response to a POST sent with an `Idempotency-Key`, replayed for a repeat."""
-
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
-    key = models.CharField(max_length=255)
-    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of method, path and body.")
-    status_code = models.PositiveSmallIntegerField()
-    body = models.JSONField()
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["user", "key"], name="approvals_idempotency_key_per_user")]
-
-    def __str__(self):
-        return self.key
 
 
 class ApprovalVote(models.Model):

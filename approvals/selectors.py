@@ -7,9 +7,9 @@ from django.db.models import Case, Count, IntegerField, Max, Min, Prefetch, Q, S
 from django.utils import timezone
 
 from approvals.models import OPEN_STATES, QUEUE_CHANNEL, ApprovalRequest, RequestState
+from common import statements
+from common.changes import feed
 from zakops.models import Action, ActionStatus, DealEvent
-from zakops_hitl import statements
-from zakops_hitl.changes import feed
 
 SEVERITY_ORDER = Case(
     When(risk_level="critical", then=Value(0)),

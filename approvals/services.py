@@ -5,7 +5,7 @@ Each transition runs in one transaction and writes, together: the request's new 
 the mirrored fields of the action in zakops.actions (what the engine reads), one
 zakops.deal_events row and one zakops.outbox row. Reject, expire and cancel also cancel
 the action's active checkpoints. Opening a request that needs a person, quarantining and
-expiring also write the notifications to send (`notifications_write`); `hitl_notify`
+expiring also write the notices to send (`approvals.notices`); `hitl_notify`
 sends them later, so no transition waits for an e-mail or a webhook.
 
 Exactly one decision wins: the action's row is locked first (PostgreSQL; SQLite
@@ -24,6 +24,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from accounts.selectors import SYSTEM, Actor
+from approvals import metrics, notices
 from approvals.deciders import actor_refusal, decision_refusal, normalised_addresses
 from approvals.models import (
     EXPIRED_REASON,
@@ -32,25 +33,20 @@ from approvals.models import (
     ApprovalRequest,
     ApprovalVote,
     Claim,
-    IdempotencyRecord,
     RequestState,
 )
 from checkpoints.services import checkpoints_cancel_for_action
-from notifications.models import NotificationKind
-from notifications.services import notifications_write
+from common.changes import feed
+from common.errors import Conflict, HitlError, InvalidInput, NotAllowed, NotFound
+from common.parsers import json_problem
 from risk.rulebook import rulebook_current
 from risk.services import risk_assess
 from zakops.models import Action, ActionStatus, Deal, DealEvent, OutboxEvent
-from zakops_hitl import metrics
-from zakops_hitl.changes import feed
-from zakops_hitl.errors import Conflict, HitlError, InvalidInput, NotAllowed, NotFound
-from zakops_hitl.parsers import json_problem
 
 decision_logger = logging.getLogger("hitl.decisions")
 
 EVENT_SOURCE = "zakops-hitl"
 MAX_REASON = 2000
-IDEMPOTENCY_KEEP = timedelta(hours=48)  # keys are honoured for at least 24 h
 
 EVENTS = {
     RequestState.PENDING: "hitl.approval_requested",
@@ -184,7 +180,7 @@ def _open_round(
         _action_update(action, status=ActionStatus.QUEUED, approved_at=now, approved_by=None)
         _record(action=action, request=request, actor=SYSTEM, reason=reason)
     else:
-        notifications_write(kind=NotificationKind.REQUESTED, request=request, action=action, actor=requester)
+        notices.notice(kind=notices.REQUESTED, request=request, action=action, actor=requester)
     return request
 
 
@@ -568,7 +564,7 @@ def _decide_locked(
         _action_update(action, status=ActionStatus.REJECTED)
         checkpoints_cancel_for_action(action_id=action.action_id)
     elif new_state == RequestState.QUARANTINED:
-        notifications_write(kind=NotificationKind.QUARANTINED, request=request, action=action, actor=actor, reason=reason)
+        notices.notice(kind=notices.QUARANTINED, request=request, action=action, actor=actor, reason=reason)
     if claimed:
         # A decided request is nobody's to review; a quarantined one waits for an admin,
         # whom the quarantining reviewer's claim must not hold off.
@@ -824,7 +820,7 @@ def _expire_one(request_id, now) -> bool:
         _action_update(action, status=ActionStatus.REJECTED)  # an expired action must never run
         checkpoints_cancel_for_action(action_id=action.action_id)
         _record(action=action, request=request, actor=SYSTEM, reason=EXPIRED_REASON)
-        notifications_write(kind=NotificationKind.EXPIRED, request=request, action=action, actor=SYSTEM)
+        notices.notice(kind=notices.EXPIRED, request=request, action=action, actor=SYSTEM)
         return True
 
 
@@ -885,9 +881,3 @@ def approval_adopt(*, action_id: str) -> ApprovalRequest | None:
             return None
         found = ApprovalRequest.objects.filter(action=action, state__in=OPEN_STATES).order_by("-round").first()
         return found if found is not None else _adopt(action)
-
-
-def idempotency_records_forget(*, now=None) -> int:
-    cutoff = (now or timezone.now()) - IDEMPOTENCY_KEEP
-    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
-    return deleted

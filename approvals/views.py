@@ -19,7 +19,7 @@ from approvals.deciders import decision_refusal
 from approvals.forms import BulkDecisionForm, DecisionForm, QueueFilterForm
 from approvals.models import ApprovalRequest, Claim
 from checkpoints.selectors import checkpoint_for_action, checkpoints_for_action
-from zakops_hitl.errors import Conflict, HitlError, NotFound
+from common.errors import Conflict, HitlError, NotFound
 
 # How often an open detail page renews its reviewer's claim, and so how soon it shows
 # that someone took the review over (a claim lasts HITL_CLAIM_MINUTES, default 10).

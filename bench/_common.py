@@ -206,8 +206,8 @@ def django_disconnect() -> None:
         return
     from django.db import connections
 
-    if "zakops_hitl.changes" in sys.modules:
-        from zakops_hitl.changes import feed
+    if "common.changes" in sys.modules:
+        from common.changes import feed
 
         feed.stop()
     connections.close_all()

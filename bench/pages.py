@@ -239,7 +239,7 @@ def queue_version_warm() -> str:
     on connecting (the seed's) taken in."""
     from approvals import selectors
     from approvals.models import QUEUE_CHANNEL
-    from zakops_hitl.changes import feed
+    from common.changes import feed
 
     selectors.queue_version()
     deadline = time.monotonic() + 15
@@ -379,7 +379,7 @@ def checker(client, path: str, status: int, headers: dict, rows: int | None = No
 def in_process(args, clients, detail_ids: list[str]) -> dict:
     from approvals import selectors
     from approvals.models import QUEUE_CHANNEL
-    from zakops_hitl.changes import feed
+    from common.changes import feed
 
     client = clients[0]
     results = {}

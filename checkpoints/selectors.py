@@ -6,9 +6,9 @@ from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
+from common import statements
+from common.errors import NotFound
 from zakops.models import Action, CheckpointStatus, ExecutionCheckpoint
-from zakops_hitl import statements
-from zakops_hitl.errors import NotFound
 
 
 def action_exists(*, action_id: str) -> bool:
@@ -59,7 +59,7 @@ def checkpoint_latest(
     # Within an action the sequence number is the order; across actions, time is.
     order = "sequence_number DESC" if action_id is not None else "created_at DESC, sequence_number DESC"
     # Prepared on PostgreSQL, the row made into the model as the ORM makes one
-    # (zakops_hitl.statements). bench/checkpoints.py, p50 beside PostgresSaver.get_tuple()
+    # (common.statements). bench/checkpoints.py, p50 beside PostgresSaver.get_tuple()
     # in the same run: 1.03x of it through raw(), 0.79x this way.
     sql = f"SELECT {_ROW.columns} FROM execution_checkpoints WHERE {' AND '.join(where)} ORDER BY {order} LIMIT 1"
     return _ROW.one(sql, params)

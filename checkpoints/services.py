@@ -6,7 +6,7 @@ turns. The next number is the greater of the highest existing one + 1 and the ac
 SequenceFloor, which retention raises past the numbers it deletes, so no number is handed
 out twice. On PostgreSQL a save is one call of the function `hitl_checkpoint_save`
 (checkpoints migration 0002), one round trip, as a prepared statement
-(zakops_hitl.statements); on SQLite the same steps run in a transaction, which begins
+(common.statements); on SQLite the same steps run in a transaction, which begins
 IMMEDIATE and so holds the write lock. Resume and cancel are one conditional UPDATE on
 `status = 'active'`: its row count says whether this caller won.
 """
@@ -21,11 +21,12 @@ from django.db.models import Max, Subquery
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
+from checkpoints import metrics
 from checkpoints.models import SequenceFloor
 from checkpoints.selectors import active_q, checkpoint_for_action
+from common import statements
+from common.errors import Conflict, InvalidInput, NotFound, TooLarge
 from zakops.models import Action, CheckpointStatus, CheckpointType, ExecutionCheckpoint, derived_correlation
-from zakops_hitl import metrics, statements
-from zakops_hitl.errors import Conflict, InvalidInput, NotFound, TooLarge
 
 _SAVE = (
     "SELECT id, correlation_id, sequence_number FROM hitl_checkpoint_save"

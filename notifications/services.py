@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from accounts.selectors import Actor
 from approvals.models import OPEN_STATES, ApprovalRequest
+from common.errors import NotFound
 from notifications.messages import message_for
 from notifications.models import (
     Channel,
@@ -37,7 +38,6 @@ from notifications.models import (
 from notifications.selectors import channels_for, preferences_of, recipients_for, reminder_requests_due
 from notifications.transports import DeliveryError, email_send, slack_post, webhook_post, webhook_target
 from zakops.models import Action, Operator
-from zakops_hitl.errors import NotFound
 
 logger = logging.getLogger(__name__)
 

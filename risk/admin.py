@@ -14,12 +14,12 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.text import Truncator
 
+from common.admin import AnnouncesChanges
 from risk.models import READ_VERBS, RiskRule, RiskSettings, verb_phrase
 from risk.patterns import PatternError
 from risk.rulebook import rule_compile, rulebook_changed
 from risk.selectors import risk_config, rule_preview
 from risk.services import risk_assess
-from zakops_hitl.admin import AnnouncesChanges
 
 PREVIEW_DEFAULT_ACTIONS = 500
 PREVIEW_MAX_ACTIONS = 5000

@@ -2,7 +2,7 @@
 
 An edit reaches every process on its next assessment, with no database query per
 assessment while nothing changed: `rulebook_changed()` drops this process's copy at
-once, and `zakops_hitl.changes` tells the other processes (on PostgreSQL through
+once, and `common.changes` tells the other processes (on PostgreSQL through
 triggers and NOTIFY, whoever made the edit).
 """
 
@@ -12,9 +12,9 @@ from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 
+from common.changes import feed
 from risk.models import SEVERITY, RiskRule, RiskSettings, VerbPhrase, type_words, verb_phrase
 from risk.patterns import PatternError, glob_compile, regex_compile
-from zakops_hitl.changes import feed
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from django.db import connections
 from rest_framework.test import APIClient
 
 from accounts.services import api_token_create, operator_upsert, service_account_ensure
-from zakops_hitl.changes import feed
+from common.changes import feed
 
 ON_POSTGRESQL = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 # Request threads of the live server (and test threads) end; persistent connections

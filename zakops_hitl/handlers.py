@@ -9,7 +9,7 @@ lane for the engine's two most frequent calls.
   Everything else, the API called with a session included, goes through
   `settings.MIDDLEWARE`.
 - The engine's lane: a bearer call to assess-risk or the poll is first offered to the
-  view's fast path (zakops_hitl.api.HitlAPIView) straight from here, with what the short
+  view's fast path (common.api.HitlAPIView) straight from here, with what the short
   stack would add (the Host and https checks, the request id, the security headers, the
   log line and metric, the end-of-request signal, which closes old connections) but
   without Django's URL resolution and middleware chain. When the fast path declines
@@ -31,7 +31,7 @@ from django.core.signals import request_finished
 from django.middleware.security import SecurityMiddleware
 from django.urls import get_script_prefix, reverse
 
-from zakops_hitl.api import FAST_PATH_OFFERED
+from common.api import FAST_PATH_OFFERED
 from zakops_hitl.middleware import request_begin, request_end
 
 API_MIDDLEWARE = [

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.contrib.auth.middleware import LoginRequiredMiddleware as DjangoLoginRequiredMiddleware
 from django.utils.functional import SimpleLazyObject, empty
 
-from zakops_hitl import logs, metrics
+from common import logs, metrics
 
 request_logger = logging.getLogger("hitl.requests")
 
@@ -59,9 +59,9 @@ def _who(request) -> tuple[str | None, str]:
         user = None if user._wrapped is empty else user._wrapped
     if user is None or not user.is_authenticated:
         return None, "none"
-    from accounts.models import ApiToken
-
-    return user.get_username(), "token" if isinstance(getattr(request, "auth", None), ApiToken) else "session"
+    # DRF sets `auth` to what authenticated the call: the token for a bearer call, None
+    # for a session (Django's own pages never set it).
+    return user.get_username(), "session" if getattr(request, "auth", None) is None else "token"
 
 
 def request_begin(request) -> float:

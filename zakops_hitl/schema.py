@@ -6,8 +6,8 @@ of their rules)."""
 
 from rest_framework.permissions import SAFE_METHODS, IsAuthenticated
 
-from approvals.idempotency import HEADER as IDEMPOTENCY_HEADER
-from approvals.idempotency import MAX_KEY, idempotent
+from common.idempotency import HEADER as IDEMPOTENCY_HEADER
+from common.idempotency import MAX_KEY, idempotent
 
 ERROR = {
     "type": "object",

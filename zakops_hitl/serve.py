@@ -57,7 +57,7 @@ def _log_config() -> dict | None:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"json": {"()": "zakops_hitl.logs.JsonFormatter"}},
+        "formatters": {"json": {"()": "common.logs.JsonFormatter"}},
         "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
         "loggers": {
             "_granian": {"handlers": ["console"], "level": "INFO", "propagate": False},

@@ -173,12 +173,14 @@ INSTALLED_APPS = [
     "template_partials",
     "csp",
     "axes",
+    "common",
     "zakops",
     "accounts",
     "risk",
     "approvals",
     "checkpoints",
     "notifications",
+    "operations",
 ]
 
 MIDDLEWARE = [
@@ -349,9 +351,9 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["zakops_hitl.parsers.BoundedJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["common.parsers.BoundedJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "zakops_hitl.api.exception_handler",
+    "EXCEPTION_HANDLER": "common.api.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 
@@ -383,9 +385,9 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {
         "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
-        "json": {"()": "zakops_hitl.logs.JsonFormatter"},
+        "json": {"()": "common.logs.JsonFormatter"},
     },
-    "filters": {"request": {"()": "zakops_hitl.logs.RequestIdFilter"}},
+    "filters": {"request": {"()": "common.logs.RequestIdFilter"}},
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request"]},
     },

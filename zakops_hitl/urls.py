@@ -4,8 +4,8 @@ from django.urls import include, path, re_path
 from drf_spectacular import renderers
 from drf_spectacular.views import SpectacularAPIView
 
+from common.api import HitlAPIView, NotFoundView
 from zakops_hitl import views
-from zakops_hitl.api import HitlAPIView, NotFoundView
 
 
 class SchemaView(HitlAPIView, SpectacularAPIView):
@@ -48,8 +48,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
 ]
 
-# JSON where the view answers JSON, Django's pages elsewhere (zakops_hitl.api).
-handler400 = "zakops_hitl.api.bad_request"
-handler403 = "zakops_hitl.api.permission_denied"
-handler404 = "zakops_hitl.api.page_not_found"
-handler500 = "zakops_hitl.api.server_error"
+# JSON where the view answers JSON, Django's pages elsewhere (common.api).
+handler400 = "common.api.bad_request"
+handler403 = "common.api.permission_denied"
+handler404 = "common.api.page_not_found"
+handler500 = "common.api.server_error"

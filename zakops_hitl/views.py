@@ -15,9 +15,9 @@ from rest_framework.permissions import BasePermission
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 
 from accounts.selectors import user_is_service, user_role
-from zakops_hitl import metrics
-from zakops_hitl.api import HitlAPIView, json_error
-from zakops_hitl.changes import feed
+from common import metrics
+from common.api import HitlAPIView, json_error
+from common.changes import feed
 
 # How long a readiness check waits for this process's change listener to connect, the
 # first time it is asked (the listener starts with the first use of a cache).
@@ -26,7 +26,7 @@ LISTENER_WAIT_SECONDS = 2.0
 
 def json_get_only(view):
     """require_GET for a JSON endpoint: its 405, and every other error of its path
-    (zakops_hitl.api's error views read `answers_json`), is JSON like its answers."""
+    (common.api's error views read `answers_json`), is JSON like its answers."""
 
     @wraps(view)
     def get_only(request, *args, **kwargs):

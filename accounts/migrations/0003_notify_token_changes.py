@@ -4,7 +4,7 @@ accounts.authentication)."""
 
 from django.db import migrations
 
-from zakops_hitl.changes import notify_triggers_create, notify_triggers_drop
+from common.changes import notify_triggers_create, notify_triggers_drop
 
 CHANNEL = "hitl_api_tokens"
 TABLES = {

@@ -1,10 +1,10 @@
 """SQLite: a change that could make a cached API token wrong (or the role cached with it),
-however made, counts in hitl_change_version (zakops_hitl.changes; PostgreSQL has had
+however made, counts in hitl_change_version (common.changes; PostgreSQL has had
 NOTIFY triggers since 0003)."""
 
 from django.db import migrations
 
-from zakops_hitl.changes import sqlite_version_triggers_create, sqlite_version_triggers_drop
+from common.changes import sqlite_version_triggers_create, sqlite_version_triggers_drop
 
 CHANNEL = "hitl_api_tokens"
 TABLES = {

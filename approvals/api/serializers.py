@@ -3,8 +3,8 @@ from rest_framework import serializers
 
 from approvals.models import ApprovalRequest
 from approvals.services import MAX_REASON
+from common.api import JSONObjectField, StrictCharField
 from zakops.models import ActionStatus, RiskLevel
-from zakops_hitl.api import JSONObjectField, StrictCharField
 
 
 class QueueQuerySerializer(serializers.Serializer):

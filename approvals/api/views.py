@@ -6,9 +6,9 @@ from accounts.selectors import actor_of
 from approvals import selectors, services
 from approvals.api import serializers as s
 from approvals.api.permissions import MayDecide
-from approvals.idempotency import idempotent
-from zakops_hitl.api import HitlAPIView
-from zakops_hitl.errors import NotFound
+from common.api import HitlAPIView
+from common.errors import NotFound
+from common.idempotency import idempotent
 
 CONFLICT = OpenApiResponse(description="Already decided, cancelled or expired: `state`, `decided_by`, `decided_at`.")
 DECIDE_CONFLICT = OpenApiResponse(

@@ -3,7 +3,7 @@
 from django.db import migrations, models
 from django.db.models import OuterRef, Subquery
 
-from zakops_hitl.changes import notify_triggers_create, notify_triggers_drop
+from common.changes import notify_triggers_create, notify_triggers_drop
 
 # Any change to a request, however made, tells every process that the queue changed
 # (approvals.selectors.queue_version); SQLite processes hear it from the services.

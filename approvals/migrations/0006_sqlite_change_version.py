@@ -1,10 +1,10 @@
 """SQLite: any change to a request, however made, counts in hitl_change_version, so every
-process's queue version (approvals.selectors) is recomputed (zakops_hitl.changes;
+process's queue version (approvals.selectors) is recomputed (common.changes;
 PostgreSQL has had NOTIFY triggers since 0003)."""
 
 from django.db import migrations
 
-from zakops_hitl.changes import sqlite_version_triggers_create, sqlite_version_triggers_drop
+from common.changes import sqlite_version_triggers_create, sqlite_version_triggers_drop
 
 CHANNEL = "hitl_approvals"
 TABLES = {"approvals_approvalrequest": ("INSERT", "UPDATE", "DELETE")}

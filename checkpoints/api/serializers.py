@@ -1,7 +1,7 @@
 from rest_framework import serializers
 
+from common.api import JSONObjectField, StrictCharField
 from zakops.models import CheckpointType, ExecutionCheckpoint
-from zakops_hitl.api import JSONObjectField, StrictCharField
 
 MAX_EXPIRY_HOURS = 24 * 365
 

@@ -5,11 +5,11 @@ from rest_framework.response import Response
 
 from accounts.permissions import ActorOrReadOnly
 from accounts.selectors import user_actor_id
-from approvals.idempotency import idempotent
 from checkpoints import selectors, services
 from checkpoints.api import serializers as s
-from zakops_hitl.api import HitlAPIView
-from zakops_hitl.errors import NotFound
+from common.api import HitlAPIView
+from common.errors import NotFound
+from common.idempotency import idempotent
 
 CONFLICT = OpenApiResponse(description="The checkpoint is not active: `status`, and for a resumed one who and when.")
 NOT_FOUND = OpenApiResponse(description="Unknown action or checkpoint.")

@@ -1,9 +1,9 @@
 from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 
+from common.api import JSONObjectField, StrictCharField
 from risk.models import RiskRule
 from zakops.models import RiskLevel
-from zakops_hitl.api import JSONObjectField, StrictCharField
 
 
 class AssessRiskRequestSerializer(serializers.Serializer):

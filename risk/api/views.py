@@ -3,6 +3,7 @@ from dataclasses import asdict
 from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 
+from common.api import HitlAPIView
 from risk.api.serializers import (
     AssessmentSerializer,
     AssessRiskRequestSerializer,
@@ -11,7 +12,6 @@ from risk.api.serializers import (
 )
 from risk.selectors import risk_config, risk_rules
 from risk.services import risk_assess
-from zakops_hitl.api import HitlAPIView
 
 
 class AssessRiskView(HitlAPIView):

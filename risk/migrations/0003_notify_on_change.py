@@ -3,7 +3,7 @@ every process's rule cache (risk.rulebook) reloads on its next assessment."""
 
 from django.db import migrations
 
-from zakops_hitl.changes import notify_triggers_create, notify_triggers_drop
+from common.changes import notify_triggers_create, notify_triggers_drop
 
 CHANNEL = "hitl_risk_rules"
 TABLES = {

@@ -1,10 +1,10 @@
 """PostgreSQL: the rule triggers also count each change in hitl_change_version, so that an
 app server behind a transaction pooler, where LISTEN can not work, sees rule edits within
-a second by reading that row (zakops_hitl.changes, "poll" mode)."""
+a second by reading that row (common.changes, "poll" mode)."""
 
 from django.db import migrations
 
-from zakops_hitl.changes import change_version_create, change_version_drop
+from common.changes import change_version_create, change_version_drop
 
 CHANNEL = "hitl_risk_rules"
 

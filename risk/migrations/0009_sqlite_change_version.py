@@ -1,10 +1,10 @@
 """SQLite: any change to rules or settings, however made, counts in hitl_change_version,
 so every process's rule cache (risk.rulebook) reloads on its next assessment
-(zakops_hitl.changes; PostgreSQL has had NOTIFY triggers since 0003)."""
+(common.changes; PostgreSQL has had NOTIFY triggers since 0003)."""
 
 from django.db import migrations
 
-from zakops_hitl.changes import sqlite_version_triggers_create, sqlite_version_triggers_drop
+from common.changes import sqlite_version_triggers_create, sqlite_version_triggers_drop
 
 CHANNEL = "hitl_risk_rules"
 TABLES = {

@@ -8,7 +8,7 @@ import importlib
 from django.db import migrations, models
 
 import risk.models
-from zakops_hitl.changes import sqlite_version_triggers_create
+from common.changes import sqlite_version_triggers_create
 
 ADDED_VERBS = [
     "APPROVE", "REJECT", "CANCEL", "DROP", "INSERT", "DESTROY", "ENABLE", "DISABLE", "TRIGGER", "DEPLOY", "LAUNCH",

@@ -8,7 +8,7 @@ from django.db import connection
 
 from accounts.models import ApiToken
 from accounts.services import TOKENS_CHANNEL, api_tokens_revoke
-from zakops_hitl.changes import feed
+from common.changes import feed
 
 pytestmark = pytest.mark.django_db
 SCHEMA = "/api/hitl/schema/"

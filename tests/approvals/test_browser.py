@@ -14,6 +14,7 @@ from playwright.sync_api import expect
 
 from approvals.models import ApprovalRequest, Claim
 from approvals.services import approval_decide, approval_request, claim_take
+from operations.demo import demo_password
 from tests.approvals.conftest import TYPE_FOR_LEVEL
 from tests.browser import (
     DESKTOP,
@@ -27,7 +28,6 @@ from tests.browser import (
     sign_in_by_keyboard,
 )
 from tests.conftest import PASSWORD
-from zakops.demo import demo_password
 from zakops.models import Action, DealEvent
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
@@ -121,7 +121,7 @@ def second_admin_votes_on_critical(make_reviewer):
 
 def demo_admin_signs_in(page, base_url, *, by_keyboard=False):
     call_command("seed_demo", stdout=io.StringIO())
-    email = "admin@zakops.demo"
+    email = "admin@operations.demo"
     (sign_in_by_keyboard if by_keyboard else sign_in)(page, base_url, email, demo_password(email))
 
 
@@ -436,7 +436,7 @@ def test_the_demo_queue_is_worked_to_empty_with_the_keyboard_alone(live_server, 
     expect(page.locator("#results")).to_be_focused()  # the keyboard user's place, not lost to <body>
 
     decided = ApprovalRequest.objects.filter(action_id__in=waiting)
-    assert {(r.state, r.decided_by_name) for r in decided} == {("approved", "admin@zakops.demo")}
+    assert {(r.state, r.decided_by_name) for r in decided} == {("approved", "admin@operations.demo")}
     assert Action.objects.filter(pk__in=waiting, status="QUEUED").count() == len(waiting)
 
 
@@ -700,7 +700,7 @@ def test_readme_screenshots(live_server, browser, tmp_path):
         expect(desktop.locator("table.checkpoints pre.json").first).to_be_visible()
         desktop.screenshot(path=str(folder / "detail.png"), full_page=True)
 
-        email = "admin@zakops.demo"
+        email = "admin@operations.demo"
         sign_in(phone, live_server.url, email, demo_password(email))
         expect(rows(phone)).to_have_count(5)
         phone.screenshot(path=str(folder / "phone.png"), full_page=True, clip={"x": 0, "y": 0, "width": 375, "height": 1400})

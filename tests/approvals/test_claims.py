@@ -15,9 +15,9 @@ from accounts.selectors import actor_of
 from accounts.services import api_token_create, service_account_ensure
 from approvals.models import ApprovalRequest, ApprovalVote, Claim
 from approvals.services import approval_decide, approvals_decide_many, claim_renew, claim_take
+from common.errors import Conflict
 from tests.conftest import run_at_once
 from zakops.models import Action, DealEvent, OutboxEvent
-from zakops_hitl.errors import Conflict
 
 pytestmark = pytest.mark.django_db
 HX = {"HTTP_HX_REQUEST": "true"}
@@ -334,7 +334,7 @@ def test_viewers_and_service_accounts_get_403_and_nothing_changes(caller, path, 
 @pytest.mark.parametrize("kind", ["service", "viewer"])
 def test_the_services_refuse_them_too(kind, request_approval, people, engine):
     from approvals.services import claim_release
-    from zakops_hitl.errors import NotAllowed
+    from common.errors import NotAllowed
 
     actor = engine if kind == "service" else people["viewer"]
     request = request_approval("medium")

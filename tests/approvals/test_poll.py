@@ -12,10 +12,10 @@ from rest_framework import serializers
 from approvals.api.serializers import ApprovalRequestSerializer, approval_json
 from approvals.models import ApprovalRequest, ApprovalVote
 from approvals.services import approval_decide, approvals_adopt_pending
+from common.api import HitlAPIView
 from tests.approvals.test_adoption import events, legacy_action
 from tests.zakops_hitl.wsgi_calls import call, server_environ
 from zakops.models import Action
-from zakops_hitl.api import HitlAPIView
 
 
 def _drf_fields(request: ApprovalRequest) -> dict:

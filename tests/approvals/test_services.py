@@ -7,8 +7,8 @@ from django.utils import timezone
 from approvals.models import ApprovalRequest
 from approvals.services import approval_cancel, approval_decide, approval_request, approvals_expire
 from checkpoints.services import checkpoint_save
+from common.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from zakops.models import Action, Deal, DealEvent, ExecutionCheckpoint, OutboxEvent
-from zakops_hitl.errors import Conflict, InvalidInput, NotAllowed, NotFound
 
 pytestmark = pytest.mark.django_db
 

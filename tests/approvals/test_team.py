@@ -8,9 +8,9 @@ from django.utils import timezone
 
 from approvals.models import ApprovalRequest, ApprovalVote, Claim
 from approvals.services import approval_decide, approval_request, claim_release, claim_take, inputs_diff
+from common.errors import Conflict, InvalidInput, NotAllowed
 from tests.conftest import run_at_once
 from zakops.models import Action, DealEvent, OutboxEvent
-from zakops_hitl.errors import Conflict, InvalidInput, NotAllowed
 
 pytestmark = pytest.mark.django_db
 

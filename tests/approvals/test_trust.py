@@ -15,8 +15,8 @@ from accounts.selectors import actor_of
 from accounts.services import api_token_create
 from approvals.models import ApprovalRequest
 from approvals.services import approval_decide, approval_request
+from common.errors import NotAllowed
 from zakops.models import Action, Deal, DealEvent, OutboxEvent
-from zakops_hitl.errors import NotAllowed
 
 pytestmark = pytest.mark.django_db
 REQUESTS = "/api/hitl/approval-requests"

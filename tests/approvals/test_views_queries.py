@@ -11,8 +11,8 @@ from approvals import selectors
 from approvals.models import QUEUE_CHANNEL
 from approvals.services import approval_decide
 from checkpoints.services import checkpoint_save
+from common.changes import feed
 from zakops.models import Deal, DealEvent
-from zakops_hitl.changes import feed
 
 pytestmark = pytest.mark.django_db
 

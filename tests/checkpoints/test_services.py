@@ -7,8 +7,8 @@ from django.utils import timezone
 
 from checkpoints import selectors, services
 from checkpoints.models import SequenceFloor
+from common.errors import Conflict, InvalidInput, NotFound, TooLarge
 from zakops.models import Action, ExecutionCheckpoint
-from zakops_hitl.errors import Conflict, InvalidInput, NotFound, TooLarge
 
 pytestmark = pytest.mark.django_db
 OPERATOR = uuid.uuid4()

@@ -7,11 +7,11 @@ import psycopg
 import pytest
 from django.db import OperationalError, connection
 
+from common.changes import ChangeFeed, feed
 from risk import rulebook
 from risk.models import RiskRule
 from risk.rulebook import rulebook_changed
 from risk.services import risk_assess
-from zakops_hitl.changes import ChangeFeed, feed
 
 
 def wait_for_listener():

@@ -4,8 +4,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
+from operations.demo import DEMO_DEALS, DEMO_SERVICE_ACCOUNT
 from zakops.catalogue import ACTION_CATALOGUE
-from zakops.demo import DEMO_DEALS, DEMO_SERVICE_ACCOUNT
 from zakops.models import Action, Deal, Operator
 
 pytestmark = pytest.mark.django_db
@@ -54,9 +54,9 @@ def test_seed_demo_has_requests_in_every_state_a_reviewer_meets_and_checkpoints(
 
 def test_seed_demo_prints_passwords_that_sign_in(client):
     output = seed()
-    line = next(line for line in output.splitlines() if "operator@zakops.demo" in line)
+    line = next(line for line in output.splitlines() if "operator@operations.demo" in line)
     password = line.split("password ")[1].strip()
-    response = client.post(reverse("login"), {"username": "operator@zakops.demo", "password": password})
+    response = client.post(reverse("login"), {"username": "operator@operations.demo", "password": password})
     assert response.status_code == 302
     assert seed().count(password) == 1  # same password on the next run
 
@@ -133,7 +133,7 @@ def test_demo_ids_can_not_be_real_ones_and_a_second_run_changes_nothing():
     deal_ids = list(Deal.objects.values_list("deal_id", flat=True))
     assert deal_ids and all(deal_id.startswith("DEMO-") for deal_id in deal_ids)
     assert all(action_id.startswith("ACT-DEMO-") for action_id in Action.objects.values_list("action_id", flat=True))
-    assert all(email.endswith("@zakops.demo") for email in Operator.objects.values_list("email", flat=True))
+    assert all(email.endswith("@operations.demo") for email in Operator.objects.values_list("email", flat=True))
     first = snapshot()
     assert seed() == first_output
     assert snapshot() == first
@@ -161,7 +161,7 @@ def test_a_re_run_keeps_what_people_changed_in_the_demo_rows(client):
     Deal.objects.filter(pk=deal_id).update(stage="closed", display_name="Renamed in the demo")
     checkpoint = ExecutionCheckpoint.objects.filter(status="active").order_by("action_id", "sequence_number").first()
     ExecutionCheckpoint.objects.filter(pk=checkpoint.pk).update(status="cancelled")
-    operator = get_user_model().objects.get(username="operator@zakops.demo")
+    operator = get_user_model().objects.get(username="operator@operations.demo")
     operator.set_password("a password of my own")
     operator.save(update_fields=["password"])
 
@@ -170,7 +170,7 @@ def test_a_re_run_keeps_what_people_changed_in_the_demo_rows(client):
     assert Deal.objects.filter(pk=deal_id).values_list("stage", "display_name").get() == ("closed", "Renamed in the demo")
     checkpoint.refresh_from_db()
     assert checkpoint.status == "cancelled"
-    response = client.post(reverse("login"), {"username": "operator@zakops.demo", "password": "a password of my own"})
+    response = client.post(reverse("login"), {"username": "operator@operations.demo", "password": "a password of my own"})
     assert response.status_code == 302
-    line = next(line for line in output.splitlines() if "operator@zakops.demo" in line)
+    line = next(line for line in output.splitlines() if "operator@operations.demo" in line)
     assert "password changed since it was seeded" in line and "demo-" not in line  # no stale password shown

@@ -7,8 +7,8 @@ import psycopg
 import pytest
 from django.db import connection
 
+from common.changes import ChangeFeed
 from risk.rulebook import CHANNEL as RULES
-from zakops_hitl.changes import ChangeFeed
 
 pytestmark = [pytest.mark.postgresql, pytest.mark.django_db]
 
@@ -66,7 +66,7 @@ def test_a_failed_read_leaves_the_callers_transaction_usable(polling, monkeypatc
     from django.db import transaction
 
     rules = polling.subscribe(RULES)
-    monkeypatch.setattr("zakops_hitl.changes.VERSION_TABLE", "no_such_table")
+    monkeypatch.setattr("common.changes.VERSION_TABLE", "no_such_table")
     with transaction.atomic():
         assert rules.changed()  # unreadable: the cache reloads rather than trusting itself
         with connection.cursor() as cursor:

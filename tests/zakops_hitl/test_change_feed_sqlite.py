@@ -11,11 +11,11 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from accounts.models import ApiToken
+from common.changes import VERSION_TABLE, feed, sqlite_version_triggers
 from risk.models import RiskRule
 from risk.rulebook import CHANNEL as RULES
 from risk.services import risk_assess
 from tests.servers import PYTHON, ROOT, served_database_url
-from zakops_hitl.changes import VERSION_TABLE, feed, sqlite_version_triggers
 
 pytestmark = [
     pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's triggers and data_version; PostgreSQL NOTIFYs"),

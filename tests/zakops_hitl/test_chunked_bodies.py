@@ -11,9 +11,9 @@ from urllib.parse import urlsplit
 import pytest
 
 from accounts.services import api_token_create, service_account_ensure
+from common.parsers import DEFAULT_MAX_BODY_BYTES
 from tests.servers import app_server, production_env
 from tests.zakops_hitl.wsgi_calls import call, server_environ
-from zakops_hitl.parsers import DEFAULT_MAX_BODY_BYTES
 
 
 def chunked_post(base_url: str, path: str, body: bytes, token: str, chunk: int = 64 * 1024):

@@ -5,8 +5,8 @@ import pytest
 from django.db import InterfaceError, OperationalError, connections
 from rest_framework.test import APIClient
 
+from common.changes import feed
 from risk.rulebook import CHANNEL as RULES_CHANNEL
-from zakops_hitl.changes import feed
 
 pytestmark = pytest.mark.django_db
 ACTION = "ACT-DB-DOWN"
@@ -114,7 +114,7 @@ def test_the_outage_is_logged_with_its_cause(engine_api, database_down, caplog):
 @pytest.fixture
 def statements_run(monkeypatch):
     """How many times the poll's fixed SQL was sent (or tried to be)."""
-    from zakops_hitl import statements
+    from common import statements
 
     sent = []
     real = statements.fetch_one
@@ -128,7 +128,7 @@ def statements_run(monkeypatch):
 
 
 def fast_path_failures(route: str) -> float:
-    from zakops_hitl.metrics import FAST_PATH_FAILURES
+    from common.metrics import FAST_PATH_FAILURES
 
     return FAST_PATH_FAILURES.labels(route=route)._value.get()
 
@@ -153,7 +153,7 @@ def test_a_poll_with_the_database_down_tries_it_once_and_answers_503(
     assert (status, body) == (503, {"detail": "The database is unavailable; try again shortly."})
     assert len(statements_run) == 1, "one attempt at the database per call"
     assert fast_path_failures("api-action-approval") == before + 1
-    warnings = [r for r in caplog.records if r.name == "zakops_hitl.api" and r.levelname == "WARNING"]
+    warnings = [r for r in caplog.records if r.name == "common.api" and r.levelname == "WARNING"]
     assert len(warnings) == 1 and warnings[0].request_id == request_id and warnings[0].route == "api-action-approval"
     assert service_token not in caplog.text
 
@@ -182,7 +182,7 @@ def test_a_fast_path_that_fails_otherwise_is_logged_counted_and_answered_by_drf_
     assert (answer.status, answer.json()) == (200, response.json())
     assert len(tried) == 2, "once per call"
     assert fast_path_failures("api-action-approval") == before + 2
-    warnings = [r for r in caplog.records if r.name == "zakops_hitl.api" and r.levelname == "WARNING"]
+    warnings = [r for r in caplog.records if r.name == "common.api" and r.levelname == "WARNING"]
     assert [w.request_id for w in warnings] == [response["X-Request-ID"], answer.headers["X-Request-ID"]]
     assert "KeyError" in warnings[0].getMessage() and service_token not in caplog.text
 

@@ -1,4 +1,4 @@
-"""The engine's hot endpoints answer the usual call on a fast path (zakops_hitl.api); every
+"""The engine's hot endpoints answer the usual call on a fast path (common.api); every
 call, usual or not, gets the same status, headers that matter and body as DRF's path
 gives, and whatever is unusual is answered by DRF."""
 
@@ -11,7 +11,7 @@ from django.test import RequestFactory
 from django.urls import resolve, reverse
 from rest_framework.views import APIView
 
-from zakops_hitl.api import HitlAPIView
+from common.api import HitlAPIView
 from zakops_hitl.handlers import HitlWSGIHandler, _Lane
 
 URL = "/api/hitl/assess-risk"

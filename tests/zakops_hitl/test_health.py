@@ -4,8 +4,8 @@ reachable, migrations applied, change listener connected. Both open, both JSON."
 import pytest
 from django.db import OperationalError, connections
 
+from common.changes import ChangeFeed
 from zakops_hitl import views
-from zakops_hitl.changes import ChangeFeed
 
 pytestmark = pytest.mark.django_db
 

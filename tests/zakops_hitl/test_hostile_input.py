@@ -10,9 +10,10 @@ from rest_framework.test import APIClient
 
 from accounts.selectors import actor_of
 from accounts.services import service_account_ensure
-from approvals.models import ApprovalRequest, IdempotencyRecord
+from approvals.models import ApprovalRequest
 from approvals.services import approval_request
 from checkpoints.services import checkpoint_save
+from common.models import IdempotencyRecord
 from zakops.models import Action, DealEvent, ExecutionCheckpoint, OutboxEvent
 
 pytestmark = pytest.mark.django_db

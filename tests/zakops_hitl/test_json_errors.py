@@ -128,7 +128,7 @@ def test_an_unexpected_error_is_a_500_json_with_the_request_id_and_nothing_of_th
 
 
 def test_an_unexpected_error_in_metrics_is_a_500_json(callers, monkeypatch):
-    from zakops_hitl import metrics
+    from common import metrics
 
     def fail():
         raise ProgrammingError(SECRET_TEXT)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from zakops_hitl.parsers import json_problem
+from common.parsers import json_problem
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 from accounts.selectors import actor_of
 from accounts.services import service_account_ensure
 from approvals.services import approval_request
-from zakops_hitl.logs import JsonFormatter, RequestIdFilter
+from common.logs import JsonFormatter, RequestIdFilter
 
 pytestmark = pytest.mark.django_db
 

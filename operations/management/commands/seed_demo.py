@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from zakops.demo import DemoSeedRefused, demo_seed
+from operations.demo import DemoSeedRefused, demo_seed
 
 
 class Command(BaseCommand):

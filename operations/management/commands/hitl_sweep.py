@@ -1,8 +1,9 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from approvals.services import approvals_adopt_pending, approvals_expire, idempotency_records_forget
+from approvals.services import approvals_adopt_pending, approvals_expire
 from checkpoints.services import checkpoints_delete_old, checkpoints_expire
+from common.idempotency import idempotency_records_forget
 
 
 class Command(BaseCommand):

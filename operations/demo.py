@@ -1,7 +1,7 @@
 """The demo data set behind `seed_demo`: deals, actions of every catalogue type, reviewers.
 
 The demo lives under ids no real row has (deals `DEMO-…`, actions `ACT-DEMO-…`, people
-`@zakops.demo`, the `demo-action-engine` service account) and only ever creates rows:
+`@operations.demo`, the `demo-action-engine` service account) and only ever creates rows:
 a deal, action, checkpoint or person that is already there, demo or not, is left as it
 is, so a second run changes nothing and a demo row someone edited keeps the edit. An action's approval request,
 decision and checkpoints are written only together with the action. Demo passwords are
@@ -41,10 +41,10 @@ DEMO_DEALS = (
 )
 
 DEMO_PEOPLE = (
-    ("admin@zakops.demo", "admin", "Ada Admin"),
-    ("operator@zakops.demo", "operator", "Olu Operator"),
-    ("operator2@zakops.demo", "operator", "Oona Operator"),
-    ("viewer@zakops.demo", "viewer", "Vic Viewer"),
+    ("admin@operations.demo", "admin", "Ada Admin"),
+    ("operator@operations.demo", "operator", "Olu Operator"),
+    ("operator2@operations.demo", "operator", "Oona Operator"),
+    ("viewer@operations.demo", "viewer", "Vic Viewer"),
 )
 
 # Statuses of the demo actions that went through the engine before (no approval request).
@@ -52,9 +52,9 @@ _SETTLED = (ActionStatus.COMPLETED, ActionStatus.QUEUED, ActionStatus.FAILED, Ac
 # Decisions taken on some of the waiting actions, so the queue has history:
 # action -> (who, decision, reason).
 DEMO_DECISIONS = {
-    "ACT-DEMO-0003": ("admin@zakops.demo", "reject", "The deal is closed; no more outreach."),
-    "ACT-DEMO-0007": ("operator@zakops.demo", "approve", "NDA terms match the standard template."),
-    "ACT-DEMO-0011": ("operator@zakops.demo", "quarantine", "Transfer amount is far above this deal's escrow."),
+    "ACT-DEMO-0003": ("admin@operations.demo", "reject", "The deal is closed; no more outreach."),
+    "ACT-DEMO-0007": ("operator@operations.demo", "approve", "NDA terms match the standard template."),
+    "ACT-DEMO-0011": ("operator@operations.demo", "quarantine", "Transfer amount is far above this deal's escrow."),
 }
 
 
@@ -165,7 +165,7 @@ def _approvals(actions: list[Action], users: dict) -> int:
             continue
         approval_request(
             action_id=action.action_id, action_type=action.action_type, requester=engine,
-            requested_by="deal-assistant@zakops.demo",
+            requested_by="deal-assistant@operations.demo",
         )
         count += 1
         if action.action_id in DEMO_DECISIONS:
@@ -227,7 +227,7 @@ def demo_seed(*, force: bool = False) -> dict:
     users, sign_in = _people()
     new_actions = _actions(_deals())
     _approvals(new_actions, users)
-    _checkpoints(new_actions, user_actor_id(users["operator@zakops.demo"]))
+    _checkpoints(new_actions, user_actor_id(users["operator@operations.demo"]))
     demo_actions = Action.objects.filter(action_id__startswith=DEMO_ACTION_PREFIX)
     return {
         "people": sign_in,

@@ -1,5 +1,5 @@
 """Domain errors the services raise; the API turns them into JSON with the right status
-(zakops_hitl.api.exception_handler), the pages into a message."""
+(common.api.exception_handler), the pages into a message."""
 
 
 class HitlError(Exception):

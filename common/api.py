@@ -23,13 +23,13 @@ from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from zakops_hitl import metrics
-from zakops_hitl.errors import HitlError, InvalidInput
-from zakops_hitl.parsers import DEFAULT_MAX_BODY_BYTES, json_problem, read_unsized_body, unstorable_text, visible
+from common import metrics
+from common.errors import HitlError, InvalidInput
+from common.parsers import DEFAULT_MAX_BODY_BYTES, json_problem, read_unsized_body, unstorable_text, visible
 
 logger = logging.getLogger(__name__)
 
-# Request headers whose value is written to the database (approvals.idempotency).
+# Request headers whose value is written to the database (common.idempotency).
 STORED_HEADERS = ("Idempotency-Key",)
 
 API_PREFIX = "/api/"
@@ -151,10 +151,9 @@ class HitlAPIView(APIView):
                 return None  # DRF's parser names the fault
             if type(body) is not dict or json_problem(body, settings.HITL_JSON_MAX_DEPTH) is not None:
                 return None
-        from accounts.authentication import BearerTokenAuthentication
-
         try:
-            found = BearerTokenAuthentication().authenticate(request)
+            # The first authentication class (settings: the bearer token's) reads only a header.
+            found = self.authentication_classes[0]().authenticate(request)
         except exceptions.AuthenticationFailed:
             return None  # DRF's 401, with its challenge
         if found is None or not found[0].is_authenticated:

@@ -9,14 +9,16 @@ and then replays it. Keys are per user and kept 48 hours (hitl_sweep forgets old
 
 import hashlib
 import json
+from datetime import timedelta
 from functools import wraps
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from rest_framework.response import Response
 from rest_framework.utils.encoders import JSONEncoder
 
-from approvals.models import IdempotencyRecord
-from zakops_hitl.errors import HitlError, InvalidInput
+from common.errors import HitlError, InvalidInput
+from common.models import IdempotencyRecord
 
 HEADER = "Idempotency-Key"
 MAX_KEY = 255
@@ -70,3 +72,13 @@ def idempotent(handler):
             return response
 
     return post
+
+
+KEEP = timedelta(hours=48)  # keys are honoured for at least 24 h
+
+
+def idempotency_records_forget(*, now=None) -> int:
+    """Forget the answers kept for keys older than KEEP (hitl_sweep)."""
+    cutoff = (now or timezone.now()) - KEEP
+    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
+    return deleted
