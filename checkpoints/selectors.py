@@ -39,7 +39,7 @@ def checkpoint_latest(
     correlation). Active means status active and not past its expiry.
 
     Fixed SQL rather than the ORM: this is the engine's hot read, and building the query
-    cost twice what the database spends on it (bench/checkpoints.py).
+    cost more than the database spends on it (docs/performance.md).
     """
     if action_id is None and correlation_id is None:
         raise ValueError("give an action_id or a correlation_id")
@@ -59,8 +59,7 @@ def checkpoint_latest(
     # Within an action the sequence number is the order; across actions, time is.
     order = "sequence_number DESC" if action_id is not None else "created_at DESC, sequence_number DESC"
     # Prepared on PostgreSQL, the row made into the model as the ORM makes one
-    # (common.statements). bench/checkpoints.py, p50 beside PostgresSaver.get_tuple()
-    # in the same run: 1.03x of it through raw(), 0.79x this way.
+    # (common.statements), which measured faster than raw() (docs/performance.md).
     sql = f"SELECT {_ROW.columns} FROM execution_checkpoints WHERE {' AND '.join(where)} ORDER BY {order} LIMIT 1"
     return _ROW.one(sql, params)
 

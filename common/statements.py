@@ -5,9 +5,7 @@ Django's own cursor binds on the client: the ~2 KB of checkpoint JSON is quoted 
 SQL text, which the server then parses and plans on every call. Here the values travel as
 parameters and the statement is parsed and planned once per connection. The cursor is
 still wrapped by Django, so execute wrappers, the query log and error translation see it.
-Measured in interleaved rounds (p50): the save's statement alone took 0.467 ms through this
-cursor against 0.546 ms through Django's; in bench/checkpoints.py a whole save went from 1.30
-to 1.20 times a PostgresSaver.put() in the same run (bench/README.md has the figures).
+What it saves is measured in docs/performance.md.
 """
 
 import psycopg

@@ -10,11 +10,9 @@ granian (a WSGI server written in Rust), configured from the environment (an arg
 - HITL_ACCESS_LOG: also log each request in granian's access format (default false;
   the app logs every request anyway, as JSON).
 
-Why granian: on the engine's hot path (bench/engine.py, README "Engine-facing speed")
-the server alone cost as much as the app. Answering a fixed JSON from Django with no
-middleware, one process and `wrk -t2 -c16`, gunicorn's sync worker served about 6,000
-requests/s (it closes the connection after each response) and granian with one app
-thread about 13,300, on the same machine in the same run.
+Why granian: on the engine's hot path the server alone cost as much as the app, and
+gunicorn's sync worker closes the connection after each response (the figures that
+decided it are in docs/performance.md).
 
 Metrics: every worker writes its counters to files in PROMETHEUS_MULTIPROC_DIR, which
 /metrics sums over the workers. Without that variable a private folder is made for this

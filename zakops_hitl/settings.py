@@ -257,8 +257,8 @@ if _db["ENGINE"] == "django.db.backends.postgresql":
         # found in schema zakops. See zakops/ddl.py for why this is safe.
         _options["options"] = "-c search_path=public,zakops"
     _db["CONN_MAX_AGE"] = _int("DATABASE_CONN_MAX_AGE", 60)
-    # A health check is a round trip before the first query of every request (a third of
-    # the poll's time, bench/engine.py). Without it, the first call on a connection the
+    # A health check is a round trip before the first query of every request, a large
+    # share of the poll's time (docs/performance.md). Without it, the first call on a connection the
     # database dropped answers 503 and the connection is replaced for the next one.
     _db["CONN_HEALTH_CHECKS"] = _bool("DATABASE_HEALTH_CHECKS", False)
 else:
