@@ -18,99 +18,11 @@ import re
 import secrets
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
 
-import environ
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
-BASE_DIR = Path(__file__).resolve().parent.parent
-
-env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env")  # real environment variables win over .env
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
-
-
-def _bool(name: str, default: bool) -> bool:
-    raw = env.str(name, default="")
-    if raw == "":
-        return default
-    value = raw.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ImproperlyConfigured(f"{name} must be true or false, got {raw!r}")
-
-
-def _int(name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
-    raw = env.str(name, default="")
-    if raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a whole number, got {raw!r}") from None
-    if value < minimum:
-        raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value}")
-    if maximum is not None and value > maximum:
-        raise ImproperlyConfigured(f"{name} must be at most {maximum}, got {value}")
-    return value
-
-
-def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
-    raw = env.str(name, default="")
-    if raw == "":
-        return default
-    value = raw.strip().lower()
-    if value not in choices:
-        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
-    return value
-
-
-def _database(url: str | None, name: str = "DATABASE_URL") -> dict:
-    if not url:
-        return {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": BASE_DIR / "db.sqlite3",
-        }
-    scheme = urlsplit(url).scheme
-    if scheme not in {"postgres", "postgresql", "pgsql", "sqlite"}:
-        raise ImproperlyConfigured(
-            f"{name} must start with postgres:// or sqlite:///, got scheme {scheme or 'none'!r}"
-        )
-    try:
-        config = environ.Env.db_url_config(url)
-    except ValueError as exc:
-        raise ImproperlyConfigured(f"{name} is not a valid database URL: {exc}") from None
-    if not config.get("NAME"):
-        raise ImproperlyConfigured(f"{name} names no database")
-    return config
-
-
-def _base_url(name: str, default: str) -> str:
-    raw = env.str(name, default="").strip() or default
-    parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
-        raise ImproperlyConfigured(f"{name} must be an http:// or https:// address such as https://hitl.example.com, got {raw!r}")
-    return raw.rstrip("/")
-
-
-def _email(name: str, default: str) -> dict:
-    """Django's e-mail settings from one URL (django-environ's email_url). The error never
-    repeats the URL: it may hold the SMTP password."""
-    try:
-        config = env.email_url(name, default=default)
-    except (ImproperlyConfigured, ValueError):
-        scheme = urlsplit(env.str(name, default="")).scheme or "none"
-        raise ImproperlyConfigured(
-            f"{name} must be smtp://, smtp+tls://, smtp+ssl://, consolemail://, filemail:// or dummymail:// "
-            f"with a valid host and port, got scheme {scheme!r}"
-        ) from None
-    config.pop("OPTIONS", None)
-    return config
+from zakops_hitl.environment import BASE_DIR, base_url, database, email, env, read_bool, read_choice, read_int
 
 
 def _secret_key() -> str:
@@ -133,10 +45,10 @@ def _secret_key() -> str:
     return path.read_text().strip()
 
 
-PROFILE = _choice("DJANGO_ENV", "development", ("development", "test", "production"))
+PROFILE = read_choice("DJANGO_ENV", "development", ("development", "test", "production"))
 PRODUCTION = PROFILE == "production"
 
-DEBUG = _bool("DJANGO_DEBUG", False)
+DEBUG = read_bool("DJANGO_DEBUG", False)
 if DEBUG and PRODUCTION:
     raise ImproperlyConfigured("DJANGO_DEBUG=true is not allowed with DJANGO_ENV=production")
 SECRET_KEY = _secret_key()
@@ -147,7 +59,7 @@ CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 # Behind TLS in production (set false only to try the production profile on plain http);
 # off for the quick start.
-SECURE = _bool("DJANGO_SECURE", PRODUCTION)
+SECURE = read_bool("DJANGO_SECURE", PRODUCTION)
 SESSION_COOKIE_SECURE = SECURE
 CSRF_COOKIE_SECURE = SECURE
 SECURE_SSL_REDIRECT = SECURE
@@ -233,18 +145,18 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {"default": _database(env.str("DATABASE_URL", default=""))}
+DATABASES = {"default": database(env.str("DATABASE_URL", default=""))}
 _db = DATABASES["default"]
 # DATABASE_URL goes through a pooler in transaction mode (PgBouncer pool_mode=transaction):
 # a server connection is someone else's after each transaction, so nothing may live on
 # it between transactions: no prepared statements, no server-side cursors, no LISTEN, and
 # no search_path sent at connect time (PgBouncer refuses the `options` parameter). The
 # search_path is then set on the role or database (README, PgBouncer).
-DATABASE_TRANSACTION_POOLING = _bool("DATABASE_TRANSACTION_POOLING", False)
+DATABASE_TRANSACTION_POOLING = read_bool("DATABASE_TRANSACTION_POOLING", False)
 # A direct connection (not through the pooler) for the change feed's LISTEN; without one
 # behind a transaction pooler, the feed reads a version row at most once a second.
 _listen_url = env.str("DATABASE_LISTEN_URL", default="")
-HITL_LISTEN_DATABASE = _database(_listen_url, "DATABASE_LISTEN_URL") if _listen_url else None
+HITL_LISTEN_DATABASE = database(_listen_url, "DATABASE_LISTEN_URL") if _listen_url else None
 if HITL_LISTEN_DATABASE and HITL_LISTEN_DATABASE["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("DATABASE_LISTEN_URL must be a postgres:// URL")
 if _db["ENGINE"] == "django.db.backends.postgresql":
@@ -256,11 +168,11 @@ if _db["ENGINE"] == "django.db.backends.postgresql":
         # Django's own tables go to the first schema (public); the ZakOps tables are
         # found in schema zakops. See zakops/ddl.py for why this is safe.
         _options["options"] = "-c search_path=public,zakops"
-    _db["CONN_MAX_AGE"] = _int("DATABASE_CONN_MAX_AGE", 60)
+    _db["CONN_MAX_AGE"] = read_int("DATABASE_CONN_MAX_AGE", 60)
     # A health check is a round trip before the first query of every request, a large
     # share of the poll's time (docs/performance.md). Without it, the first call on a connection the
     # database dropped answers 503 and the connection is replaced for the next one.
-    _db["CONN_HEALTH_CHECKS"] = _bool("DATABASE_HEALTH_CHECKS", False)
+    _db["CONN_HEALTH_CHECKS"] = read_bool("DATABASE_HEALTH_CHECKS", False)
 else:
     _db.setdefault("OPTIONS", {}).update(
         {
@@ -305,22 +217,22 @@ USE_TZ = True
 # sign-in is refused there for HITL_LOGIN_LOCKOUT_MINUTES, also with the right password,
 # with a 429 and Retry-After; an admin can unlock sooner (admin, Axes, Access attempts:
 # delete the rows). API tokens never pass through this.
-AXES_FAILURE_LIMIT = _int("HITL_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_FAILURE_LIMIT = read_int("HITL_LOGIN_FAILURE_LIMIT", 5, minimum=1)
 HITL_LOGIN_LIMITS = [
     (["username", "ip_address"], AXES_FAILURE_LIMIT),
-    ("username", _int("HITL_LOGIN_ACCOUNT_FAILURE_LIMIT", 50, minimum=1)),
-    ("ip_address", _int("HITL_LOGIN_CLIENT_FAILURE_LIMIT", 30, minimum=1)),
+    ("username", read_int("HITL_LOGIN_ACCOUNT_FAILURE_LIMIT", 50, minimum=1)),
+    ("ip_address", read_int("HITL_LOGIN_CLIENT_FAILURE_LIMIT", 30, minimum=1)),
 ]
 AXES_LOCKOUT_PARAMETERS = [parameters for parameters, _ in HITL_LOGIN_LIMITS]
 AXES_HANDLER = "accounts.throttling.SignInThrottle"
-AXES_COOLOFF_TIME = timedelta(minutes=_int("HITL_LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_COOLOFF_TIME = timedelta(minutes=read_int("HITL_LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
 AXES_USERNAME_CALLABLE = "accounts.backends.sign_in_username"
 AXES_CLIENT_IP_CALLABLE = "zakops_hitl.middleware.client_ip"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "accounts.views.sign_in_refused"  # templates/registration/locked_out.html, 429
 # How many reverse proxies in front of the app append to X-Forwarded-For; the client's
 # address is the one the outermost of them saw. 0: the connection's own address.
-HITL_PROXY_COUNT = _int("HITL_PROXY_COUNT", 0)
+HITL_PROXY_COUNT = read_int("HITL_PROXY_COUNT", 0)
 
 # --- static files ---------------------------------------------------------------------
 STATIC_URL = "static/"
@@ -339,7 +251,7 @@ STORAGES = {
         )
     },
 }
-WHITENOISE_USE_FINDERS = _bool("WHITENOISE_USE_FINDERS", not PRODUCTION)
+WHITENOISE_USE_FINDERS = read_bool("WHITENOISE_USE_FINDERS", not PRODUCTION)
 WHITENOISE_AUTOREFRESH = not PRODUCTION
 WHITENOISE_MANIFEST_STRICT = False
 
@@ -379,7 +291,7 @@ SPECTACULAR_SETTINGS = {
 # One line per request (zakops_hitl.middleware) and per decision (approvals.services),
 # with the request id; JSON in production, text otherwise (LOG_FORMAT). No line holds a
 # token, a password or a session id: requests are logged by route, never by header.
-LOG_FORMAT = _choice("LOG_FORMAT", "json" if PRODUCTION else "text", ("json", "text"))
+LOG_FORMAT = read_choice("LOG_FORMAT", "json" if PRODUCTION else "text", ("json", "text"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -391,7 +303,7 @@ LOGGING = {
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request"]},
     },
-    "root": {"handlers": ["console"], "level": _choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error", "critical")).upper()},
+    "root": {"handlers": ["console"], "level": read_choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error", "critical")).upper()},
     "loggers": {
         # runserver's own line per request repeats the request log's; keep its warnings.
         "django.server": {"handlers": ["console"], "level": "WARNING", "propagate": False},
@@ -401,34 +313,34 @@ LOGGING = {
 
 # --- ZakOps HITL behaviour (SPEC §1) -------------------------------------------------
 RISK_LEVELS = ("low", "medium", "high", "critical")
-ZAKOPS_HITL_DEFAULT_RISK_LEVEL = _choice("ZAKOPS_HITL_DEFAULT_RISK_LEVEL", "medium", RISK_LEVELS)
-ZAKOPS_HITL_DEFAULT_REQUIRES_APPROVAL = _bool("ZAKOPS_HITL_DEFAULT_REQUIRES_APPROVAL", True)
-ZAKOPS_HITL_AUTO_APPROVE_LOW_RISK = _bool("ZAKOPS_HITL_AUTO_APPROVE_LOW_RISK", False)
-HITL_CHECKPOINT_MAX_BYTES = _int("HITL_CHECKPOINT_MAX_BYTES", 1024 * 1024, minimum=1)
-HITL_CHECKPOINT_RETENTION_DAYS = _int("HITL_CHECKPOINT_RETENTION_DAYS", 30, minimum=1)
+ZAKOPS_HITL_DEFAULT_RISK_LEVEL = read_choice("ZAKOPS_HITL_DEFAULT_RISK_LEVEL", "medium", RISK_LEVELS)
+ZAKOPS_HITL_DEFAULT_REQUIRES_APPROVAL = read_bool("ZAKOPS_HITL_DEFAULT_REQUIRES_APPROVAL", True)
+ZAKOPS_HITL_AUTO_APPROVE_LOW_RISK = read_bool("ZAKOPS_HITL_AUTO_APPROVE_LOW_RISK", False)
+HITL_CHECKPOINT_MAX_BYTES = read_int("HITL_CHECKPOINT_MAX_BYTES", 1024 * 1024, minimum=1)
+HITL_CHECKPOINT_RETENTION_DAYS = read_int("HITL_CHECKPOINT_RETENTION_DAYS", 30, minimum=1)
 # Request bodies nested deeper than this (arrays and objects, the body itself being 1) are
 # a 400. Python's JSON parser gives up near a thousand levels, which is also a 400.
-HITL_JSON_MAX_DEPTH = _int("HITL_JSON_MAX_DEPTH", 64, minimum=1)
+HITL_JSON_MAX_DEPTH = read_int("HITL_JSON_MAX_DEPTH", 64, minimum=1)
 
 # --- Team review ------------------------------------------------------------------------
 # How long opening a request claims it for the reviewer; the open page renews it.
-HITL_CLAIM_MINUTES = _int("HITL_CLAIM_MINUTES", 10, minimum=1, maximum=240)
+HITL_CLAIM_MINUTES = read_int("HITL_CLAIM_MINUTES", 10, minimum=1, maximum=240)
 # Approvals by different eligible people a request of each level needs before it completes.
 HITL_APPROVALS_NEEDED = {
-    level: _int(f"HITL_APPROVALS_{level.upper()}", 2 if level == "critical" else 1, minimum=1, maximum=5)
+    level: read_int(f"HITL_APPROVALS_{level.upper()}", 2 if level == "critical" else 1, minimum=1, maximum=5)
     for level in RISK_LEVELS
 }
 
 # --- Notifications ----------------------------------------------------------------------
 # Links in messages point at HITL_BASE_URL + /actions/<action_id>/.
-HITL_BASE_URL = _base_url("HITL_BASE_URL", "http://127.0.0.1:8000")
+HITL_BASE_URL = base_url("HITL_BASE_URL", "http://127.0.0.1:8000")
 # A reminder is sent when this share (percent) of a request's time is left; 0 sends none.
-HITL_NOTIFY_REMINDER_PERCENT = _int("HITL_NOTIFY_REMINDER_PERCENT", 25, minimum=0, maximum=99)
-HITL_NOTIFY_MAX_ATTEMPTS = _int("HITL_NOTIFY_MAX_ATTEMPTS", 6, minimum=1)
+HITL_NOTIFY_REMINDER_PERCENT = read_int("HITL_NOTIFY_REMINDER_PERCENT", 25, minimum=0, maximum=99)
+HITL_NOTIFY_MAX_ATTEMPTS = read_int("HITL_NOTIFY_MAX_ATTEMPTS", 6, minimum=1)
 # The first retry waits this long; each further one twice as long, at most an hour.
-HITL_NOTIFY_RETRY_SECONDS = _int("HITL_NOTIFY_RETRY_SECONDS", 30, minimum=0)
+HITL_NOTIFY_RETRY_SECONDS = read_int("HITL_NOTIFY_RETRY_SECONDS", 30, minimum=0)
 # For webhook calls and the SMTP connection: a dead receiver costs the worker this much.
-HITL_NOTIFY_TIMEOUT_SECONDS = _int("HITL_NOTIFY_TIMEOUT_SECONDS", 5, minimum=1, maximum=60)
+HITL_NOTIFY_TIMEOUT_SECONDS = read_int("HITL_NOTIFY_TIMEOUT_SECONDS", 5, minimum=1, maximum=60)
 
 
 def _hosts(name: str) -> list[str]:
@@ -451,7 +363,7 @@ def _hosts(name: str) -> list[str]:
 HITL_WEBHOOK_ALLOWED_HOSTS = _hosts("HITL_WEBHOOK_ALLOWED_HOSTS")
 
 # E-mail: the console backend unless EMAIL_URL says otherwise (smtp+tls://user:password@host:587).
-vars().update(_email("EMAIL_URL", "consolemail://"))
+vars().update(email("EMAIL_URL", "consolemail://"))
 EMAIL_TIMEOUT = HITL_NOTIFY_TIMEOUT_SECONDS
 DEFAULT_FROM_EMAIL = env.str("HITL_EMAIL_FROM", default="ZakOps HITL <hitl@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
