@@ -3,6 +3,7 @@ and whether a person must approve. Every reason is a sentence a reviewer can act
 
 import re
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from risk.models import SEVERITY, VerbPhrase, seen_text
@@ -215,14 +216,34 @@ def _floor(phrase: VerbPhrase, level, score, requires_approval, config: RiskConf
     return level, score, True
 
 
-def risk_assess(*, action_type: str, inputs: dict | None = None, context: dict | None = None) -> RiskAssessment:
-    book = rulebook_current()
-    config = book.config
-    inputs = inputs or {}
-    context = context or {}
-    reasons: list[str] = []
-    recommendations: list[str] = []
+@dataclass(frozen=True, slots=True)
+class Modifier:
+    """A score modifier (SPEC §2): what it finds in the inputs, the settings field holding
+    its weight, the reason line (`{}` is what was found) and the recommendation it adds."""
 
+    finds: Callable[[dict, RiskConfig], str | None]
+    weight: str
+    says: str
+    recommends: str
+
+
+MODIFIERS = (
+    Modifier(
+        lambda inputs, config: _bulk(inputs, config.bulk_threshold), "bulk_weight", "Bulk operation: {}",
+        "Check a sample of the items before approving a bulk operation.",
+    ),
+    Modifier(
+        lambda inputs, config: _financial(inputs), "financial_weight", "Financial data: inputs include {}",
+        "Verify amounts and account details against the deal documents.",
+    ),
+    Modifier(
+        lambda inputs, config: _external(inputs, config.internal_domains), "external_weight",
+        "External communication: {}", "Confirm every external recipient is expected for this deal.",
+    ),
+)
+
+
+def _matched_rules(book, action_type: str, inputs: dict) -> list:
     matched = []
     folded = None  # inputs_by_key(inputs), once, if a rule reads the inputs
     for rule in book.candidates(action_type):
@@ -232,77 +253,78 @@ def risk_assess(*, action_type: str, inputs: dict | None = None, context: dict |
             if not rule.matches_inputs(inputs, folded):
                 continue
         matched.append(rule)
-    if matched:
-        rule_level = matched[0].level  # rules are held most severe first
-        rule_approval = any(rule.requires_approval for rule in matched)
-        reasons.extend(rule.reason for rule in matched)
-    else:
-        rule_level = config.default_level
-        rule_approval = config.default_requires_approval
-        reasons.append(
-            f"No rule matched: default level {rule_level}, "
-            f"approval {'required' if rule_approval else 'not required'}"
-        )
+    return matched
 
+
+def _rule_outcome(matched: list, config: RiskConfig, reasons: list) -> tuple[str, bool]:
+    """The rule level and approval: the most severe matched rule's level and whether any
+    matched rule requires approval; with no match, the defaults."""
+    if matched:
+        reasons.extend(rule.reason for rule in matched)
+        return matched[0].level, any(rule.requires_approval for rule in matched)  # held most severe first
+    level, approval = config.default_level, config.default_requires_approval
+    reasons.append(f"No rule matched: default level {level}, approval {'required' if approval else 'not required'}")
+    return level, approval
+
+
+def _score(rule_level: str, inputs: dict, config: RiskConfig, result: RiskAssessment) -> float:
+    """The base of the rule level plus each modifier found, capped at 1.0."""
     score = config.bases[rule_level]
-    breakdown = [{"label": f"Base for level {rule_level}", "points": score}]
-    bulk = _bulk(inputs, config.bulk_threshold)
-    if bulk:
-        score += config.bulk_weight
-        reasons.append(f"Bulk operation: {bulk} (+{config.bulk_weight:.2f})")
-        breakdown.append({"label": f"Bulk operation: {bulk}", "points": config.bulk_weight})
-        recommendations.append("Check a sample of the items before approving a bulk operation.")
-    financial = _financial(inputs)
-    if financial:
-        score += config.financial_weight
-        reasons.append(f"Financial data: inputs include {financial} (+{config.financial_weight:.2f})")
-        breakdown.append({"label": f"Financial data: inputs include {financial}", "points": config.financial_weight})
-        recommendations.append("Verify amounts and account details against the deal documents.")
-    external = _external(inputs, config.internal_domains)
-    if external:
-        score += config.external_weight
-        reasons.append(f"External communication: {external} (+{config.external_weight:.2f})")
-        breakdown.append({"label": f"External communication: {external}", "points": config.external_weight})
-        recommendations.append("Confirm every external recipient is expected for this deal.")
+    result.breakdown.append({"label": f"Base for level {rule_level}", "points": score})
+    for modifier in MODIFIERS:
+        found = modifier.finds(inputs, config)
+        if found:
+            weight = getattr(config, modifier.weight)
+            score += weight
+            result.reasons.append(f"{modifier.says.format(found)} (+{weight:.2f})")
+            result.breakdown.append({"label": modifier.says.format(found), "points": weight})
+            result.recommendations.append(modifier.recommends)
     if score > 1.0:
-        breakdown.append({"label": "Capped at 1.00", "points": round(1.0 - score, 6)})
+        result.breakdown.append({"label": "Capped at 1.00", "points": round(1.0 - score, 6)})
     # Rounded so that sums like 0.70 + 0.20 meet the 0.90 threshold they equal.
-    score = round(min(score, 1.0), 6)
+    return round(min(score, 1.0), 6)
+
+
+def _with_context(context: dict, result: RiskAssessment) -> None:
+    if context.get("deal_stage") == "closed":
+        if result.score < 0.90:
+            result.breakdown.append({"label": "Deal is closed: raised to 0.90", "points": round(0.90 - result.score, 6)})
+        result.level, result.requires_approval, result.score = "critical", True, max(result.score, 0.90)
+        result.reasons.append("Deal is closed - all actions require approval")
+    if context.get("is_test_mode"):
+        result.recommendations.append("Test mode: confirm the action only touches test data.")
+
+
+def risk_assess(*, action_type: str, inputs: dict | None = None, context: dict | None = None) -> RiskAssessment:
+    book = rulebook_current()
+    config = book.config
+    inputs = inputs or {}
+    result = RiskAssessment(level="low", score=0.0, requires_approval=False, requires_quarantine=False)
+    matched = _matched_rules(book, action_type, inputs)
+    rule_level, rule_approval = _rule_outcome(matched, config, result.reasons)
+    score = _score(rule_level, inputs, config, result)
 
     level = _level_for(score, config)
     if SEVERITY[level] < SEVERITY[rule_level]:
         level = rule_level
     elif level != rule_level:
-        reasons.append(f"Score {score:.2f} raises the level from {rule_level} to {level}")
-
+        result.reasons.append(f"Score {score:.2f} raises the level from {rule_level} to {level}")
     requires_approval = rule_approval or level in ("high", "critical")
     if config.auto_approve_low and level == "low" and requires_approval:
         requires_approval = False
-        reasons.append("Low risk: no approval needed (ZAKOPS_HITL_AUTO_APPROVE_LOW_RISK)")
-
+        result.reasons.append("Low risk: no approval needed (ZAKOPS_HITL_AUTO_APPROVE_LOW_RISK)")
     if config.write_verb_floor and (SEVERITY[level] < SEVERITY["medium"] or not requires_approval):
-        level, score, requires_approval = _floor(book.phrase(action_type), level, score, requires_approval, config, reasons, breakdown)
+        level, score, requires_approval = _floor(
+            book.phrase(action_type), level, score, requires_approval, config, result.reasons, result.breakdown
+        )
+    result.level, result.score, result.requires_approval = level, score, requires_approval
+    _with_context(context or {}, result)
 
-    if context.get("deal_stage") == "closed":
-        if score < 0.90:
-            breakdown.append({"label": "Deal is closed: raised to 0.90", "points": round(0.90 - score, 6)})
-        level, requires_approval, score = "critical", True, max(score, 0.90)
-        reasons.append("Deal is closed - all actions require approval")
-    if context.get("is_test_mode"):
-        recommendations.append("Test mode: confirm the action only touches test data.")
-
-    if level == "critical":
-        recommendations.insert(0, "Critical: only an admin can decide; check every input before approving.")
-    elif requires_approval:
-        recommendations.insert(0, "Review the inputs before approving.")
-
-    return RiskAssessment(
-        level=level,
-        score=round(score, 2),
-        requires_approval=requires_approval,
-        requires_quarantine=level == "critical",
-        reasons=reasons,
-        recommendations=recommendations,
-        matched_rules=[rule.name for rule in matched],
-        breakdown=breakdown,
-    )
+    if result.level == "critical":
+        result.recommendations.insert(0, "Critical: only an admin can decide; check every input before approving.")
+    elif result.requires_approval:
+        result.recommendations.insert(0, "Review the inputs before approving.")
+    result.score = round(result.score, 2)
+    result.requires_quarantine = result.level == "critical"
+    result.matched_rules = [rule.name for rule in matched]
+    return result
