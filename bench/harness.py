@@ -423,9 +423,9 @@ def compared(name: str, ours: list, theirs: list, *, unit: str, digits: int = 2,
     the verdict is only ever this run's."""
     mine, their = statistics.median(ours), statistics.median(theirs)
     ratio = mine / their
-    if aim is None:
-        note = f"{'ours' if (ratio > 1) == higher_is_better and ratio != 1 else other} {'higher' if higher_is_better else 'faster'}"
-        met = None
+    if aim is None:  # no target: which side did better
+        ours_better = ratio > 1 if higher_is_better else ratio < 1
+        note, met = f"{'ours' if ours_better else other} {'higher' if higher_is_better else 'faster'}", None
     else:
         met = ratio >= aim if higher_is_better else ratio <= aim
         note = f"aim {'>=' if higher_is_better else '<='} {aim:.1f}x: {verdict(met)}"
