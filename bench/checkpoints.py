@@ -1,67 +1,27 @@
-"""Benchmark of checkpoint saves and reads, in process and over HTTP. It prints figures and asserts nothing.
-
-1. In this process, on PostgreSQL, with 10,000 checkpoints already in the table (1,000
-   actions, 10 each) and about 2 KB of nested JSON per checkpoint, beside LangGraph's
-   PostgresSaver measured in the same run on a scratch database of its own on the same server
-   (setup() run, 1,000 threads x 10 checkpoints put first, the same state as one channel):
-   - save: `checkpoints.services.checkpoint_save()` against `PostgresSaver.put()`;
-   - get-latest: `checkpoints.selectors.checkpoint_latest(action_id=...)` against
-     `PostgresSaver.get_tuple()` of a thread's newest checkpoint;
-   timed in interleaved rounds (ours, theirs, ours, ...), each call on an action or thread
-   picked at random: p50/p95 per side per round, the median of the round p50s and the ratio
-   ours / theirs, which the verdict reads (aim: at most 1.0). Then a floor (the same statements
-   sent through psycopg directly, and a bare `SELECT 1` round trip), and save and get-latest
-   on one action that has 10,000 checkpoints (--deep): how they scale with its history.
-2. `POST /api/hitl/actions/{action_id}/checkpoints` under the app server (`python -m zakops_hitl.serve`) with production settings
-   and a bearer token, loaded with wrk: (a) each request on one of the 1,000 actions at random,
-   (b) every request on one action, so that saves queue on its row lock. Requests/s, p50/p99
-   latency, responses that are not 2xx/3xx, socket errors, and whether every action's sequence
-   numbers are still 0..n-1 without gap or duplicate.
-
-The database is a scratch PostgreSQL one, created and dropped here (postgres://postgres@
-127.0.0.1:5432, trust auth, via createdb/dropdb). With --database-url (or DATABASE_URL) that
-database is used as it is; the bench's actions (and so their checkpoints) are deleted and the
-bench token revoked afterwards. PostgresSaver's database is always a scratch one, created
-beside the bench database and dropped at the end.
+"""Checkpoint save and get-latest in process beside LangGraph's PostgresSaver, measured in the
+same run, and `POST actions/{id}/checkpoints` under the app server with wrk.
 
     .venv/bin/python bench/checkpoints.py [--seconds 10] [--workers 2] [--rounds 5] [--round-calls 400]
 """
 
-import argparse
 import contextlib
-import gc
 import json
 import os
 import random
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from importlib.metadata import version
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import _common as common  # bench/_common.py: this script's folder is first on sys.path
+import harness  # bench/harness.py and serving.py: this script's folder is first on sys.path
+import serving
 
 TARGET_RATIO = 1.0  # ours / LangGraph's PostgresSaver, p50, measured in the same run
 
 ACTION_PREFIX = "bench-ckpt-"  # every action the bench creates; deleted by prefix on a given database
 STEP_NAMES = ("plan", "fetch_documents", "draft_email", "review", "send")
 ENDPOINT = "/api/hitl/actions/{action_id}/checkpoints"
-
-
-def verdict(value: float, target: float) -> str:
-    return "met" if value <= target else "NOT met"
-
-
-# --- the database ----------------------------------------------------------------------
-
-
-def database(args):
-    """The given PostgreSQL database, or a scratch one dropped at the end."""
-    return common.postgres_database(args, f"hitl_bench_ckpt_{os.getpid()}")
 
 
 # --- the data --------------------------------------------------------------------------
@@ -136,10 +96,6 @@ def data_size(data: dict) -> int:
     return len(json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode())
 
 
-def action_ids(count: int) -> list[str]:
-    return [f"{ACTION_PREFIX}{i:04d}" for i in range(count)]
-
-
 def seed(ids: list[str], per_action: int) -> None:
     """The actions, and `per_action` checkpoints on each with sequence numbers 0..n-1."""
     from django.db import connection, transaction
@@ -172,15 +128,6 @@ def seed(ids: list[str], per_action: int) -> None:
         cursor.execute("ANALYZE zakops.actions, zakops.execution_checkpoints")
 
 
-def bench_rows_delete() -> None:
-    """Delete the bench's actions and (on delete cascade) their checkpoints."""
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("DELETE FROM zakops.execution_checkpoints WHERE action_id LIKE %s", [f"{ACTION_PREFIX}%"])
-        cursor.execute("DELETE FROM zakops.actions WHERE action_id LIKE %s", [f"{ACTION_PREFIX}%"])
-
-
 def sequences_intact(ids: list[str]) -> tuple[int, int]:
     """(actions whose sequence numbers are exactly 0..n-1, actions with checkpoints)."""
     from django.db.models import Count, Max
@@ -204,18 +151,6 @@ def checkpoint_count(action_id: str) -> int:
 
 
 # --- 1. in process, beside LangGraph's PostgresSaver -----------------------------------
-
-
-def timed(call, targets: list) -> list[float]:
-    """Milliseconds per call of `call(target)`, each timed on its own, one call per target."""
-    clock = time.perf_counter_ns
-    samples = []
-    gc.collect()  # start the timing with no garbage pending
-    for target in targets:
-        start = clock()
-        call(target)
-        samples.append((clock() - start) / 1e6)
-    return samples
 
 
 def saver(data: dict):
@@ -288,15 +223,6 @@ class LangGraphThreads:
                 self.put(thread_id)
 
 
-def langgraph_database_url(db_url: str, name: str) -> tuple[str, list[str]]:
-    """The URL of database `name` on the server of `db_url`, and createdb's options for it."""
-    parts = urlsplit(db_url)
-    options = ["-h", parts.hostname or "127.0.0.1", "-p", str(parts.port or 5432)]
-    if parts.username:
-        options += ["-U", parts.username]
-    return urlunsplit(parts._replace(path=f"/{name}", query="")), options
-
-
 @contextlib.contextmanager
 def langgraph_saver(db_url: str):
     """PostgresSaver (as its from_conn_string makes it: autocommit, prepared statements,
@@ -304,24 +230,13 @@ def langgraph_saver(db_url: str):
     try:
         from langgraph.checkpoint.postgres import PostgresSaver
     except ImportError:
-        raise common.BenchError(
+        raise harness.BenchError(
             "langgraph-checkpoint-postgres is not installed: .venv/bin/python -m pip install -r bench/requirements.txt"
         ) from None
-    name = f"hitl_bench_langgraph_{os.getpid()}"
-    url, options = langgraph_database_url(db_url, name)
-    env = dict(os.environ)
-    if urlsplit(db_url).password:
-        env["PGPASSWORD"] = urlsplit(db_url).password
-    common.run(["createdb", *options, name], env=env, timeout=30)
-    try:
-        with PostgresSaver.from_conn_string(url) as saver_:
-            saver_.setup()
-            yield saver_, name
-    finally:
-        try:
-            common.run(["dropdb", *options, "--force", "--if-exists", name], env=env, timeout=60)
-        except common.BenchError as exc:
-            print(f"warning: could not drop {name}: {exc}", file=sys.stderr)
+    name = f"{harness.SCRATCH_PREFIX}_langgraph_{os.getpid()}"
+    with harness.scratch_postgres(name, server=db_url) as url, PostgresSaver.from_conn_string(url) as saver_:
+        saver_.setup()
+        yield saver_, name
 
 
 def langgraph_sizes(saver_) -> str:
@@ -338,31 +253,28 @@ def langgraph_sizes(saver_) -> str:
 
 def interleaved(name: str, ours, theirs, ours_ids: list[str], their_ids: list[str], args, rng) -> dict:
     """`args.rounds` rounds of `args.round_calls` timed calls of ours, then as many of
-    theirs (A B A B ...), each on an action or thread picked at random; p50/p95 per side
-    per round, the median of the round p50s, and the ratio ours / theirs."""
+    theirs, each on an action or thread picked at random; p50/p95 per side per round, the
+    median of the round p50s, and the ratio ours / theirs."""
     for _ in range(args.warmup):
         ours(rng.choice(ours_ids))
         theirs(rng.choice(their_ids))
-    rounds = []
     print(f"\n{name}: {args.rounds} rounds of {args.round_calls} calls a side, interleaved "
           f"(after {args.warmup} untimed calls a side)")
     print(f"  {'round':<6} {'ours p50':>9} {'p95':>7} {'theirs p50':>11} {'p95':>7} {'ratio':>6}")
-    for number in range(1, args.rounds + 1):
-        a = common.summarize(timed(ours, [rng.choice(ours_ids) for _ in range(args.round_calls)]))
-        b = common.summarize(timed(theirs, [rng.choice(their_ids) for _ in range(args.round_calls)]))
-        rounds.append((a, b))
+
+    def side(call, ids):
+        return lambda _round: harness.summarize(harness.time_calls(call, [rng.choice(ids) for _ in range(args.round_calls)]))
+
+    def row(number, figures):
+        a, b = figures["ours"], figures["theirs"]
         print(f"  {number:<6} {a['p50']:>9.3f} {a['p95']:>7.3f} {b['p50']:>11.3f} {b['p95']:>7.3f} "
               f"{a['p50'] / b['p50']:>5.2f}x")
-    ours_p50 = statistics.median(a["p50"] for a, _ in rounds)
-    theirs_p50 = statistics.median(b["p50"] for _, b in rounds)
-    figures = {
-        "ours_p50": ours_p50, "theirs_p50": theirs_p50, "ratio": ours_p50 / theirs_p50,
-        "ours_p95": statistics.median(a["p95"] for a, _ in rounds),
-        "theirs_p95": statistics.median(b["p95"] for _, b in rounds),
-    }
-    print(f"  median of the round p50s (ms): ours {ours_p50:.3f}, theirs {theirs_p50:.3f}; "
-          f"ratio ours/theirs {figures['ratio']:.2f}x (aim <= {TARGET_RATIO:g}x): "
-          f"{verdict(figures['ratio'], TARGET_RATIO)}")
+
+    rounds = harness.interleaved({"ours": side(ours, ours_ids), "theirs": side(theirs, their_ids)}, args.rounds,
+                                 each_round=row)
+    figures = harness.compared("  the round p50s", [a["p50"] for a in rounds["ours"]],
+                               [b["p50"] for b in rounds["theirs"]], unit="ms", digits=3, aim=TARGET_RATIO, other="theirs")
+    figures.update({f"{key}_p95": statistics.median(r["p95"] for r in rounds[key]) for key in ("ours", "theirs")})
     return figures
 
 
@@ -407,7 +319,7 @@ def time_floor(ids: list[str], data: dict, args, rng: random.Random) -> dict:
     ):
         for _ in range(args.warmup):
             call(rng.choice(ids))
-        floor[name] = statistics.median(timed(call, [rng.choice(ids) for _ in range(args.round_calls)]))
+        floor[name] = statistics.median(harness.time_calls(call, [rng.choice(ids) for _ in range(args.round_calls)]))
     cursor.close()
     return floor
 
@@ -421,7 +333,7 @@ def time_deep(depth: int, data: dict, args) -> dict:
     for key, call in (("save", saver(data)), ("latest", reader())):
         for _ in range(warmup):
             call(action_id)
-        deep[key] = statistics.median(timed(call, [action_id] * calls))
+        deep[key] = statistics.median(harness.time_calls(call, [action_id] * calls))
     print(
         f"\none action with {depth:,} checkpoints ({action_id}), {calls} calls each: "
         f"save p50 {deep['save']:.3f} ms, get-latest p50 {deep['latest']:.3f} ms\n"
@@ -433,7 +345,7 @@ def time_deep(depth: int, data: dict, args) -> dict:
 def bench_in_process(args, db, ids: list[str]) -> dict:
     from zakops.models import ExecutionCheckpoint
 
-    common.heading("1. checkpoint_save() and checkpoint_latest() in process, beside LangGraph's PostgresSaver")
+    harness.heading("1. checkpoint_save() and checkpoint_latest() in process, beside LangGraph's PostgresSaver")
     data = checkpoint_state(7)
     started = time.monotonic()
     seed(ids, args.per_action)
@@ -486,152 +398,83 @@ def bench_in_process(args, db, ids: list[str]) -> dict:
 
 # --- 2. the HTTP endpoint under the app server ----------------------------------------
 
-WRK_LUA = """\
--- POST a checkpoint to an action picked at random from ACTION_IDS.
-local action_ids = {{{ids}}}
-local headers = {{["Content-Type"] = "application/json", ["Authorization"] = "Bearer {token}"}}
-local requests = {{}}
-local threads = 0
 
-function setup(thread)
-  threads = threads + 1
-  thread:set("thread_number", threads)
-end
-
-function init(args)
-  math.randomseed(os.time() * 100 + thread_number)
-  local file = assert(io.open("{body_path}", "rb"))
-  local body = file:read("*a")
-  file:close()
-  for i, action_id in ipairs(action_ids) do
-    requests[i] = wrk.format("POST", "/api/hitl/actions/" .. action_id .. "/checkpoints", headers, body)
-  end
-end
-
-function request()
-  return requests[math.random(#requests)]
-end
-
-""" + common.WRK_DONE_LUA
-
-
-def wrk_script(folder: Path, name: str, ids: list[str], token: str, body_path: Path) -> Path:
-    script = folder / f"{name}.lua"
-    quoted = ", ".join(f'"{action_id}"' for action_id in ids)  # bench ids: letters, digits, dashes
-    script.write_text(WRK_LUA.format(ids=quoted, token=token, body_path=body_path))
-    return script
-
-
-def report_http(figures: dict, output: str) -> None:
-    common.wrk_print(output)
-    print(
-        f"  {figures['rps']:,.0f} saves/s, "
-        f"p50 {figures['p50_us'] / 1000:.2f} ms, p99 {figures['p99_us'] / 1000:.2f} ms, "
-        f"non-2xx/3xx {figures['non2xx']:.0f}, socket errors {figures['errors']:.0f}"
-    )
+def report_http(figures: dict) -> None:
+    print(f"  {serving.wrk_figures(figures, 'saves', (50, 99))}, {serving.wrk_errors(figures)}")
 
 
 def bench_http(args, env: dict, ids: list[str]) -> dict:
-    common.heading("2. POST /api/hitl/actions/{action_id}/checkpoints under the app server")
-    token = common.service_token(env)
-    port = common.free_port(args.port)
+    harness.heading("2. POST /api/hitl/actions/{action_id}/checkpoints under the app server")
+    token = harness.service_token(env)
     body = {"checkpoint_name": "step", "checkpoint_data": checkpoint_state(7)}
+    text = json.dumps(body, ensure_ascii=False)
     hot = ids[0]
     results = {}
-    folder = Path(tempfile.mkdtemp(prefix="hitl-bench-ckpt-"))
-    try:
-        body_path = folder / "body.json"
-        body_path.write_text(json.dumps(body, ensure_ascii=False), encoding="utf-8")
-        many = wrk_script(folder, "many", ids, token, body_path)
-        one = wrk_script(folder, "one", [hot], token, body_path)
-        with common.app_server(env, port, args.workers, folder) as base_url:
-            status, text = common.http_call(base_url + ENDPOINT.format(action_id=hot), body=body, token=token)
-            print(
-                f"app server, {args.workers} workers, on 127.0.0.1:{port}; body {body_path.stat().st_size:,} bytes; "
-                f"one request first: HTTP {status} {text[:100]}..."
-            )
-            if status != 201:
-                raise common.BenchError(f"the endpoint answered {status}, not 201; not loading it")
+    with harness.scratch_folder("ckpt") as folder:
+        options = {"method": "POST", "body": text,
+                   "headers": {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}}
+        many = serving.wrk_script(folder, "many", paths=[ENDPOINT.format(action_id=i) for i in ids], **options)
+        one = serving.wrk_script(folder, "one", paths=[ENDPOINT.format(action_id=hot)], **options)
+        with serving.app_server(env, args.port, args.workers, folder) as base_url:
+            first = serving.http_expect(base_url + ENDPOINT.format(action_id=hot), 201, "the endpoint", body=body,
+                                        token=token)
+            print(f"app server, {args.workers} workers, on {base_url}; body {len(text.encode()):,} bytes; "
+                  f"one request first: HTTP 201 {first[:100].decode(errors='replace')}...")
             if args.http_warmup > 0:
-                common.wrk_run(args, base_url, many, args.http_warmup)
-            load = f"wrk -t{args.threads} -c{args.connections} -d{args.seconds:g}s"
+                serving.wrk_run(args, base_url, many, args.http_warmup)
+            load = serving.wrk_command(args)
 
             print(f"\n(a) {load}, each request on one of {len(ids):,} actions at random "
                   f"(after a {args.http_warmup:g} s warm-up):")
-            results["many"], output = common.wrk_run(args, base_url, many, args.seconds)
-            report_http(results["many"], output)
+            results["many"] = serving.wrk_run(args, base_url, many, args.seconds, show=True)
+            report_http(results["many"])
 
             before = checkpoint_count(hot)
             print(f"\n(b) {load}, every request on one action ({hot}, {before:,} checkpoints before):")
-            results["one"], output = common.wrk_run(args, base_url, one, args.seconds)
-            report_http(results["one"], output)
+            results["one"] = serving.wrk_run(args, base_url, one, args.seconds, show=True)
+            report_http(results["one"])
             print(f"  {hot} now has {checkpoint_count(hot):,} checkpoints")
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
     good, total = sequences_intact(ids)
     results["intact"] = (good, total)
     print(f"\nsequence numbers exactly 0..n-1 (no gap, no duplicate) on {good:,} of {total:,} actions")
     return results
 
 
-# --- summary ---------------------------------------------------------------------------
-
-
-def in_process_rows(args, results: dict) -> list:
-    if "in_process" not in results:
-        return []
-    results = results["in_process"]
+def summary_rows(args, results: dict) -> list:
     rows = []
-    for key, label, theirs in (("save", "save", "put()"), ("latest", "get-latest", "get_tuple()")):
-        figures = results[key]
-        rows += [
-            (f"{label}: ours / {theirs}, ratio", f"{figures['ratio']:.2f}x",
-             f"median of round p50s; aim <= {TARGET_RATIO:g}x: {verdict(figures['ratio'], TARGET_RATIO)}"),
-            ("  p50 ours / theirs", f"{figures['ours_p50']:.3f} / {figures['theirs_p50']:.3f} ms",
-             "same run, interleaved rounds"),
-            ("  p95 ours / theirs", f"{figures['ours_p95']:.3f} / {figures['theirs_p95']:.3f} ms",
-             "median of round p95s"),
-        ]
-    floor = results["floor"]
-    rows.append(("floor, psycopg direct: save / latest", f"{floor['save']:.3f} / {floor['latest']:.3f} ms",
-                 f"p50; SELECT 1 round trip {floor['round trip']:.3f} ms"))
-    if "deep" in results:
-        deep = results["deep"]
-        rows.append((f"{deep['depth']:,}-checkpoint action: save / latest",
-                     f"{deep['save']:.3f} / {deep['latest']:.3f} ms", "p50"))
-    return rows
-
-
-def http_rows(args, http: dict) -> list:
-    rows = []
+    if "in_process" in results:
+        in_process = results["in_process"]
+        for key, label, theirs in (("save", "save", "put()"), ("latest", "get-latest", "get_tuple()")):
+            figures = in_process[key]
+            rows += [
+                (f"{label}: ours / {theirs}, ratio", f"{figures['ratio']:.2f}x",
+                 f"median of round p50s; {figures['note']}"),
+                ("  p50 ours / theirs", f"{figures['ours']:.3f} / {figures['theirs']:.3f} ms",
+                 "same run, interleaved rounds"),
+                ("  p95 ours / theirs", f"{figures['ours_p95']:.3f} / {figures['theirs_p95']:.3f} ms",
+                 "median of round p95s"),
+            ]
+        floor = in_process["floor"]
+        rows.append(("floor, psycopg direct: save / latest", f"{floor['save']:.3f} / {floor['latest']:.3f} ms",
+                     f"p50; SELECT 1 round trip {floor['round trip']:.3f} ms"))
+        if "deep" in in_process:
+            deep = in_process["deep"]
+            rows.append((f"{deep['depth']:,}-checkpoint action: save / latest",
+                         f"{deep['save']:.3f} / {deep['latest']:.3f} ms", "p50"))
+    http = results.get("http", {})
     for key, label in (("many", "HTTP save, random action"), ("one", "HTTP save, one action")):
-        if key not in http:
-            continue
-        figures = http[key]
-        rows += [
-            (label, f"{figures['rps']:,.0f} req/s", f"{args.workers} app server workers, "
-             f"wrk -t{args.threads} -c{args.connections} -d{args.seconds:g}s"),
-            ("  p50 / p99 latency", f"{figures['p50_us'] / 1000:.2f} / {figures['p99_us'] / 1000:.2f} ms", ""),
-            ("  non-2xx/3xx / socket errors", f"{figures['non2xx']:.0f} / {figures['errors']:.0f}",
-             f"of {figures['requests']:,.0f} requests"),
-        ]
+        if key in http:
+            rows += serving.wrk_rows(label, http[key], f"{args.workers} app server workers, {serving.wrk_command(args)}")
     if "intact" in http:
         good, total = http["intact"]
         rows.append(("sequence numbers intact", f"{good:,} / {total:,}", "actions with 0..n-1, no gap or duplicate"))
     return rows
 
 
-# --- main ------------------------------------------------------------------------------
-
-
 def arguments():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    common.add_shared_arguments(
-        parser,
-        database_help=common.POSTGRES_DATABASE_HELP,
-        port=8766, seconds_help="wrk duration of each HTTP run (default 10)",
-        warmup_help="seconds of wrk before the measured runs",
-    )
+    parser = harness.bench_parser(__doc__)
+    harness.server_arguments(parser, port=8766, seconds_help="wrk duration of each HTTP run (default 10)",
+                             warmup_help="seconds of wrk before the measured runs")
     parser.add_argument("--actions", type=int, default=1000, help="actions created (default 1000)")
     parser.add_argument("--per-action", type=int, default=10, help="checkpoints on each action first (default 10)")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds, ours then theirs (default 5)")
@@ -641,32 +484,21 @@ def arguments():
         help="also time save and get-latest on one action with this many checkpoints (default 10000; 0: skip)",
     )
     parser.add_argument("--warmup", type=int, default=200, help="untimed calls a side first (default 200)")
-    common.add_final_arguments(parser)
+    harness.final_arguments(parser)
     return parser.parse_args()
 
 
 def measure(args, results: dict) -> None:
-    with database(args) as db:
-        env = common.django_start(db, "wrk, the app server and PostgreSQL")
-        ids = action_ids(args.actions)
-        bench_rows_delete()  # what an interrupted run on a given database left
-        try:
+    with harness.bench_database(args, "ckpt") as db:
+        env = harness.django_start(db, "wrk, the app server and PostgreSQL")
+        ids = [f"{ACTION_PREFIX}{i:04d}" for i in range(args.actions)]
+        with harness.bench_rows(db, ACTION_PREFIX, also=harness.token_revoke):
             results["in_process"] = bench_in_process(args, db, ids)
             if "http_skipped" not in results:
                 results["http"] = bench_http(args, env, ids)
-        finally:
-            if not db.scratch:
-                bench_rows_delete()
-                common.token_revoke()
-
-
-def main() -> int:
-    args = arguments()
-    return common.bench_main(
-        args, wrk_seconds=2 * args.seconds + args.http_warmup, measure=measure,
-        in_process_rows=in_process_rows, http_rows=http_rows, http_name="HTTP save",
-    )
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    args = arguments()
+    sys.exit(harness.bench_main(args, measure, rows=summary_rows, http_name="HTTP save",
+                                extra_seconds=2 * args.seconds + args.http_warmup))

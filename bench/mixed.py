@@ -1,36 +1,21 @@
-"""Mixed load run: the engine and reviewers at once, under the app server (granian) on
-PostgreSQL, driven by locust (headless, for a bounded time, on 127.0.0.1 only). It prints
-figures and checks the database; it asserts nothing about speed.
-
-The engine (bearer token) opens approval requests, polls their decisions and saves
-checkpoints; reviewers (signed in with a password) load the queue page, refresh it as
-htmx does and decide rows through the page. See bench/locustfile.py.
-
-Reported: requests/s, p50/p95/p99 per endpoint, errors (any answer that is not the
-expected one). Then the database is checked: every request opened has exactly one
-`hitl.approval_requested` event and outbox row; every decision exactly one event and one
-outbox row of its kind; as many requests and decisions as locust saw succeed; every
-action's checkpoint numbers 0..n-1.
+"""A mixed load run: the engine and reviewers at once under the app server, driven by locust
+(bench/locustfile.py); it checks the database afterwards and asserts nothing about speed.
 
     .venv/bin/python -m pip install -r bench/requirements.txt     # locust
     .venv/bin/python bench/mixed.py [--seconds 60] [--engines 16] [--reviewers 4] [--workers 2]
 """
 
-import argparse
 import json
 import logging
-import os
-import platform
 import secrets
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import _common as common  # bench/_common.py: this script's folder is first on sys.path
+import harness  # bench/harness.py and serving.py: this script's folder is first on sys.path
+import serving
 
 ACTION_PREFIX = "bench-mixed-"
 ENGINE_NAME = "bench-mixed-engine"
@@ -39,28 +24,14 @@ BACKLOG = 300  # pending requests opened before the run, so reviewers have work 
 
 
 def arguments():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL") or None, help=common.POSTGRES_DATABASE_HELP)
+    parser = harness.bench_parser(__doc__)
     parser.add_argument("--seconds", type=int, default=60, help="how long locust runs (default 60)")
     parser.add_argument("--engines", type=int, default=16, help="engine users (default 16)")
     parser.add_argument("--reviewers", type=int, default=4, help="reviewers, each signed in (default 4)")
     parser.add_argument("--workers", type=int, default=2, help="worker processes of the app server (default 2)")
     parser.add_argument("--port", type=int, default=8093, help="preferred port on 127.0.0.1 (default 8093)")
-    parser.add_argument("--timeout", type=int, default=300, help="stop everything after this many seconds plus the run")
+    harness.final_arguments(parser, skip_http=False, timeout=300, plus="the run")
     return parser.parse_args()
-
-
-def machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-        memory_kb = int(Path("/proc/meminfo").read_text().split()[1])
-    except (OSError, ValueError, IndexError):
-        memory_kb = 0
-    return f"{os.cpu_count()} CPUs ({model}), {memory_kb / 1024 / 1024:.1f} GiB RAM, {platform.system()} {platform.release()}"
 
 
 def prepare(args, folder: Path) -> dict:
@@ -94,17 +65,17 @@ def prepare(args, folder: Path) -> dict:
 def locust_run(args, base_url: str, folder: Path, env: dict) -> subprocess.CompletedProcess:
     users = args.engines + args.reviewers
     command = [
-        common.PYTHON, "-m", "locust", "-f", str(common.ROOT / "bench" / "locustfile.py"), "--headless",
+        harness.PYTHON, "-m", "locust", "-f", str(harness.ROOT / "bench" / "locustfile.py"), "--headless",
         "--host", base_url, "--users", str(users), "--spawn-rate", str(users), "--run-time", f"{args.seconds}s",
         "--stop-timeout", "5", "--csv", str(folder / "mixed"), "--only-summary", "--loglevel", "WARNING",
     ]
     return subprocess.run(
-        [str(c) for c in command], cwd=common.ROOT, env=env, capture_output=True, text=True, timeout=args.seconds + 120
+        [str(c) for c in command], cwd=harness.ROOT, env=env, capture_output=True, text=True, timeout=args.seconds + 120
     )
 
 
 def print_stats(outcomes: dict) -> None:
-    common.heading("Per endpoint (ms)")
+    harness.heading("Per endpoint (ms)")
     rows = [*outcomes["endpoints"], {**outcomes["all"], "name": "all"}]
     width = max(len(row["name"]) for row in rows)
     print(f"{'endpoint':<{width}}  {'requests':>8}  {'req/s':>7}  {'p50':>5}  {'p95':>5}  {'p99':>5}  {'errors':>6}")
@@ -169,45 +140,36 @@ def database_check(outcomes: dict) -> list[str]:
     return problems
 
 
-def measure(args) -> int:
-    with common.postgres_database(args, f"hitl_bench_mixed_{os.getpid()}") as db, tempfile.TemporaryDirectory(
-        prefix="hitl-bench-mixed-"
-    ) as tmp:
-        folder = Path(tmp)
-        env = common.django_environment(db.url)
-        env.update(DJANGO_STATIC_ROOT=str(folder / "static"), LOG_LEVEL="INFO")
-        common.django_setup(env)
-        import django
-
-        logging.getLogger("hitl").setLevel(logging.WARNING)  # this process's own lines: setup only
-
-        print(
-            f"date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC\nmachine: {machine()}\n"
-            f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n"
-            f"database: {db.label}\nPython {platform.python_version()}, Django {django.get_version()}; "
-            f"the app server ({args.workers} workers), locust ({args.engines} engine users, {args.reviewers} reviewers) and "
-            f"PostgreSQL share this machine"
+def measure(args, results: dict) -> int:
+    print(f"date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
+    harness.load_print()
+    with harness.bench_database(args, "mixed") as db, harness.scratch_folder("mixed") as folder:
+        env = harness.django_start(
+            db, f"the app server ({args.workers} workers), locust ({args.engines} engine users, {args.reviewers} "
+                f"reviewers) and PostgreSQL",
+            DJANGO_STATIC_ROOT=str(folder / "static"), LOG_LEVEL="INFO",
         )
-        common.run([common.PYTHON, "manage.py", "collectstatic", "--no-input", "-v0"], env=env)
+        logging.getLogger("hitl").setLevel(logging.WARNING)  # this process's own lines: setup only
+        harness.run([harness.PYTHON, "manage.py", "collectstatic", "--no-input", "-v0"], env=env)
         locust_env = {**env, **prepare(args, folder)}
-        port = common.free_port(args.port)
-        with common.app_server(env, port, args.workers, folder) as base_url:
-            common.heading(f"locust for {args.seconds} s against {base_url}")
+        with serving.app_server(env, args.port, args.workers, folder) as base_url:
+            harness.heading(f"locust for {args.seconds} s against {base_url}")
             done = locust_run(args, base_url, folder, locust_env)
         if not (folder / "outcomes.json").exists():
-            raise common.BenchError(f"locust wrote no figures ({done.returncode}):\n{done.stdout}{done.stderr}")
+            raise harness.BenchError(f"locust wrote no figures ({done.returncode}):\n{done.stdout}{done.stderr}")
         outcomes = json.loads((folder / "outcomes.json").read_text())
         print_stats(outcomes)
         total = outcomes["all"]
         errors = total["errors"]
         if errors:
             print(f"\nerrors:\n{(folder / 'mixed_failures.csv').read_text()}")
-        common.heading("Database")
+        harness.heading("Database")
         problems = database_check(outcomes)
         for problem in problems[:20]:
             print(f"  problem: {problem}")
-        log_lines = sum(1 for line in common.app_server_log(folder, port).read_text().splitlines() if '"hitl.requests"' in line)
-        common.heading("Summary")
+        log = serving.app_server_log(folder, serving.port_of(base_url)).read_text()
+        log_lines = sum(1 for line in log.splitlines() if '"hitl.requests"' in line)
+        harness.heading("Summary")
         print(f"{total['rps']:.0f} requests/s over {total['requests']} requests; "
               f"p50 {total['p50']:.0f} ms, p95 {total['p95']:.0f} ms, p99 {total['p99']:.0f} ms; errors {errors}; "
               f"{log_lines} request log lines")
@@ -216,21 +178,6 @@ def measure(args) -> int:
         return 0 if not errors and not problems else 1
 
 
-def main() -> int:
-    args = arguments()
-    signal.signal(signal.SIGALRM, common.on_alarm)
-    signal.alarm(args.timeout + args.seconds)
-    try:
-        return measure(args)
-    except (common.BenchError, TimeoutError) as exc:
-        print(f"\nerror: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("\ninterrupted; cleaned up", file=sys.stderr)
-        return 130
-    finally:
-        signal.alarm(0)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    args = arguments()
+    sys.exit(harness.bench_main(args, measure, extra_seconds=args.seconds))

@@ -1,41 +1,20 @@
-"""Benchmark of risk assessment in process, beside a reference assessor. It prints figures and asserts nothing.
-
-Our assessor, `risk.services.risk_assess()`, and the reference service's
-(bench/reference/assessor.py: the same enabled rules and settings read from the same tables,
-held in memory, matched by plain functions) called in this process over a mix of 20 calls
-(the ZakOps catalogue's action types with their sample inputs, plus generated vendor types
-that match many rules), in interleaved passes: median, p95 and mean microseconds per call
-for each, and the ratio of the medians, (a) with the default rules the migrations create and
-(b) with 1,000 generated rules added. Both answers are compared on every case first. Also
-the time to load our rule book (query and compile), paid once per change per process.
-Targets, which are aims and not measurements: under 8 µs median with the defaults, under
-100 µs with 1,000 rules. Over HTTP, `POST /api/hitl/assess-risk` is measured against the
-reference service by bench/engine.py.
-
-The database is a scratch one, created and dropped here: PostgreSQL by default
-(postgres://postgres@127.0.0.1:5432, trust auth, via createdb/dropdb), a temporary SQLite
-file with --sqlite. With --database-url (or DATABASE_URL) that database is used as it is;
-the generated rules are deleted afterwards.
+"""Risk assessment in process, `risk_assess()` beside the reference service's assessor
+(bench/reference/assessor.py), with the default rules and with generated ones added.
 
     .venv/bin/python bench/risk.py [--sqlite] [--rounds 2000] [--rules 1000]
 """
 
-import argparse
-import contextlib
 import gc
-import os
 import random
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 import timeit
 from dataclasses import asdict
 from decimal import Decimal
 from pathlib import Path
 
-import _common as common  # bench/_common.py: this script's folder is first on sys.path
+import harness  # bench/harness.py: this script's folder is first on sys.path
 
 sys.path.append(str(Path(__file__).resolve().parent / "reference"))
 import assessor as reference  # noqa: E402  bench/reference/assessor.py, the reference service's assessor
@@ -46,28 +25,6 @@ TARGET_MANY_US = 100.0  # an aim, not a measurement
 RULE_PREFIX = "bench_generated_"
 VENDORS, THINGS = 50, 20  # 1,000 distinct types VENDOR{v}.DO_THING_{t}
 LEVELS = ("low", "medium", "high", "critical")
-
-
-# --- the database ----------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def database(args):
-    """The database to run on: the given one, a temporary SQLite file, or a scratch PostgreSQL one."""
-    if args.database_url:
-        yield common.given_database(args.database_url)
-    elif args.sqlite:
-        folder = tempfile.mkdtemp(prefix="hitl-bench-")
-        try:
-            label = f"SQLite, temporary file in {folder}"
-            yield common.Database(f"sqlite:///{folder}/bench.sqlite3", label, scratch=True)
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
-    else:
-        # On PostgreSQL the rule cache's LISTEN thread would log its lost connection.
-        name = f"hitl_bench_{os.getpid()}"
-        with common.scratch_postgres(name, hint=" Or use --sqlite.") as db:
-            yield db
 
 
 # --- the assessors in this process -----------------------------------------------------
@@ -196,8 +153,9 @@ def case_figures(cases, per_case: list) -> dict:
         groups.setdefault(group, []).extend(samples)
     return {
         "calls": len(everything),
+        "samples": [ns / 1000 for ns in everything],
         "median": statistics.median(everything) / 1000,
-        "p95": common.percentile(everything, 0.95) / 1000,
+        "p95": harness.percentile(everything, 0.95) / 1000,
         "mean": statistics.fmean(everything) / 1000,
         "group_medians": {group: statistics.median(samples) / 1000 for group, samples in groups.items()},
     }
@@ -227,12 +185,12 @@ def time_assessors(cases, rounds: int, warmup: int) -> dict:
     from risk.services import risk_assess
 
     book = reference_rules()
-    assessors = (
-        ("ours", lambda action_type, inputs, context: risk_assess(action_type=action_type, inputs=inputs, context=context)),
-        ("reference", lambda action_type, inputs, context: reference.assess(book, action_type, inputs, context)),
-    )
+    assessors = {
+        "ours": lambda action_type, inputs, context: risk_assess(action_type=action_type, inputs=inputs, context=context),
+        "reference": lambda action_type, inputs, context: reference.assess(book, action_type, inputs, context),
+    }
     for _ in range(warmup):
-        for _name, call in assessors:
+        for call in assessors.values():
             for _group, action_type, inputs, context in cases:
                 call(action_type, inputs, context)
     settled = rulebook_settle()
@@ -240,13 +198,19 @@ def time_assessors(cases, rounds: int, warmup: int) -> dict:
     gc.collect()  # start the timing with no garbage pending
     ours_book = rulebook_current()
     clock = time.perf_counter_ns
-    per_case = {name: [[] for _ in cases] for name, _ in assessors}
-    for round_ in range(rounds):
-        for name, call in assessors if round_ % 2 == 0 else assessors[::-1]:
+    per_case = {name: [[] for _ in cases] for name in assessors}
+
+    def one_pass(name: str):
+        def timed(_round):
+            call = assessors[name]
             for samples, (_group, action_type, inputs, context) in zip(per_case[name], cases):
                 start = clock()
                 call(action_type, inputs, context)
                 samples.append(clock() - start)
+
+        return timed
+
+    harness.interleaved({name: one_pass(name) for name in assessors}, rounds, alternate=True)
     ours = case_figures(cases, per_case["ours"])
     groups = {}
     for group, action_type, _, _ in cases:
@@ -286,7 +250,7 @@ def time_load() -> float:
 
 
 def report_assessor(label: str, figures: dict, target: float) -> None:
-    verdict = common.verdict(figures["median"] < target)
+    verdict = harness.verdict(figures["median"] < target)
     print(
         f"{label}: {figures['rules']} enabled rules, {figures['calls']:,} calls a side\n"
         f"  ours:      median {figures['median']:.2f} µs, p95 {figures['p95']:.2f} µs, mean {figures['mean']:.2f} µs "
@@ -295,10 +259,9 @@ def report_assessor(label: str, figures: dict, target: float) -> None:
     ref = figures["reference"]
     print(
         f"  reference: median {ref['median']:.2f} µs, p95 {ref['p95']:.2f} µs, mean {ref['mean']:.2f} µs "
-        f"({ref['rules']} rules, bench/reference/assessor.py)\n"
-        f"  ours/reference, median time: {figures['median'] / ref['median']:.2f}x "
-        f"({'ours' if figures['median'] < ref['median'] else 'the reference'} faster)"
+        f"({ref['rules']} rules, bench/reference/assessor.py)"
     )
+    figures["ratio"] = harness.compared("  ours/reference, time", figures["samples"], ref["samples"], unit="µs")
     for group, entry in figures["groups"].items():
         low, high = entry["matching"]
         print(
@@ -319,7 +282,7 @@ def report_assessor(label: str, figures: dict, target: float) -> None:
 
 
 def bench_assessor(args) -> dict:
-    common.heading("risk_assess() and the reference's assessor in process")
+    harness.heading("risk_assess() and the reference's assessor in process")
     cases = assess_cases()
     types = len({action_type.upper() for _, action_type, _, _ in cases})
     print(
@@ -347,14 +310,14 @@ def bench_assessor(args) -> dict:
 
 
 def assess_rows(label: str, figures: dict, target: float) -> list:
-    verdict = common.verdict(figures["median"] < target)
+    verdict = harness.verdict(figures["median"] < target)
     ref = figures["reference"]
     same = "same answers" if not ref["differences"] else f"{len(ref['differences'])} DIFFERENCES"
     rows = [
         (f"assess, {label}: median", f"{figures['median']:.2f} µs", f"target (an aim) < {target:g} µs: {verdict}"),
         (f"assess, {label}: p95", f"{figures['p95']:.2f} µs", ""),
         (f"reference, {label}: median", f"{ref['median']:.2f} µs", f"same rules, interleaved; {same}"),
-        (f"assess, {label}: ours/reference", f"{figures['median'] / ref['median']:.2f}x", "median time; below 1 is faster"),
+        (f"assess, {label}: ours/reference", f"{figures['ratio']['ratio']:.2f}x", "median time; below 1 is faster"),
     ]
     vendor = figures["groups"].get("vendor")
     if vendor and figures["rules"] > 100:
@@ -369,7 +332,7 @@ def assess_rows(label: str, figures: dict, target: float) -> list:
     return rows
 
 
-def in_process_rows(args, results: dict) -> list:
+def summary_rows(args, results: dict) -> list:
     rows = []
     assess = results.get("assess", {})
     if "default" in assess:
@@ -379,38 +342,25 @@ def in_process_rows(args, results: dict) -> list:
     return rows
 
 
-# --- main ------------------------------------------------------------------------------
-
-
 def arguments():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = harness.bench_parser(__doc__, database=False)
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--sqlite", action="store_true", help="a temporary SQLite file instead of scratch PostgreSQL")
-    where.add_argument(
-        "--database-url", default=os.environ.get("DATABASE_URL") or None,
-        help="run on this database as it is (default: DATABASE_URL if set, else a scratch PostgreSQL database)",
+    harness.database_argument(
+        where, "run on this database as it is (default: DATABASE_URL if set, else a scratch PostgreSQL database)"
     )
     parser.add_argument("--rules", type=int, default=1000, help="generated rules for (b) (default 1000)")
     parser.add_argument("--rounds", type=int, default=2000, help="timed passes over the 20 calls, a side (default 2000)")
     parser.add_argument("--warmup", type=int, default=200, help="untimed passes first, a side (default 200)")
-    parser.add_argument(
-        "--timeout", type=int, default=600, help="stop everything after this many seconds (default 600)"
-    )
+    harness.final_arguments(parser, skip_http=False, plus="")
     return parser.parse_args()
 
 
 def measure(args, results: dict) -> None:
-    with database(args) as db:
-        common.django_start(db, "nothing else in this run")
+    with harness.bench_database(args, "risk", sqlite=True) as db:
+        harness.django_start(db, "nothing else in this run")
         results["assess"] = bench_assessor(args)
 
 
-def main() -> int:
-    args = arguments()
-    return common.bench_main(
-        args, wrk_seconds=0, measure=measure, in_process_rows=in_process_rows, http_rows=None, http_name=None,
-    )
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(harness.bench_main(arguments(), measure, rows=summary_rows))

@@ -1,6 +1,6 @@
 """Floors: the least an app can do per request, a fixed JSON answer to any request.
 `asgi` is served by uvicorn with the reference's flags, `wsgi` by the app's production
-server command (bench/_common.py `app_server`), so that each server's own cost shows."""
+server command (bench/serving.py `app_server`), so that each server's own cost shows."""
 
 BODY = b'{"status":"ok"}'
 HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(BODY)).encode())]
