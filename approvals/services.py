@@ -633,9 +633,9 @@ def _decide_one(actor: Actor, action_id: str, decision: str, reason: str, *edite
 #
 # A claim is a lock on an open request: while one reviewer's claim is live, nobody else
 # decides the request (approval_decide refuses with ClaimHeld) until they take it over.
-# Every change to a claim locks the action's row first, as a decision does, so a decision
-# and a claim change on one action take turns and the decision's check holds until it
-# commits. A release only ends the caller's own claim, so it needs no turn.
+# Every change to a claim, a release included, locks the action's row first, as a
+# decision does, so a decision and a claim change on one action take turns and the
+# decision's check holds until it commits.
 
 
 class ClaimHeld(Conflict):
@@ -764,6 +764,10 @@ def claim_release(*, actor: Actor, action_id: str) -> bool:
     if refusal:
         raise NotAllowed(refusal)  # nobody else ever holds a claim to release
     with transaction.atomic():
+        # The action's lock first, as for every claim change: a page left as its reviewer's
+        # decision commits waits for that decision (which ends the claim itself), where
+        # the two would otherwise each hold the row the other writes next.
+        _locked_action(action_id)
         request = ApprovalRequest.objects.filter(action_id=action_id).order_by("-round").first()
         if request is None:
             raise NotFound(f"Action {action_id} has no approval request.")
