@@ -4,7 +4,7 @@
    operators (bearer tokens) who did not request the actions. Each decision is one
    transaction that locks the action, moves its request to approved, updates the action
    and writes one zakops.deal_events row and one zakops.outbox row. The pending actions
-   are opened first through `approvals.services.approval_request()` (medium risk,
+   are opened first through `approvals.services.requests.approval_request()` (medium risk,
    requested by a service account), 1,000 per transaction; the time that takes is shown.
    By default there are enough for 1,000 decisions/s through the wrk runs (--pending).
    (a) In this process through Django's test client: p50/p95 ms per decision, the time
@@ -203,7 +203,7 @@ def pending_open(ids: list[str], engine, batch: int) -> float:
     calls per transaction; the seconds it took."""
     from django.db import transaction
 
-    from approvals.services import approval_request
+    from approvals.services.requests import approval_request
 
     started = time.monotonic()
     for start in range(0, len(ids), batch):

@@ -73,7 +73,7 @@ def pending_open(count: int) -> list[str]:
 
     from accounts.selectors import actor_of
     from accounts.services import service_account_ensure
-    from approvals.services import approval_request
+    from approvals.services.requests import approval_request
 
     engine = actor_of(service_account_ensure(name=SERVICE_ACCOUNT))
     ids = [f"{ACTION_PREFIX}{n:05d}" for n in range(count)]

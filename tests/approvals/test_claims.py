@@ -17,7 +17,8 @@ from rest_framework.test import APIClient
 from accounts.selectors import actor_of
 from accounts.services import api_token_create, service_account_ensure
 from approvals.models import ApprovalRequest, ApprovalVote, Claim
-from approvals.services import approval_decide, approvals_decide_many, claim_release, claim_renew, claim_take
+from approvals.services.claims import claim_release, claim_renew, claim_take
+from approvals.services.decisions import approval_decide, approvals_decide_many
 from common.errors import Conflict
 from tests.conftest import run_at_once
 from zakops.models import Action, DealEvent, OutboxEvent
@@ -107,7 +108,7 @@ def test_two_admins_each_claim_and_vote_on_a_critical_request(request_approval, 
 
 
 def test_an_edit_that_hands_the_request_to_admins_ends_the_editors_claim(engine, people):
-    from approvals.services import approval_request
+    from approvals.services.requests import approval_request
 
     approval_request(action_id="ACT-EDC", action_type="DOCUMENT.GENERATE_LOI", inputs={"amount": 5}, requester=engine)
     claim_take(action_id="ACT-EDC", actor=people["operator"])
@@ -404,7 +405,7 @@ def test_viewers_and_service_accounts_get_403_and_nothing_changes(caller, path, 
 
 @pytest.mark.parametrize("kind", ["service", "viewer"])
 def test_the_services_refuse_them_too(kind, request_approval, people, engine):
-    from approvals.services import claim_release
+    from approvals.services.claims import claim_release
     from common.errors import NotAllowed
 
     actor = engine if kind == "service" else people["viewer"]

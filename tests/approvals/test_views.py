@@ -9,7 +9,7 @@ from django.test import Client
 from django.utils import timezone
 
 from approvals.models import ApprovalRequest
-from approvals.services import approval_decide
+from approvals.services.decisions import approval_decide
 from checkpoints.services import checkpoint_save
 from zakops.models import Action, DealEvent
 
@@ -223,7 +223,7 @@ def test_history_is_newest_first(client, make_reviewer, request_approval, people
 
 
 def test_hostile_inputs_and_titles_are_escaped(client, make_reviewer, engine):
-    from approvals.services import approval_request
+    from approvals.services.requests import approval_request
 
     approval_request(
         action_id="ACT-XSS", action_type="COMMUNICATION.DRAFT_EMAIL", requester=engine,
