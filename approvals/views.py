@@ -19,7 +19,7 @@ from approvals.deciders import approvals_needed, decision_refusal
 from approvals.forms import BulkDecisionForm, DecisionForm, QueueFilterForm
 from approvals.models import ApprovalRequest, Claim
 from approvals.services.claims import claim_release, claim_renew, claim_take
-from approvals.services.decisions import DecisionOutcome, approvals_decide_many
+from approvals.services.decisions import DecisionOutcome, approval_decide, approvals_decide_many
 from checkpoints.selectors import checkpoint_for_action, checkpoints_for_action
 from common.errors import Conflict, HitlError, NotFound
 
@@ -212,18 +212,19 @@ def decide(request, action_id):
     form = DecisionForm(request.POST)
     where = "row" if request.POST.get("where") == "row" else "panel"
     actor = actor_of(request.user)
-    outcome = None
     if not form.is_valid():
         error = next(iter(form.errors.values()))[0]
         outcome = DecisionOutcome(action_id, "refused", f"{error}")
     else:
         data = form.cleaned_data
         try:
-            [outcome] = approvals_decide_many(
-                actor=actor, decisions=[(action_id, data["decision"], data["reason"], data["inputs"])]
+            decided = approval_decide(
+                action_id=action_id, actor=actor, decision=data["decision"], reason=data["reason"], inputs=data["inputs"]
             )
-        except HitlError as exc:  # a caller who may decide nothing
-            outcome = DecisionOutcome(action_id, "refused", exc.detail)
+        except HitlError as exc:
+            outcome = DecisionOutcome.failed(action_id, exc)
+        else:
+            outcome = DecisionOutcome.decided(action_id, decided)
     # A refused edit keeps the reviewer's text in the editor, to fix it.
     draft = form.data.get("inputs") if outcome.outcome == "refused" and form.data.get("inputs") else None
     if where == "row":
