@@ -6,7 +6,7 @@ from django import forms
 from django.conf import settings
 
 from approvals.selectors import TABS, QueueFilters
-from approvals.services import DECISIONS, MAX_REASON
+from approvals.services.decisions import DECISIONS, MAX_REASON
 from common.parsers import json_problem
 from zakops.models import RiskLevel
 

@@ -14,10 +14,12 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from accounts.selectors import actor_of
-from approvals import selectors, services
-from approvals.deciders import decision_refusal
+from approvals import selectors
+from approvals.deciders import approvals_needed, decision_refusal
 from approvals.forms import BulkDecisionForm, DecisionForm, QueueFilterForm
 from approvals.models import ApprovalRequest, Claim
+from approvals.services.claims import claim_release, claim_renew, claim_take
+from approvals.services.decisions import DecisionOutcome, approval_decide, approvals_decide_many
 from checkpoints.selectors import checkpoint_for_action, checkpoints_for_action
 from common.errors import Conflict, HitlError, NotFound
 
@@ -38,7 +40,7 @@ class Row:
 
     @property
     def approvals_needed(self) -> int:
-        return services.approvals_needed(self.request.risk_level)
+        return approvals_needed(self.request.risk_level)
 
     @property
     def action(self):
@@ -172,15 +174,15 @@ def claim(request, action_id):
         try:
             if request.POST.get("confirm") != "on":
                 raise HitlError("Confirm that you take over the review before taking it over.")
-            services.claim_take(action_id=action_id, actor=actor, takeover=True)
+            claim_take(action_id=action_id, actor=actor, takeover=True)
         except HitlError as exc:
             return _panel(request, action_id, message=exc.detail, kind="conflict" if isinstance(exc, Conflict) else "refused")
         return _panel(request, action_id, message="You are reviewing this request now.", kind="decided")
     try:
         if request.POST.get("renew") == "1":
-            services.claim_renew(action_id=action_id, actor=actor)
+            claim_renew(action_id=action_id, actor=actor)
         else:
-            services.claim_take(action_id=action_id, actor=actor)
+            claim_take(action_id=action_id, actor=actor)
     except NotFound:
         raise Http404(f"No approval request for action {action_id}.") from None
     except HitlError as exc:
@@ -196,7 +198,7 @@ def claim(request, action_id):
 def release(request, action_id):
     """The page is left (`navigator.sendBeacon`): the reviewer's claim ends."""
     try:
-        services.claim_release(action_id=action_id, actor=actor_of(request.user))
+        claim_release(action_id=action_id, actor=actor_of(request.user))
     except HitlError:
         pass  # nothing of theirs to release: nothing to say to a page that is gone
     return HttpResponse(status=204)
@@ -210,18 +212,19 @@ def decide(request, action_id):
     form = DecisionForm(request.POST)
     where = "row" if request.POST.get("where") == "row" else "panel"
     actor = actor_of(request.user)
-    outcome = None
     if not form.is_valid():
         error = next(iter(form.errors.values()))[0]
-        outcome = services.DecisionOutcome(action_id, "refused", f"{error}")
+        outcome = DecisionOutcome(action_id, "refused", f"{error}")
     else:
         data = form.cleaned_data
         try:
-            [outcome] = services.approvals_decide_many(
-                actor=actor, decisions=[(action_id, data["decision"], data["reason"], data["inputs"])]
+            decided = approval_decide(
+                action_id=action_id, actor=actor, decision=data["decision"], reason=data["reason"], inputs=data["inputs"]
             )
-        except HitlError as exc:  # a caller who may decide nothing
-            outcome = services.DecisionOutcome(action_id, "refused", exc.detail)
+        except HitlError as exc:
+            outcome = DecisionOutcome.failed(action_id, exc)
+        else:
+            outcome = DecisionOutcome.decided(action_id, decided)
     # A refused edit keeps the reviewer's text in the editor, to fix it.
     draft = form.data.get("inputs") if outcome.outcome == "refused" and form.data.get("inputs") else None
     if where == "row":
@@ -244,7 +247,7 @@ def bulk(request):
         return render(request, "approvals/_bulk_result.html", {"errors": form.non_field_errors() or form.errors})
     data = form.cleaned_data
     try:
-        outcomes = services.approvals_decide_many(
+        outcomes = approvals_decide_many(
             actor=actor_of(request.user), decisions=[(action_id, data["decision"], data["reason"]) for action_id in data["action_ids"]]
         )
     except HitlError as exc:  # a caller who may decide nothing

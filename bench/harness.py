@@ -507,7 +507,7 @@ def pending_open(ids: list[str], requester, action_type: str, *, batch: int = 10
     requests took."""
     from django.db import transaction
 
-    from approvals.services import approval_request
+    from approvals.services.requests import approval_request
 
     started = time.monotonic()
     for start in range(0, len(ids), batch):

@@ -38,7 +38,7 @@ def prepare(args, folder: Path) -> dict:
     """Accounts, tokens and a backlog of pending requests; returns locust's environment."""
     from accounts.selectors import actor_of
     from accounts.services import api_token_create, operator_upsert, service_account_ensure
-    from approvals.services import approval_request
+    from approvals.services.requests import approval_request
 
     engine = service_account_ensure(name=ENGINE_NAME)
     token = api_token_create(user=engine, name="bench mixed")[1]
@@ -91,7 +91,7 @@ def database_check(outcomes: dict) -> list[str]:
     from django.db.models import Count
 
     from approvals.models import ApprovalRequest, RequestState
-    from approvals.services import EVENTS
+    from approvals.services.events import EVENTS
     from zakops.models import DealEvent, ExecutionCheckpoint, OutboxEvent
 
     problems = []

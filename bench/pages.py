@@ -38,8 +38,8 @@ ACTION_TYPES = ("COMMUNICATION.DRAFT_EMAIL", "DOCUMENT.GENERATE_LOI", "COMMUNICA
 
 
 def event(action, request, state: str, when, decider: tuple | None):
-    """The deal_events row a transition writes (approvals.services._record)."""
-    from approvals.services import EVENT_SOURCE, EVENTS
+    """The deal_events row a transition writes (approvals.services.events.transition_record)."""
+    from approvals.services.events import EVENT_SOURCE, EVENTS
     from zakops.models import DealEvent
 
     decider_id, name = decider or (None, ENGINE_NAME)

@@ -61,42 +61,10 @@ def message_for(notification: Notification, *, now: datetime) -> Message:
     request = event.request
     action = request.action
     title = _one_line(action.title or action.action_type)
-    deal = action.deal
-    deal_text = f"{deal.display_name or deal.canonical_name} ({deal.deal_id})" if deal else "none"
     left = time_left(request.expires_at - now)
     link = detail_url(action.action_id)
-    level = request.risk_level
-
-    if event.kind == NotificationKind.REQUESTED:
-        subject = f"Approval needed ({level}): {title}"
-        headline = "An action waits for your decision."
-    elif event.kind == NotificationKind.QUARANTINED:
-        subject = f"Quarantined ({level}): {title}"
-        headline = f"{event.actor_name or 'A reviewer'} quarantined this request: an admin decides it now."
-    elif event.kind == NotificationKind.REMINDER:
-        subject = f"Reminder, {left} left ({level}): {title}"
-        headline = f"Nobody has decided this request yet, and it expires in {left}."
-    else:
-        subject = f"Expired undecided ({level}): {title}"
-        waited = time_left(request.expires_at - request.created_at)
-        headline = (
-            f"Nobody decided this request in the {waited} it was open: it expired at {_when(request.expires_at)} "
-            "and the action was rejected, so it will not run."
-        )
-
-    facts = [
-        ("Title", title),
-        ("Type", action.action_type),
-        ("Risk level", f"{level} (score {request.score:.2f})"),
-        ("Deal", deal_text),
-        ("Time left", f"{left} (expires {_when(request.expires_at)})" if left != "none" else f"none (expired {_when(request.expires_at)})"),
-        ("Requested by", request.requested_by or request.requested_via or "—"),
-    ]
-    if event.kind == NotificationKind.QUARANTINED and event.reason:
-        facts.append(("Reason", event.reason))
-    if event.kind == NotificationKind.EXPIRED:
-        facts.append(("Opened", _when(request.created_at)))
-
+    subject, headline = _subject_and_headline(event, title=title, left=left)
+    facts = _facts(event, title=title, left=left)
     text = "\n".join(
         [headline, "", *(f"{name}: {value}" for name, value in facts), "", f"Open it: {link}", "",
          "You can choose what you are sent on your profile page: " + settings.HITL_BASE_URL + reverse("profile")]
@@ -114,16 +82,69 @@ def message_for(notification: Notification, *, now: datetime) -> Message:
         "text": "\n".join([headline, *(f"{name}: {value}" for name, value in facts), link]),
         "url": link,
         "time_left": left,
+        **_payload_subjects(event, now=now),
+    }
+    return Message(subject=f"{SUBJECT_PREFIX} {subject}", text=text, slack_text=slack_text, payload=payload)
+
+
+def _subject_and_headline(event, *, title: str, left: str) -> tuple[str, str]:
+    """What happened, in the subject line and in the first line of the text."""
+    request = event.request
+    level = request.risk_level
+    if event.kind == NotificationKind.REQUESTED:
+        return f"Approval needed ({level}): {title}", "An action waits for your decision."
+    if event.kind == NotificationKind.QUARANTINED:
+        return (
+            f"Quarantined ({level}): {title}",
+            f"{event.actor_name or 'A reviewer'} quarantined this request: an admin decides it now.",
+        )
+    if event.kind == NotificationKind.REMINDER:
+        return f"Reminder, {left} left ({level}): {title}", f"Nobody has decided this request yet, and it expires in {left}."
+    waited = time_left(request.expires_at - request.created_at)
+    return (
+        f"Expired undecided ({level}): {title}",
+        f"Nobody decided this request in the {waited} it was open: it expired at {_when(request.expires_at)} "
+        "and the action was rejected, so it will not run.",
+    )
+
+
+def _facts(event, *, title: str, left: str) -> list[tuple[str, str]]:
+    """The (name, value) lines every message lists about the request."""
+    request = event.request
+    action = request.action
+    deal = action.deal
+    deadline = f"expires {_when(request.expires_at)}" if left != "none" else f"expired {_when(request.expires_at)}"
+    facts = [
+        ("Title", title),
+        ("Type", action.action_type),
+        ("Risk level", f"{request.risk_level} (score {request.score:.2f})"),
+        ("Deal", f"{deal.display_name or deal.canonical_name} ({deal.deal_id})" if deal else "none"),
+        ("Time left", f"{left} ({deadline})"),
+        ("Requested by", request.requested_by or request.requested_via or "—"),
+    ]
+    if event.kind == NotificationKind.QUARANTINED and event.reason:
+        facts.append(("Reason", event.reason))
+    if event.kind == NotificationKind.EXPIRED:
+        facts.append(("Opened", _when(request.created_at)))
+    return facts
+
+
+def _payload_subjects(event, *, now: datetime) -> dict:
+    """The webhook body's structured part: the action, the request, who and why."""
+    request = event.request
+    action = request.action
+    deal = action.deal
+    return {
         "action": {
             "action_id": action.action_id, "title": action.title, "action_type": action.action_type,
             "deal_id": action.deal_id, "deal_name": (deal.display_name or deal.canonical_name) if deal else None,
         },
         "request": {
-            "request_id": str(request.id), "state": request.state, "risk_level": level, "score": request.score,
-            "expires_at": request.expires_at.isoformat(), "seconds_left": max(0, int((request.expires_at - now).total_seconds())),
+            "request_id": str(request.id), "state": request.state, "risk_level": request.risk_level,
+            "score": request.score, "expires_at": request.expires_at.isoformat(),
+            "seconds_left": max(0, int((request.expires_at - now).total_seconds())),
             "requested_by": request.requested_by or None,
         },
         "reason": event.reason or None,
         "actor": event.actor_name or None,
     }
-    return Message(subject=f"{SUBJECT_PREFIX} {subject}", text=text, slack_text=slack_text, payload=payload)

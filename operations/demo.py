@@ -24,7 +24,8 @@ from django.utils import timezone
 from accounts.selectors import actor_of, user_actor_id, user_role
 from accounts.services import operator_upsert, service_account_ensure
 from approvals.models import ApprovalRequest
-from approvals.services import approval_decide, approval_request
+from approvals.services.decisions import approval_decide
+from approvals.services.requests import approval_request
 from zakops.catalogue import ACTION_CATALOGUE
 from zakops.models import Action, ActionStatus, CheckpointStatus, Deal, ExecutionCheckpoint
 

@@ -2,7 +2,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from approvals.models import ApprovalRequest
-from approvals.services import MAX_REASON
+from approvals.services.decisions import MAX_REASON
 from common.api import JSONObjectField, StrictCharField
 from zakops.models import ActionStatus, RiskLevel
 

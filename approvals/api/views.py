@@ -3,9 +3,14 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from accounts.selectors import actor_of
-from approvals import selectors, services
+from approvals import selectors
 from approvals.api import serializers as s
 from approvals.api.permissions import MayDecide
+from approvals.deciders import approvals_needed
+from approvals.services.cancel import approval_cancel
+from approvals.services.claims import claim_release, claim_take
+from approvals.services.decisions import approval_decide, approvals_decide_many
+from approvals.services.requests import approval_adopt, approval_request
 from common.api import HitlAPIView
 from common.errors import NotFound
 from common.idempotency import idempotent
@@ -54,7 +59,7 @@ class ApprovalRequestsView(HitlAPIView):
     def post(self, request):
         data = s.ApprovalRequestCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        approval, created = services.approval_request(requester=actor_of(request.user), **data.validated_data)
+        approval, created = approval_request(requester=actor_of(request.user), **data.validated_data)
         return Response(
             s.ApprovalRequestSerializer(approval).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
         )
@@ -77,7 +82,7 @@ class ActionApprovalView(HitlAPIView):
             # engine never reads "no such request" (or the last round's decision) for it.
             # Adoption is idempotent: at most one open request per action, whoever adopts
             # first. A person's GET reads and never writes.
-            approval = services.approval_adopt(action_id=action_id) or approval
+            approval = approval_adopt(action_id=action_id) or approval
         if approval is None:
             raise NotFound(f"Action {action_id} has no approval request.")
         return Response(s.ApprovalRequestSerializer(approval).data)
@@ -137,7 +142,7 @@ def _decision_view(decision: str, who_field: str, request_serializer):
             data = request_serializer(data=request.data)
             data.is_valid(raise_exception=True)
             actor = actor_of(request.user)
-            approval = services.approval_decide(
+            approval = approval_decide(
                 action_id=action_id, actor=actor, decision=decision, reason=data.validated_data["reason"],
                 inputs=data.validated_data.get("inputs"),
             )
@@ -152,7 +157,7 @@ def _decision_view(decision: str, who_field: str, request_serializer):
                 "decided_at": serializers.DateTimeField().to_representation(decided_at) if decided_at else None,
             }
             if decision == "approve":
-                answer.update(votes=approval.votes, approvals_needed=services.approvals_needed(approval.risk_level))
+                answer.update(votes=approval.votes, approvals_needed=approvals_needed(approval.risk_level))
             return Response(answer)
 
     DecisionView.__name__ = DecisionView.__qualname__ = f"{decision.title()}View"
@@ -190,7 +195,7 @@ class ActionCancelView(HitlAPIView):
     def post(self, request, action_id):
         data = s.DecisionSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        approval = services.approval_cancel(action_id=action_id, actor=actor_of(request.user), reason=data.validated_data["reason"])
+        approval = approval_cancel(action_id=action_id, actor=actor_of(request.user), reason=data.validated_data["reason"])
         return Response(s.ApprovalRequestSerializer(approval).data)
 
 
@@ -214,7 +219,7 @@ class ClaimView(HitlAPIView):
     def post(self, request, action_id):
         data = s.ClaimSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        claim = services.claim_take(action_id=action_id, actor=actor_of(request.user), takeover=data.validated_data["takeover"])
+        claim = claim_take(action_id=action_id, actor=actor_of(request.user), takeover=data.validated_data["takeover"])
         return Response(
             s.ClaimResultSerializer(
                 {"action_id": action_id, "request_id": claim.request_id, "claimed_by": claim.reviewer_name,
@@ -233,7 +238,7 @@ class ReleaseView(HitlAPIView):
     )
     @idempotent
     def post(self, request, action_id):
-        released = services.claim_release(action_id=action_id, actor=actor_of(request.user))
+        released = claim_release(action_id=action_id, actor=actor_of(request.user))
         return Response({"action_id": action_id, "released": released})
 
 
@@ -252,7 +257,7 @@ class DecisionsView(HitlAPIView):
     def post(self, request):
         data = s.BulkDecisionsSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        outcomes = services.approvals_decide_many(
+        outcomes = approvals_decide_many(
             actor=actor_of(request.user),
             decisions=[(item["action_id"], item["decision"], item["reason"]) for item in data.validated_data["decisions"]],
         )

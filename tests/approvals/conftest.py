@@ -3,7 +3,7 @@ import itertools
 import pytest
 
 from accounts.selectors import actor_of
-from approvals.services import approval_request
+from approvals.services.requests import approval_request
 
 # Action types whose default-rule assessment gives each level, with approval required.
 TYPE_FOR_LEVEL = {

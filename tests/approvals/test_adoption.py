@@ -12,7 +12,9 @@ from rest_framework.test import APIClient
 
 from accounts.services import api_token_create
 from approvals.models import ApprovalRequest
-from approvals.services import approval_decide, approvals_adopt_pending, approvals_expire
+from approvals.services.decisions import approval_decide
+from approvals.services.expiry import approvals_expire
+from approvals.services.requests import approvals_adopt_pending
 from tests.conftest import run_at_once
 from zakops.models import Action, DealEvent, OutboxEvent
 

@@ -5,7 +5,7 @@ from django.urls import reverse
 
 from accounts.services import api_token_create, service_account_ensure
 from approvals.models import ApprovalRequest
-from approvals.services import approval_decide
+from approvals.services.decisions import approval_decide
 from zakops.models import Action, DealEvent, OutboxEvent
 
 pytestmark = pytest.mark.django_db

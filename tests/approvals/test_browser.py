@@ -13,7 +13,9 @@ from django.core.management import call_command
 from playwright.sync_api import expect
 
 from approvals.models import ApprovalRequest, Claim
-from approvals.services import approval_decide, approval_request, claim_take
+from approvals.services.claims import claim_take
+from approvals.services.decisions import approval_decide
+from approvals.services.requests import approval_request
 from operations.demo import demo_password
 from tests.approvals.conftest import TYPE_FOR_LEVEL
 from tests.browser import (

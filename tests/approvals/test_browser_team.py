@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import expect
 
 from approvals.models import ApprovalRequest, Claim
-from approvals.services import approval_request
+from approvals.services.requests import approval_request
 from tests.browser import PageProblems, chromium, close_page, new_page, sign_in
 from zakops.models import Action, DealEvent
 

@@ -4,9 +4,12 @@ and only people who may decide claim, release or decide in bulk."""
 
 import json
 import re
+import threading
+import time
 from datetime import timedelta
 
 import pytest
+from django.db import connections, transaction
 from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -14,7 +17,8 @@ from rest_framework.test import APIClient
 from accounts.selectors import actor_of
 from accounts.services import api_token_create, service_account_ensure
 from approvals.models import ApprovalRequest, ApprovalVote, Claim
-from approvals.services import approval_decide, approvals_decide_many, claim_renew, claim_take
+from approvals.services.claims import claim_release, claim_renew, claim_take
+from approvals.services.decisions import approval_decide, approvals_decide_many
 from common.errors import Conflict
 from tests.conftest import run_at_once
 from zakops.models import Action, DealEvent, OutboxEvent
@@ -104,7 +108,7 @@ def test_two_admins_each_claim_and_vote_on_a_critical_request(request_approval, 
 
 
 def test_an_edit_that_hands_the_request_to_admins_ends_the_editors_claim(engine, people):
-    from approvals.services import approval_request
+    from approvals.services.requests import approval_request
 
     approval_request(action_id="ACT-EDC", action_type="DOCUMENT.GENERATE_LOI", inputs={"amount": 5}, requester=engine)
     claim_take(action_id="ACT-EDC", actor=people["operator"])
@@ -161,6 +165,74 @@ def test_a_decision_racing_a_new_claim_gives_one_consistent_outcome(request_appr
             assert not Claim.objects.filter(request=request).exists()
         else:
             assert isinstance(claimed, Claim) and isinstance(decided, Conflict) and state == "pending"
+
+
+def _lock_waiters() -> int:
+    """Connections of this test database waiting for a row lock."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return cursor.fetchone()[0]
+
+
+def _until(condition, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+@RACE
+@pytest.mark.postgresql
+def test_leaving_the_page_as_the_decision_commits_never_deadlocks(request_approval, people):
+    """The holder decides and their page is left at the same moment: the decision ends
+    the claim, the release ends it too. Both take their locks in the one order, so one
+    waits for the other and neither fails. (A third connection holds the request's row
+    so that both are in flight at once, the decision first.)"""
+    request = request_approval("medium")
+    claim_take(action_id=request.action_id, actor=people["operator"])
+    held, go = threading.Event(), threading.Event()
+    results = {}
+
+    def hold_the_request():
+        with transaction.atomic():
+            ApprovalRequest.objects.select_for_update().get(pk=request.pk)
+            held.set()
+            go.wait(30)
+        connections.close_all()
+
+    def run(name, work):
+        try:
+            results[name] = work()
+        except Exception as exc:  # asserted below
+            results[name] = exc
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=hold_the_request)
+    holder.start()
+    held.wait(10)
+    decide = threading.Thread(target=run, args=("decide", lambda: approval_decide(
+        action_id=request.action_id, actor=people["operator"], decision="approve"
+    )))
+    decide.start()
+    _until(lambda: _lock_waiters() == 1)
+    release = threading.Thread(target=run, args=("release", lambda: claim_release(
+        action_id=request.action_id, actor=people["operator"]
+    )))
+    release.start()
+    _until(lambda: _lock_waiters() == 2)
+    go.set()
+    for thread in (holder, decide, release):
+        thread.join(30)
+
+    assert isinstance(results["decide"], ApprovalRequest) and results["decide"].state == "approved", results
+    assert results["release"] is False, results  # the decision had ended the claim already
+    assert ApprovalRequest.objects.get(pk=request.pk).state == "approved"
+    assert not Claim.objects.filter(request=request).exists()
 
 
 # --- every door -------------------------------------------------------------------------
@@ -333,7 +405,7 @@ def test_viewers_and_service_accounts_get_403_and_nothing_changes(caller, path, 
 
 @pytest.mark.parametrize("kind", ["service", "viewer"])
 def test_the_services_refuse_them_too(kind, request_approval, people, engine):
-    from approvals.services import claim_release
+    from approvals.services.claims import claim_release
     from common.errors import NotAllowed
 
     actor = engine if kind == "service" else people["viewer"]

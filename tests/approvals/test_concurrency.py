@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 
 from accounts.services import api_token_create
 from approvals.models import ApprovalRequest
-from approvals.services import approvals_expire
+from approvals.services.expiry import approvals_expire
 from tests.conftest import run_at_once
 from zakops.models import Action, DealEvent, OutboxEvent
 

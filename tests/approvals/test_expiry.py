@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from approvals.models import ApprovalRequest
-from approvals.services import approvals_expire
+from approvals.services.expiry import approvals_expire
 from zakops.models import Action
 
 pytestmark = pytest.mark.django_db

@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 from accounts.selectors import actor_of
 from accounts.services import api_token_create, service_account_ensure
 from approvals.models import ApprovalRequest
-from approvals.services import approval_decide
+from approvals.services.decisions import approval_decide
 from zakops.models import Action, DealEvent
 
 pytestmark = pytest.mark.django_db

@@ -11,7 +11,8 @@ from rest_framework import serializers
 
 from approvals.api.serializers import ApprovalRequestSerializer, approval_json
 from approvals.models import ApprovalRequest, ApprovalVote
-from approvals.services import approval_decide, approvals_adopt_pending
+from approvals.services.decisions import approval_decide
+from approvals.services.requests import approvals_adopt_pending
 from common.api import HitlAPIView
 from tests.approvals.test_adoption import events, legacy_action
 from tests.zakops_hitl.wsgi_calls import call, server_environ

@@ -5,7 +5,10 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from approvals.models import ApprovalRequest
-from approvals.services import approval_cancel, approval_decide, approval_request, approvals_expire
+from approvals.services.cancel import approval_cancel
+from approvals.services.decisions import approval_decide
+from approvals.services.expiry import approvals_expire
+from approvals.services.requests import approval_request
 from checkpoints.services import checkpoint_save
 from common.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from zakops.models import Action, Deal, DealEvent, ExecutionCheckpoint, OutboxEvent
@@ -246,14 +249,14 @@ def test_hitl_sweep_expires_requests_too(request_approval, capsys):
 
 
 def test_a_failure_after_the_state_change_leaves_nothing(request_approval, people, monkeypatch):
-    import approvals.services as services
+    from approvals.services import events as transition_events
 
     request = request_approval("medium")
 
     def broken(**kwargs):
         raise RuntimeError("outbox down")
 
-    monkeypatch.setattr(services, "_record", broken)
+    monkeypatch.setattr(transition_events, "transition_record", broken)
     with pytest.raises(RuntimeError):
         approval_decide(action_id=request.action_id, actor=people["operator"], decision="approve")
     assert ApprovalRequest.objects.get(pk=request.pk).state == "pending"

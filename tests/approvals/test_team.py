@@ -7,7 +7,10 @@ import pytest
 from django.utils import timezone
 
 from approvals.models import ApprovalRequest, ApprovalVote, Claim
-from approvals.services import approval_decide, approval_request, claim_release, claim_take, inputs_diff
+from approvals.services.claims import claim_release, claim_take
+from approvals.services.decisions import approval_decide
+from approvals.services.edits import inputs_diff
+from approvals.services.requests import approval_request
 from common.errors import Conflict, InvalidInput, NotAllowed
 from tests.conftest import run_at_once
 from zakops.models import Action, DealEvent, OutboxEvent

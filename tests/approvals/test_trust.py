@@ -14,7 +14,8 @@ from rest_framework.test import APIClient
 from accounts.selectors import actor_of
 from accounts.services import api_token_create
 from approvals.models import ApprovalRequest
-from approvals.services import approval_decide, approval_request
+from approvals.services.decisions import approval_decide
+from approvals.services.requests import approval_request
 from common.errors import NotAllowed
 from zakops.models import Action, Deal, DealEvent, OutboxEvent
 

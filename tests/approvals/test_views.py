@@ -9,7 +9,7 @@ from django.test import Client
 from django.utils import timezone
 
 from approvals.models import ApprovalRequest
-from approvals.services import approval_decide
+from approvals.services.decisions import approval_decide
 from checkpoints.services import checkpoint_save
 from zakops.models import Action, DealEvent
 
@@ -146,6 +146,23 @@ def test_the_detail_panel_decides_and_then_shows_the_decision(client, make_revie
     assert 'value="approve"' not in body  # an operator may not decide a quarantined request
 
 
+@pytest.mark.parametrize("where", ["row", "panel"])
+def test_a_single_decision_from_the_page_enters_as_the_api_s_does_not_as_a_batch(where, client, make_reviewer, request_approval, monkeypatch):
+    """The same decision enters by the same service whichever door it came through: the
+    page's one decision is approval_decide's, as the API's is; only bulk decides a batch."""
+    import approvals.views
+
+    def batch(**kwargs):
+        raise AssertionError("a single decision went through the batch service")
+
+    monkeypatch.setattr(approvals.views, "approvals_decide_many", batch)
+    request = request_approval("medium")
+    signed_in(client, make_reviewer("operator", "olu@example.com"))
+    response = client.post(f"/actions/{request.action_id}/decide", {"decision": "approve", "where": where}, **HX)
+    assert response.status_code == 200 and "Approved" in response.content.decode()
+    assert ApprovalRequest.objects.get(pk=request.pk).state == "approved"
+
+
 def test_bulk_decides_each_row_on_its_own_and_lists_every_outcome(client, make_reviewer, request_approval, people):
     fine, taken, critical = request_approval("medium"), request_approval("medium"), request_approval("critical")
     approval_decide(action_id=taken.action_id, actor=people["operator2"], decision="approve")
@@ -223,7 +240,7 @@ def test_history_is_newest_first(client, make_reviewer, request_approval, people
 
 
 def test_hostile_inputs_and_titles_are_escaped(client, make_reviewer, engine):
-    from approvals.services import approval_request
+    from approvals.services.requests import approval_request
 
     approval_request(
         action_id="ACT-XSS", action_type="COMMUNICATION.DRAFT_EMAIL", requester=engine,

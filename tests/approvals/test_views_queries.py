@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from approvals import selectors
 from approvals.models import QUEUE_CHANNEL
-from approvals.services import approval_decide
+from approvals.services.decisions import approval_decide
 from checkpoints.services import checkpoint_save
 from common.changes import feed
 from zakops.models import Deal, DealEvent

@@ -11,7 +11,9 @@ from django.utils import timezone
 
 from accounts.selectors import actor_of
 from approvals.models import ApprovalRequest
-from approvals.services import approval_decide, approval_request, approvals_expire
+from approvals.services.decisions import approval_decide
+from approvals.services.expiry import approvals_expire
+from approvals.services.requests import approval_request
 from notifications.models import Notification, NotificationEvent, NotificationStatus
 
 pytestmark = pytest.mark.django_db

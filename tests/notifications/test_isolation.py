@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from approvals.services import approval_decide, approval_request
+from approvals.services.decisions import approval_decide
+from approvals.services.requests import approval_request
 from notifications.models import Notification
 from notifications.services import notifications_work
 from tests.notifications.conftest import free_port

@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from django.core import mail
 
-from approvals.services import approval_decide
+from approvals.services.decisions import approval_decide
 from notifications.models import NotificationEvent
 from notifications.services import notifications_work
 

@@ -10,7 +10,7 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from approvals.services import approval_decide
+from approvals.services.decisions import approval_decide
 from notifications.models import Notification, NotificationKind, NotificationStatus
 from notifications.services import notifications_retry, notifications_work, notifications_write
 from notifications.transports import signature, signature_valid

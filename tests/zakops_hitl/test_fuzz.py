@@ -27,7 +27,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance, statu
 
 from accounts.selectors import actor_of
 from accounts.services import api_token_create, operator_upsert, service_account_ensure
-from approvals.services import approval_request
+from approvals.services.requests import approval_request
 from checkpoints.services import checkpoint_save
 
 pytestmark = pytest.mark.django_db

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from accounts.selectors import actor_of
 from accounts.services import service_account_ensure
 from approvals.models import ApprovalRequest
-from approvals.services import approval_request
+from approvals.services.requests import approval_request
 from checkpoints.services import checkpoint_save
 from common.models import IdempotencyRecord
 from zakops.models import Action, DealEvent, ExecutionCheckpoint, OutboxEvent

@@ -12,7 +12,9 @@ from rest_framework.test import APIClient
 from accounts.selectors import actor_of
 from accounts.services import api_token_create, service_account_ensure
 from approvals.models import ApprovalRequest
-from approvals.services import approval_decide, approval_request, approvals_expire
+from approvals.services.decisions import approval_decide
+from approvals.services.expiry import approvals_expire
+from approvals.services.requests import approval_request
 from checkpoints.services import checkpoint_resume, checkpoint_save
 
 pytestmark = pytest.mark.django_db

@@ -18,7 +18,7 @@ from django.db import connection
 from accounts.models import ApiToken
 from accounts.selectors import actor_of
 from accounts.services import api_token_create, api_tokens_revoke, operator_upsert, service_account_ensure
-from approvals.services import approval_request
+from approvals.services.requests import approval_request
 from risk.models import RiskRule
 from tests.conftest import PASSWORD
 from tests.servers import Client, app_server, data_version, eventually, free_port, production_env, served_database_url

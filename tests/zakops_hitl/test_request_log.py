@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 
 from accounts.selectors import actor_of
 from accounts.services import service_account_ensure
-from approvals.services import approval_request
+from approvals.services.requests import approval_request
 from common.logs import JsonFormatter, RequestIdFilter
 
 pytestmark = pytest.mark.django_db

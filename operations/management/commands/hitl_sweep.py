@@ -1,7 +1,8 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from approvals.services import approvals_adopt_pending, approvals_expire
+from approvals.services.expiry import approvals_expire
+from approvals.services.requests import approvals_adopt_pending
 from checkpoints.services import checkpoints_delete_old, checkpoints_expire
 from common.idempotency import idempotency_records_forget
 
