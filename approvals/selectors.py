@@ -68,7 +68,7 @@ def approval_polled(*, action_id: str) -> ApprovalRequest | None:
 
 def action_held_pending(*, action_id: str) -> bool:
     """Whether the action is PENDING_APPROVAL: with no open request, the engine set it so
-    by itself and the poll adopts it (approvals.services.approval_adopt)."""
+    by itself and the poll adopts it (approvals.services.requests.approval_adopt)."""
     return Action.objects.filter(pk=action_id, status=ActionStatus.PENDING_APPROVAL).exists()
 
 
