@@ -114,7 +114,7 @@ class RequestLogMiddleware:
 
 class AllowedHostMiddleware:
     """A Host that is not in ALLOWED_HOSTS is refused (400), as CommonMiddleware refuses it
-    for every other request: the API's short stack (zakops_hitl.handlers) has no
+    for every other request: the engine's short stack (zakops_hitl.engine) has no
     CommonMiddleware."""
 
     def __init__(self, get_response):

@@ -1,30 +1,20 @@
-"""The engine's hot endpoints answer the usual call on a fast path (common.api); every
-call, usual or not, gets the same status, headers that matter and body as DRF's path
-gives, and whatever is unusual is answered by DRF."""
+"""The engine path (zakops_hitl.engine): through the WSGI application, the usual call to
+assess-risk or the poll is answered without DRF, and every call, usual or not, gets the
+same status, headers that matter and body as the view gives it; whatever is unusual is
+answered by the view, which neither authenticates the call nor parses its body again."""
 
 import json
 
 import pytest
-from django.core.signals import request_finished, request_started
-from django.db import close_old_connections
-from django.test import RequestFactory
 from django.urls import resolve, reverse
 from rest_framework.views import APIView
 
-from common.api import HitlAPIView
-from zakops_hitl.handlers import HitlWSGIHandler, _Lane
+from common import parsers
+from tests.zakops_hitl.wsgi_calls import call, server_environ
+from zakops_hitl.engine import HitlWSGIHandler
 
 URL = "/api/hitl/assess-risk"
-
-
-@pytest.fixture
-def drf_only(monkeypatch):
-    """Turns the fast path off for the block: every call goes through DRF."""
-
-    def off():
-        monkeypatch.setattr(HitlAPIView, "_fast_call", lambda self, fast, request, kwargs: None)
-
-    return off
+THE_VIEW = "from=test"  # a query string: the engine path leaves the call to the view
 
 
 @pytest.fixture
@@ -41,10 +31,16 @@ def drf_calls(monkeypatch):
     return calls
 
 
-def answer(client, body, **extra):
-    raw = body if isinstance(body, (str, bytes)) else json.dumps(body)
-    response = client.generic("POST", extra.pop("path", URL), raw, content_type=extra.pop("content_type", "application/json"), **extra)
-    return response.status_code, response["Content-Type"], response.get("Allow"), json.loads(response.content)
+def answer(token, body, *, query="", **headers):
+    """(status, Content-Type, Allow, JSON body) of a POST to assess-risk through the WSGI application."""
+    raw = body if isinstance(body, bytes) else body.encode() if isinstance(body, str) else json.dumps(body).encode()
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {token}", "CONTENT_TYPE": "application/json", **headers}
+    found = call(server_environ("POST", URL, query=query, body=raw, **headers))
+    return found.status, found.headers["Content-Type"], found.headers.get("Allow"), found.json()
+
+
+def view_query(query: str) -> str:
+    return f"{query}&{THE_VIEW}" if query else THE_VIEW
 
 
 USUAL = [
@@ -57,12 +53,11 @@ USUAL = [
 
 
 @pytest.mark.parametrize("body", USUAL)
-def test_the_usual_call_takes_the_fast_path_and_answers_what_drf_answers(engine_api, drf_only, drf_calls, body):
-    fast = answer(engine_api, body)
+def test_the_usual_call_takes_the_engine_path_and_answers_what_drf_answers(service_token, drf_calls, body):
+    fast = answer(service_token, body)
     assert drf_calls == [], "answered without DRF"
     assert fast[0] == 200 and fast[1] == "application/json" and fast[2] == "POST, OPTIONS"
-    drf_only()
-    assert answer(engine_api, body) == fast
+    assert answer(service_token, body, query=THE_VIEW) == fast
     assert len(drf_calls) == 1
 
 
@@ -80,9 +75,9 @@ UNUSUAL = [
     ('{"action_type": "DEAL.GET", "action_data": ' + "[" * 70 + "]" * 70 + "}", {}),
     ('{"action_type": "DEAL.GET",', {}),
     ("[1, 2]", {}),
-    ({"action_type": "DEAL.GET"}, {"content_type": "text/plain"}),
+    ({"action_type": "DEAL.GET"}, {"CONTENT_TYPE": "text/plain"}),
     ({"action_type": "DEAL.GET"}, {"HTTP_ACCEPT": "text/html"}),
-    ({"action_type": "DEAL.GET"}, {"QUERY_STRING": "format=xml"}),
+    ({"action_type": "DEAL.GET"}, {"query": "format=xml"}),
     ({"action_type": "DEAL.GET"}, {"HTTP_IDEMPOTENCY_KEY": "k\x00"}),
     ({"action_type": "DEAL.GET"}, {"HTTP_AUTHORIZATION": "Bearer not-a-token"}),
     ({"action_type": "DEAL.GET"}, {"HTTP_AUTHORIZATION": "Bearer"}),
@@ -90,12 +85,12 @@ UNUSUAL = [
 
 
 @pytest.mark.parametrize("body,extra", UNUSUAL)
-def test_an_unusual_call_is_answered_by_drf_as_before(engine_api, api, drf_only, drf_calls, body, extra):
-    client = api if "HTTP_AUTHORIZATION" in extra else engine_api  # a token of its own
-    fast = answer(client, body, **extra)
+def test_an_unusual_call_is_answered_by_drf_as_before(service_token, drf_calls, body, extra):
+    extra = dict(extra)
+    query = extra.pop("query", "")
+    fast = answer(service_token, body, query=query, **extra)
     assert drf_calls == [1], "DRF answered it"
-    drf_only()
-    assert answer(client, body, **extra) == fast
+    assert answer(service_token, body, query=view_query(query), **extra) == fast
 
 
 def test_an_anonymous_call_is_a_401_with_the_bearer_challenge(api):
@@ -104,170 +99,162 @@ def test_an_anonymous_call_is_a_401_with_the_bearer_challenge(api):
     assert response["WWW-Authenticate"] == "Bearer"
 
 
-def _through_the_wsgi_app(environ_request):
-    started = {}
-
-    def start_response(status, headers, exc_info=None):
-        started["status"], started["headers"] = status, dict(headers)
-
-    # As Django's test client does: the test's connection must outlive the request.
-    request_started.disconnect(close_old_connections)
-    request_finished.disconnect(close_old_connections)
-    try:
-        body = b"".join(HitlWSGIHandler()(environ_request.environ, start_response))
-    finally:
-        request_started.connect(close_old_connections)
-        request_finished.connect(close_old_connections)
-    return started["status"], started["headers"], body
+def _environ(method, path, body=None, *, token, query="", **headers):
+    raw = json.dumps(body).encode() if body is not None else None
+    if raw is not None:
+        headers.setdefault("CONTENT_TYPE", "application/json")
+    return server_environ(method, path, query=query, body=raw, HTTP_AUTHORIZATION=f"Bearer {token}", **headers)
 
 
-def test_the_engines_lane_answers_as_the_stack_does(service_token, engine_api, caplog):
-    """Through the WSGI application, assess-risk and the poll take the lane (no URL
-    resolution, no middleware chain); the answer, the request id and the security headers
-    are what the stack gives, and the request is logged under its route."""
-    factory = RequestFactory()
-    auth = {"HTTP_AUTHORIZATION": f"Bearer {service_token}"}
+def test_the_engine_path_answers_as_the_stack_does(service_token, engine_api, caplog):
+    """Through the WSGI application, assess-risk and the poll take the engine path (no URL
+    resolution, no DRF); the answer, the request id and the security headers are what the
+    stack gives, and the request is logged under its route."""
     body = {"action_type": "COMMUNICATION.SEND_EMAIL", "action_data": {"to": "cfo@seller.example"}}
     assert engine_api.post("/api/hitl/approval-requests", {"action_id": "ACT-LANE-1", **body}, format="json").status_code == 201
-    caplog.set_level("INFO", logger="hitl.requests")
     calls = [
-        (factory.post(URL, body, content_type="application/json", **auth), engine_api.post(URL, body, format="json")),
-        (factory.get("/api/hitl/actions/ACT-LANE-1/approval", **auth), engine_api.get("/api/hitl/actions/ACT-LANE-1/approval")),
-        (factory.get("/api/hitl/actions/ACT-NONE/approval", **auth), engine_api.get("/api/hitl/actions/ACT-NONE/approval")),
-        (factory.post(URL, body, content_type="application/json", HTTP_ACCEPT="text/html", **auth),
+        (_environ("POST", URL, body, token=service_token), engine_api.post(URL, body, format="json")),
+        (_environ("GET", "/api/hitl/actions/ACT-LANE-1/approval", token=service_token),
+         engine_api.get("/api/hitl/actions/ACT-LANE-1/approval")),
+        (_environ("GET", "/api/hitl/actions/ACT-NONE/approval", token=service_token),
+         engine_api.get("/api/hitl/actions/ACT-NONE/approval")),
+        (_environ("POST", URL, body, token=service_token, HTTP_ACCEPT="text/html"),
          engine_api.post(URL, body, format="json", HTTP_ACCEPT="text/html")),
     ]
     caplog.clear()
     with caplog.at_level("INFO", logger="hitl.requests"):
-        for through_lane, through_stack in calls:
-            status, headers, content = _through_the_wsgi_app(through_lane)
-            assert int(status.split()[0]) == through_stack.status_code
-            assert json.loads(content) == json.loads(through_stack.content)
-            assert headers["X-Request-ID"] and headers["X-Content-Type-Options"] == "nosniff"
-            assert headers["Content-Type"] == through_stack["Content-Type"]
+        for environ, through_stack in calls:
+            found = call(environ)
+            assert found.status == through_stack.status_code
+            assert found.json() == json.loads(through_stack.content)
+            assert found.headers["X-Request-ID"] and found.headers["X-Content-Type-Options"] == "nosniff"
+            assert found.headers["Content-Type"] == through_stack["Content-Type"]
     routes = [record.route for record in caplog.records if record.name == "hitl.requests"]
     assert routes == ["api-assess-risk", "api-action-approval", "api-action-approval", "api-assess-risk"]
     assert [c[1].status_code for c in calls] == [200, 200, 404, 406]
 
 
 @pytest.mark.parametrize("body", [body for body, extra in UNUSUAL if not extra])
-def test_a_body_the_lane_declines_is_answered_by_the_stack_as_sent(service_token, engine_api, body):
+def test_a_body_the_engine_path_declines_is_answered_by_the_stack_as_sent(service_token, engine_api, body):
     raw = body if isinstance(body, str) else json.dumps(body)
-    through_lane = RequestFactory().generic(
-        "POST", URL, raw, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {service_token}"
-    )
-    status, _, content = _through_the_wsgi_app(through_lane)
+    found = call(server_environ("POST", URL, body=raw.encode(), CONTENT_TYPE="application/json",
+                                HTTP_AUTHORIZATION=f"Bearer {service_token}"))
     through_stack = engine_api.generic("POST", URL, raw, content_type="application/json")
-    assert (int(status.split()[0]), json.loads(content)) == (through_stack.status_code, json.loads(through_stack.content))
+    assert (found.status, found.json()) == (through_stack.status_code, json.loads(through_stack.content))
 
 
-def test_over_plain_http_with_tls_required_the_lane_redirects_as_the_stack_does(service_token, settings):
+def test_a_call_handed_to_the_view_is_authenticated_once_and_its_body_parsed_once(service_token, monkeypatch):
+    """The engine path authenticated the call and parsed its body before it found the call
+    unusual (an action_type DRF trims); the view takes both as they are."""
+    from accounts import authentication
+
+    looked_up, walked = [], []
+    token_for, json_problem = authentication._token_for, parsers.json_problem
+
+    def counted_lookup(key_hash):
+        looked_up.append(1)
+        return token_for(key_hash)
+
+    def counted_walk(data, max_depth):
+        walked.append(1)
+        return json_problem(data, max_depth)
+
+    monkeypatch.setattr(authentication, "_token_for", counted_lookup)
+    monkeypatch.setattr(parsers, "json_problem", counted_walk)  # one walk per parse of a body
+    status, _, _, body = answer(service_token, {"action_type": " DEAL.GET_DETAILS "})
+    assert (status, body["level"]) == (200, "low")
+    assert (len(looked_up), len(walked)) == (1, 1)
+
+    looked_up.clear()
+    status, _, _, body = answer("not-a-token", {"action_type": "DEAL.GET_DETAILS"})
+    assert (status, body["detail"]) == (401, "Invalid or revoked token.")
+    assert len(looked_up) == 1
+
+
+def test_over_plain_http_with_tls_required_the_engine_path_redirects_as_the_stack_does(service_token, settings):
     settings.SECURE_SSL_REDIRECT = True
-    auth = {"HTTP_AUTHORIZATION": f"Bearer {service_token}"}
-    for call in (RequestFactory().get("/api/hitl/actions/ACT-1/approval", **auth),
-                 RequestFactory().post(URL, {"action_type": "DEAL.GET"}, content_type="application/json", **auth)):
-        status, headers, _ = _through_the_wsgi_app(call)
-        assert status.startswith("301") and headers["Location"].startswith("https://")
-    secure = RequestFactory().get("/api/hitl/actions/ACT-1/approval", secure=True, **auth)
-    assert _through_the_wsgi_app(secure)[0].startswith("404")
+    for environ in (_environ("GET", "/api/hitl/actions/ACT-1/approval", token=service_token),
+                    _environ("POST", URL, {"action_type": "DEAL.GET"}, token=service_token)):
+        found = call(environ)
+        assert found.status == 301 and found.headers["Location"].startswith("https://")
+    secure = _environ("GET", "/api/hitl/actions/ACT-1/approval", token=service_token, **{"wsgi.url_scheme": "https"})
+    assert call(secure).status == 404
 
 
-def test_the_lanes_routes_are_the_urlconfs():
-    lane = _Lane()
-    for method, pattern, view_class, name in lane.routes:
-        kwargs = {"action_id": "ACT-x.y_1"} if "action_id" in pattern.pattern else None
-        path = reverse(name, kwargs=kwargs)
-        assert lane._route(method, path) == (view_class, name, kwargs or {})
-        assert resolve(path).func.cls is view_class
-        assert lane._route(method, path + "/") is None and lane._route("PUT", path) is None
-    assert lane._route("GET", "/api/hitl/actions/a/b/approval") is None
+def test_the_hot_routes_are_the_urlconfs():
+    engine = HitlWSGIHandler().engine
+    for route in engine.routes:
+        kwargs = {name: "ACT-x.y_1" for name in route.call.path_arguments}
+        path = reverse(route.call.url_name, kwargs=kwargs or None)
+        assert route.pattern.match(path[1:]) == ("", (), kwargs)
+        assert resolve(path).func is route.resolved[0]
+        assert route.pattern.match(path[1:] + "/") is None
+    poll = next(route for route in engine.routes if route.call.path_arguments)
+    assert poll.pattern.match("api/hitl/actions/a/b/approval") is None
+    assert {(route.method, route.call.url_name) for route in engine.routes} == {
+        ("POST", "api-assess-risk"), ("GET", "api-action-approval")}
 
 
 def test_a_bearer_call_skips_the_page_middleware_a_page_does_not(service_token):
-    factory = RequestFactory()
-    api = factory.post(URL, {"action_type": "DEAL.GET_DETAILS"}, content_type="application/json",
-                       HTTP_AUTHORIZATION=f"Bearer {service_token}")
-    status, headers, body = _through_the_wsgi_app(api)
-    assert status.startswith("200") and json.loads(body)["level"] == "low"
-    assert headers["X-Request-ID"] and headers["X-Content-Type-Options"] == "nosniff"
-    assert "Content-Security-Policy" not in headers and "Set-Cookie" not in headers
-    assert "Cookie" not in headers.get("Vary", ""), "no session was looked at"
+    found = call(_environ("POST", URL, {"action_type": "DEAL.GET_DETAILS"}, token=service_token))
+    assert found.status == 200 and found.json()["level"] == "low"
+    assert found.headers["X-Request-ID"] and found.headers["X-Content-Type-Options"] == "nosniff"
+    assert "Content-Security-Policy" not in found.headers and "Set-Cookie" not in found.headers
+    assert "Cookie" not in found.headers.get("Vary", ""), "no session was looked at"
 
-    status, headers, _ = _through_the_wsgi_app(factory.get("/login/"))
-    assert status.startswith("200")
-    assert "script-src 'self'" in headers["Content-Security-Policy"] and headers["X-Frame-Options"] == "DENY"
+    page = call(server_environ("GET", "/login/"))
+    assert page.status == 200
+    assert "script-src 'self'" in page.headers["Content-Security-Policy"] and page.headers["X-Frame-Options"] == "DENY"
 
 
-def _stack_only(monkeypatch):
-    monkeypatch.setattr(HitlAPIView, "_fast_call", lambda self, fast, request, kwargs: None)
-
-
-def test_the_lanes_allow_header_is_the_stacks(service_token, engine_api, monkeypatch):
+def test_the_engine_paths_allow_header_is_the_stacks(service_token, engine_api):
     """The poll's view has get(), so DRF's Allow names HEAD too (as_view() adds it)."""
     body = {"action_type": "COMMUNICATION.SEND_EMAIL", "action_data": {"to": "cfo@seller.example"}}
     assert engine_api.post("/api/hitl/approval-requests", {"action_id": "ACT-ALLOW-1", **body}, format="json").status_code == 201
-    auth = {"HTTP_AUTHORIZATION": f"Bearer {service_token}"}
-    calls = [lambda: RequestFactory().get("/api/hitl/actions/ACT-ALLOW-1/approval", **auth),
-             lambda: RequestFactory().post(URL, body, content_type="application/json", **auth)]
-    through_lane = [_through_the_wsgi_app(call())[1]["Allow"] for call in calls]
-    _stack_only(monkeypatch)
-    through_stack = [_through_the_wsgi_app(call())[1]["Allow"] for call in calls]
-    assert through_lane == through_stack == ["GET, HEAD, OPTIONS", "POST, OPTIONS"]
+    calls = [lambda query: _environ("GET", "/api/hitl/actions/ACT-ALLOW-1/approval", token=service_token, query=query),
+             lambda query: _environ("POST", URL, body, token=service_token, query=query)]
+    through_engine = [call(environ("")).headers["Allow"] for environ in calls]
+    through_stack = [call(environ(THE_VIEW)).headers["Allow"] for environ in calls]
+    assert through_engine == through_stack == ["GET, HEAD, OPTIONS", "POST, OPTIONS"]
 
 
-def _poll_of(path: str, **extra):
-    """A GET of `path` whose PATH_INFO is what a WSGI server gives: the path's UTF-8 bytes
-    as latin-1 text."""
-    call = RequestFactory().get("/api/hitl/actions/x/approval", **extra)
-    call.environ["PATH_INFO"] = path.encode().decode("latin-1")
-    return call
-
-
-def test_the_lane_reads_a_unicode_path_as_django_does(service_token, engine_api):
+def test_the_engine_path_reads_a_unicode_path_as_django_does(service_token, engine_api):
     """The action asked for is the decoded one (ACT-é), never the action whose id is the
     WSGI text of its bytes (ACT-Ã©)."""
     body = {"action_type": "COMMUNICATION.SEND_EMAIL", "action_data": {"to": "cfo@seller.example"}}
     assert engine_api.post("/api/hitl/approval-requests", {"action_id": "ACT-Ã©", **body}, format="json").status_code == 201
-    auth = {"HTTP_AUTHORIZATION": f"Bearer {service_token}"}
-    status, _, content = _through_the_wsgi_app(_poll_of("/api/hitl/actions/ACT-é/approval", **auth))
-    assert status.startswith("404"), json.loads(content)
+    found = call(_environ("GET", "/api/hitl/actions/ACT-é/approval", token=service_token))
+    assert found.status == 404, found.json()
     assert engine_api.post("/api/hitl/approval-requests", {"action_id": "ACT-é", **body}, format="json").status_code == 201
     for asked in ("ACT-é", "ACT-Ã©"):
-        status, _, content = _through_the_wsgi_app(_poll_of(f"/api/hitl/actions/{asked}/approval", **auth))
-        assert status.startswith("200") and json.loads(content)["action_id"] == asked
+        found = call(_environ("GET", f"/api/hitl/actions/{asked}/approval", token=service_token))
+        assert found.status == 200 and found.json()["action_id"] == asked
 
 
-def test_the_lane_works_under_a_script_prefix(service_token):
+def test_the_engine_path_works_under_a_script_prefix(service_token):
     """Behind a proxy that serves the app under a path (SCRIPT_NAME, FORCE_SCRIPT_NAME),
-    the thread's script prefix is the last request's when the lane is first built."""
+    the thread's script prefix is the last request's when the application is built."""
     from django.urls import clear_script_prefix, set_script_prefix
 
-    auth = {"HTTP_AUTHORIZATION": f"Bearer {service_token}"}
     set_script_prefix("/hitl/")
     try:
-        lane = _Lane()
-        assert lane._route("POST", URL) is not None
-        call = RequestFactory().post(URL, {"action_type": "DEAL.GET_DETAILS"}, content_type="application/json", **auth)
-        call.environ["SCRIPT_NAME"] = "/hitl"
-        status, _, content = _through_the_wsgi_app(call)
+        application = HitlWSGIHandler()
+        environ = _environ("POST", URL, {"action_type": "DEAL.GET_DETAILS"}, token=service_token, SCRIPT_NAME="/hitl")
+        found = call(environ, application)
     finally:
         clear_script_prefix()
-    assert status.startswith("200") and json.loads(content)["level"] == "low"
+    assert found.status == 200 and found.json()["level"] == "low"
 
 
-@pytest.mark.parametrize("path,method", [(URL, "post"), ("/api/hitl/actions/ACT-1/approval", "get"),
-                                         ("/api/hitl/approval-queue", "get")])
+@pytest.mark.parametrize("path,method", [(URL, "POST"), ("/api/hitl/actions/ACT-1/approval", "GET"),
+                                         ("/api/hitl/approval-queue", "GET")])
 def test_a_bearer_call_with_a_host_not_allowed_is_refused_as_a_page_is(service_token, path, method):
-    auth = {"HTTP_AUTHORIZATION": f"Bearer {service_token}", "HTTP_HOST": "evil.example"}
-    factory = RequestFactory()
-    call = factory.post(path, {"action_type": "DEAL.GET"}, content_type="application/json", **auth) if method == "post" \
-        else factory.get(path, **auth)
-    assert _through_the_wsgi_app(call)[0].startswith("400")
-    assert _through_the_wsgi_app(factory.get("/login/", HTTP_HOST="evil.example"))[0].startswith("400")
+    body = {"action_type": "DEAL.GET"} if method == "POST" else None
+    assert call(_environ(method, path, body, token=service_token, HTTP_HOST="evil.example")).status == 400
+    assert call(server_environ("GET", "/login/", HTTP_HOST="evil.example")).status == 400
 
 
 def test_a_host_not_allowed_is_refused_before_the_redirect_to_https(service_token, settings):
     settings.SECURE_SSL_REDIRECT = True
-    call = RequestFactory().post(URL, {"action_type": "DEAL.GET"}, content_type="application/json",
-                                 HTTP_AUTHORIZATION=f"Bearer {service_token}", HTTP_HOST="evil.example")
-    assert _through_the_wsgi_app(call)[0].startswith("400")
+    environ = _environ("POST", URL, {"action_type": "DEAL.GET"}, token=service_token, HTTP_HOST="evil.example")
+    assert call(environ).status == 400
