@@ -45,10 +45,11 @@ from dataclasses import dataclass
 import orjson
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.core.handlers.wsgi import WSGIHandler
+from django.core.handlers.wsgi import WSGIHandler, get_path_info
 from django.http import HttpRequest, HttpResponse
-from django.urls import ResolverMatch, get_script_prefix, resolve, reverse
+from django.urls import ResolverMatch, get_script_prefix, resolve, reverse, set_script_prefix
 from django.urls.resolvers import RoutePattern
+from django.utils.log import log_response
 from rest_framework import exceptions, serializers
 from rest_framework.fields import empty
 from rest_framework.settings import api_settings
@@ -277,8 +278,9 @@ class _HotRoute:
 
 
 class EngineHandler(WSGIHandler):
-    """Django's WSGI handler over ENGINE_MIDDLEWARE, whose innermost step answers the usual
-    HOT_CALLS itself and hands everything else to URL resolution and the view."""
+    """Django's WSGI handler over ENGINE_MIDDLEWARE. A hot call runs through the same
+    middleware objects, whose innermost step answers the usual call itself and hands any
+    other to URL resolution and the view; every other call is Django's handler's as is."""
 
     def __init__(self):
         super().__init__()
@@ -294,14 +296,47 @@ class EngineHandler(WSGIHandler):
         finally:
             settings.MIDDLEWARE = full
 
-    def _get_response(self, request):
-        method, path = request.method, request.path_info[1:]
+    def __call__(self, environ, start_response):
+        hot = self._hot_call(environ)
+        if hot is None:
+            return super().__call__(environ, start_response)
+        # What WSGIHandler.__call__ and get_response do, less three steps that cost a
+        # quarter of the call and do nothing for it: the request_started signal (it closes
+        # connections past their age, as request_finished did at the end of the last call,
+        # which closes this one's too), the script prefix (nothing on the way reverses a
+        # URL; a call handed to the view gets it then) and the URLconf (the default one).
+        request = self.request_class(environ)
+        request._hot_call = hot
+        response = self._middleware_chain(request)  # the same middleware objects as every engine call
+        response._resource_closers.append(request.close)
+        if response.status_code >= 400:
+            log_response("%s: %s", response.reason_phrase, request.path, response=response, request=request)
+        response._handler_class = self.__class__  # closing the response sends request_finished
+        headers = [*response.items(), *(("Set-Cookie", c.output(header="")) for c in response.cookies.values())]
+        start_response(f"{response.status_code} {response.reason_phrase}", headers)
+        return response
+
+    def _hot_call(self, environ) -> tuple | None:
+        """(the route, its path arguments) when the call's method and path are a hot call's."""
+        path = environ.get("PATH_INFO", "")
+        if not path.isascii():  # WSGI's latin-1 text of the bytes: decoded as Django's path_info is
+            path = get_path_info(environ)
+        method = environ.get("REQUEST_METHOD")
         for route in self.routes:
-            if route.method == method and (found := route.pattern.match(path)) is not None:
-                response = route.respond(request, found[2])
-                if response is not None:
-                    return response
-                break
+            if route.method == method and (found := route.pattern.match(path[1:])) is not None:
+                return route, found[2]
+        return None
+
+    def _get_response(self, request):
+        hot = request.__dict__.get("_hot_call")
+        if hot is not None:
+            route, kwargs = hot
+            response = route.respond(request, kwargs)
+            if response is not None:
+                return response
+            # The script prefix WSGIHandler.__call__ would have set: WSGIRequest wrote the name
+            # it decoded (get_script_name) into META.
+            set_script_prefix(request.META["SCRIPT_NAME"])
         return super()._get_response(request)
 
 
