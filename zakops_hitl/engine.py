@@ -5,12 +5,14 @@ Which calls. A call under /api/ with `Authorization: Bearer …` authenticates i
 answers JSON, so sessions, CSRF, messages, the login redirect, sign-in throttling, the
 page headers (CSP, X-Frame-Options) and static files have nothing to do for it: it goes
 through Django's handler over ENGINE_MIDDLEWARE (the request log with its request id and
-metric, SecurityMiddleware's headers and https redirect, the Host check). Every other
+metric, SecurityMiddleware's headers and https redirect, CommonMiddleware's Host check and
+Content-Length). Every other
 call, the API called with a session included, goes through settings.MIDDLEWARE.
 
-The engine's two most frequent calls, HOT_CALLS, are answered at the end of that stack
-without URL resolution and without DRF (its request, negotiation, serializer, renderer),
-when the call is the usual one:
+The engine's two most frequent calls, HOT_CALLS (POST assess-risk and GET the poll, by
+method and path), run through the same middleware objects, and the innermost step
+answers them without URL resolution and without DRF (its request, negotiation,
+serializer, renderer) when the call is the usual one:
 
 - no query string; `Accept` absent, `*/*` or `application/json`; no header the database
   would store (common.api.STORED_HEADERS); path arguments the database can store;
@@ -34,8 +36,9 @@ logged and counted (hitl_fast_path_failures) and the view answers the call.
 
 Why: these two calls are most of the engine's traffic, and Django's URL resolution and
 DRF's machinery cost more than the work they do (docs/performance.md has the figures).
-Everything else (the middleware, Django's handler and its request_started and
-request_finished signals, the 500 page) is Django's own, not redone here.
+For the same reason a hot call skips three steps of Django's handler that do nothing for
+it (EngineHandler.__call__ says which and why). Everything else, the middleware, the
+request_finished signal, the 500 page, is Django's own, not redone here.
 """
 
 import logging
@@ -76,7 +79,9 @@ logger = logging.getLogger(__name__)
 ENGINE_MIDDLEWARE = [
     "zakops_hitl.middleware.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "zakops_hitl.middleware.AllowedHostMiddleware",
+    # The Host check, as for every other request, and the answer's Content-Length, without
+    # which the server sends the body chunked.
+    "django.middleware.common.CommonMiddleware",
 ]
 API_PREFIX = "/api/"
 
@@ -300,11 +305,14 @@ class EngineHandler(WSGIHandler):
         hot = self._hot_call(environ)
         if hot is None:
             return super().__call__(environ, start_response)
-        # What WSGIHandler.__call__ and get_response do, less three steps that cost a
-        # quarter of the call and do nothing for it: the request_started signal (it closes
-        # connections past their age, as request_finished did at the end of the last call,
-        # which closes this one's too), the script prefix (nothing on the way reverses a
-        # URL; a call handed to the view gets it then) and the URLconf (the default one).
+        # What WSGIHandler.__call__ and get_response do, less three steps that cost about a
+        # sixth of the call and do nothing for it:
+        # - the request_started signal: it closes connections past their age or broken,
+        #   which request_finished did at the end of the last call and does at the end of
+        #   this one (a connection that aged while the worker was idle serves one call more);
+        # - the script prefix: nothing on the way reverses a URL (a call handed to the view
+        #   gets it then, in _get_response);
+        # - the URLconf: the default one, which is what get_response would set.
         request = self.request_class(environ)
         request._hot_call = hot
         response = self._middleware_chain(request)  # the same middleware objects as every engine call

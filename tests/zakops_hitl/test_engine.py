@@ -258,3 +258,26 @@ def test_a_host_not_allowed_is_refused_before_the_redirect_to_https(service_toke
     settings.SECURE_SSL_REDIRECT = True
     environ = _environ("POST", URL, {"action_type": "DEAL.GET"}, token=service_token, HTTP_HOST="evil.example")
     assert call(environ).status == 400
+
+
+def test_a_hot_call_ends_as_any_request_does(service_token, caplog):
+    """Closing the answer (as the server does) sends request_finished, which closes the
+    connections past their age; an error answered on the engine path is logged by Django
+    as any other (django.request)."""
+    from django.core.signals import request_finished
+
+    finished = []
+
+    def count(sender, **kwargs):
+        finished.append(sender)
+
+    request_finished.connect(count)
+    try:
+        ok = call(_environ("POST", URL, {"action_type": "DEAL.GET_DETAILS"}, token=service_token))
+        missing = call(_environ("GET", "/api/hitl/actions/ACT-NONE/approval", token=service_token))
+    finally:
+        request_finished.disconnect(count)
+    assert (ok.status, missing.status) == (200, 404)
+    assert len(finished) == 2
+    assert [r.getMessage() for r in caplog.records if r.name == "django.request"] == [
+        "Not Found: /api/hitl/actions/ACT-NONE/approval"]
