@@ -60,6 +60,23 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
 
     def authenticate(self, request):
+        """(user, token), None without a bearer token, or AuthenticationFailed. Once per
+        request, whoever asks first (the engine path, zakops_hitl.engine, or DRF): the
+        outcome is kept on Django's request and given again."""
+        call = getattr(request, "_request", request)  # DRF's request wraps Django's
+        kept = call.__dict__.get("_hitl_bearer")
+        if kept is None:
+            try:
+                kept = (True, self._authenticate(request))
+            except exceptions.AuthenticationFailed as exc:
+                kept = (False, exc)
+            call._hitl_bearer = kept
+        authenticated, outcome = kept
+        if not authenticated:
+            raise outcome
+        return outcome
+
+    def _authenticate(self, request):
         header = authentication.get_authorization_header(request).split()
         if not header or header[0].lower() != self.keyword.lower().encode():
             return None

@@ -46,12 +46,15 @@ def approval_latest(*, action_id: str) -> ApprovalRequest | None:
     return ApprovalRequest.objects.select_related("claim").filter(action_id=action_id).order_by("-round").first()
 
 
-# What the poll answers (approvals.api.serializers.approval_json) and as_seen() reads.
-_POLLED = statements.ModelRow(ApprovalRequest, fields={
+# The fields of a request the engine's poll answers, in the answer's order: declared once.
+# The poll's SQL reads these columns (as_seen() reads no other), and ApprovalRequestSerializer
+# and its written-out form (approvals.api.serializers) answer these fields, `id` as `request_id`.
+POLLED_FIELDS = (
     "id", "action_id", "round", "state", "risk_level", "score", "reasons", "recommendations", "matched_rules",
     "requires_approval", "requested_by", "expires_at", "decided_by", "decided_by_name", "decided_at", "reason",
     "escalated_by", "escalated_by_name", "escalated_at", "escalation_reason", "created_at",
-})
+)
+_POLLED = statements.ModelRow(ApprovalRequest, fields=POLLED_FIELDS)
 _POLL_SQL = (
     f"SELECT {_POLLED.columns} FROM {ApprovalRequest._meta.db_table}"
     " WHERE action_id = %s ORDER BY round DESC LIMIT 1"

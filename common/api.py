@@ -8,7 +8,6 @@ import logging
 import sys
 
 import orjson
-from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import DisallowedHost
 from django.db import InterfaceError, OperationalError
@@ -23,9 +22,8 @@ from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from common import metrics
 from common.errors import HitlError, InvalidInput
-from common.parsers import DEFAULT_MAX_BODY_BYTES, json_problem, read_unsized_body, unstorable_text, visible
+from common.parsers import DEFAULT_MAX_BODY_BYTES, read_unsized_body, unstorable_text, visible
 
 logger = logging.getLogger(__name__)
 
@@ -33,9 +31,6 @@ logger = logging.getLogger(__name__)
 STORED_HEADERS = ("Idempotency-Key",)
 
 API_PREFIX = "/api/"
-# Set in the environ by the engine's lane (zakops_hitl.handlers) once it offered the call to
-# the view's fast path: the view does not offer it again.
-FAST_PATH_OFFERED = "hitl.fast_path_offered"
 DATABASE_DOWN = (OperationalError, InterfaceError)  # unreachable, or the connection dropped
 DATABASE_UNAVAILABLE = "The database is unavailable; try again shortly."
 NO_SUCH_ENDPOINT = "No such endpoint."
@@ -44,6 +39,11 @@ NO_SUCH_ENDPOINT = "No such endpoint."
 def json_error(status: int, detail: str, **extra) -> HttpResponse:
     """An error answered outside DRF, in the shape DRF's answers have."""
     return HttpResponse(orjson.dumps({"detail": detail, **extra}), status=status, content_type="application/json")
+
+
+def hitl_error_body(exc: HitlError) -> dict:
+    """The JSON body of a domain error the services raised, answered with `exc.status`."""
+    return {"detail": exc.detail, **exc.extra}
 
 
 def database_unavailable(request, exc) -> dict:
@@ -70,101 +70,21 @@ def _unstorable_request_text(request, url_kwargs) -> tuple[str, str] | None:
     return None
 
 
-_JSON_TYPES = frozenset(("application/json", "application/json; charset=utf-8", "application/json;charset=utf-8"))
-_ACCEPT_JSON = frozenset(("", "*/*", "application/json"))
-
-
 class HitlAPIView(APIView):
     """Base of the API views. DRF authenticates (session or bearer token) and answers
     anonymous calls with 401 JSON, so the page middleware's login redirect is skipped.
     Path and query parameters and stored headers are checked once here, as JSON bodies
     are in the parser: what the database could not store is a 400 naming it.
 
-    The engine's hot endpoints (assess-risk, the poll) also have a fast path: a view
-    with a `fast_<method>(request, body, **kwargs)` answers the common call itself (a
-    valid bearer token, no query string, JSON or no preference in `Accept`, a JSON body
-    with its Content-Length within the limit that the database can store) without DRF's
-    request, negotiation, serializers and renderer; it returns None for anything else,
-    and DRF then answers the call exactly as it would have. So every error, status and
-    header comes from one place. A call is offered to the fast path once (by the engine's
-    lane in zakops_hitl.handlers, else here): a fast path that raises is logged and
-    counted, then a database that can not be reached is answered 503 at once (DRF would
-    only try it again), anything else by DRF. Measured in process (README "Engine-facing
-    speed"): assess-risk through the short middleware stack took about 380 µs through DRF
-    and 120-150 µs on the fast path."""
+    The engine's two most frequent calls are answered before they reach their view when
+    they are the usual ones (zakops_hitl.engine); everything else about them, every
+    error included, is answered here."""
 
     max_body_bytes = DEFAULT_MAX_BODY_BYTES
 
     @classmethod
     def as_view(cls, **initkwargs):
         return login_not_required(super().as_view(**initkwargs))
-
-    def dispatch(self, request, *args, **kwargs):
-        fast = getattr(self, f"fast_{request.method.lower()}", None)
-        if fast is not None and FAST_PATH_OFFERED not in request.META:
-            match = request.resolver_match
-            answer = self.fast_answer(fast, request, kwargs, route=match.view_name if match else type(self).__name__)
-            if answer is not None:
-                return answer
-        return super().dispatch(request, *args, **kwargs)
-
-    def fast_answer(self, fast, request, kwargs, *, route: str) -> HttpResponse | None:
-        """The fast path's answer to the call, or None for DRF to answer it."""
-        try:
-            return self._fast_call(fast, request, kwargs)
-        except Exception as exc:
-            down = isinstance(exc, DATABASE_DOWN)
-            metrics.fast_path_failed(route=route)
-            # The exception's class only: its text may quote the body or the database's values.
-            logger.warning(
-                "The fast path of %s raised %s; %s", route, type(exc).__name__,
-                "answered 503" if down else "DRF answers the call",
-                extra={"request_id": getattr(request, "request_id", None), "route": route},
-            )
-            if not down:
-                return None
-            response = json_error(503, **database_unavailable(request, exc))
-            response["Allow"] = ", ".join(self.allowed_methods)
-            return response
-
-    def _fast_call(self, fast, request, kwargs):
-        if self.permission_classes != api_settings.DEFAULT_PERMISSION_CLASSES:
-            return None  # only views that need no more than an authenticated caller
-        meta = request.META
-        if meta.get("QUERY_STRING") or meta.get("HTTP_ACCEPT", "") not in _ACCEPT_JSON:
-            return None
-        if any(f"HTTP_{name.upper().replace('-', '_')}" in meta for name in STORED_HEADERS):
-            return None
-        for value in kwargs.values():
-            if type(value) is str and unstorable_text(value):
-                return None
-        body = None
-        if request.method == "POST":
-            if meta.get("CONTENT_TYPE", "").lower() not in _JSON_TYPES:
-                return None
-            length = meta.get("CONTENT_LENGTH", "")
-            if not length.isdigit() or int(length) > self.max_body_bytes:
-                return None  # none (a chunked body, which initial() reads), bad, or over the limit
-            try:
-                body = orjson.loads(request.body)
-            except orjson.JSONDecodeError:
-                return None  # DRF's parser names the fault
-            if type(body) is not dict or json_problem(body, settings.HITL_JSON_MAX_DEPTH) is not None:
-                return None
-        try:
-            # The first authentication class (settings: the bearer token's) reads only a header.
-            found = self.authentication_classes[0]().authenticate(request)
-        except exceptions.AuthenticationFailed:
-            return None  # DRF's 401, with its challenge
-        if found is None or not found[0].is_authenticated:
-            return None
-        request.user, request.auth = found  # for the request log, as DRF would set them
-        data = fast(request, body, **kwargs)
-        if data is None:
-            return None
-        response = HttpResponse(orjson.dumps(data), content_type="application/json")
-        response["Allow"] = ", ".join(self.allowed_methods)
-        return response
 
     def perform_content_negotiation(self, request, force=False):
         try:
@@ -241,7 +161,7 @@ def exception_handler(exc, context):
     the services' domain errors answered with their status, and a database that can not
     be reached (or dropped the connection) a 503, wherever in the request it happened."""
     if isinstance(exc, HitlError):
-        return Response({"detail": exc.detail, **exc.extra}, status=exc.status)
+        return Response(hitl_error_body(exc), status=exc.status)
     if isinstance(exc, DATABASE_DOWN):
         return Response(database_unavailable(context.get("request"), exc), status=status.HTTP_503_SERVICE_UNAVAILABLE)
     response = drf_exception_handler(exc, context)

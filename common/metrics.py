@@ -24,7 +24,7 @@ REQUEST_SECONDS = Histogram(
 )
 FAST_PATH_FAILURES = Counter(
     "hitl_fast_path_failures",
-    "Calls whose fast path (common.api) raised instead of answering or declining, by route name; "
+    "Calls whose engine path (zakops_hitl.engine) raised instead of answering or declining, by route name; "
     "the full path answered them (503 when the database was unavailable).",
     ["route"],
 )

@@ -112,19 +112,6 @@ class RequestLogMiddleware:
             request_end(request, status=status, start=start)
 
 
-class AllowedHostMiddleware:
-    """A Host that is not in ALLOWED_HOSTS is refused (400), as CommonMiddleware refuses it
-    for every other request: the API's short stack (zakops_hitl.handlers) has no
-    CommonMiddleware."""
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
-        request.get_host()  # DisallowedHost: Django answers 400
-        return self.get_response(request)
-
-
 class LoginRequiredMiddleware(DjangoLoginRequiredMiddleware):
     """Pages redirect anonymous visitors to the login page, as Django's does. Views that
     authenticate for themselves (the API, with DRF) are let through before the session is

@@ -10,7 +10,7 @@ try:
     import django
 
     django.setup(set_prefix=False)
-    from zakops_hitl.handlers import HitlWSGIHandler
+    from zakops_hitl.engine import HitlWSGIHandler
 
     application = HitlWSGIHandler()
 except ImproperlyConfigured as exc:

@@ -65,6 +65,25 @@ class ApprovalRequestsView(HitlAPIView):
         )
 
 
+def action_approval(*, action_id: str, user) -> dict:
+    """The poll's answer, for the view and for the engine path (zakops_hitl.engine): the
+    action's latest request as seen now; NotFound when it has none."""
+    approval = selectors.approval_polled(action_id=action_id)
+    if (approval is None or not approval.is_open) and actor_of(user).kind == "service":
+        # A GET that may write, for the engine only: an action the engine set to
+        # PENDING_APPROVAL by itself is its statement that the action waits for a
+        # person, so the request the sweep would open for it is opened now, and the
+        # engine never reads "no such request" (or the last round's decision) for it.
+        # Adoption is idempotent: at most one open request per action, whoever adopts
+        # first. A person's GET reads and never writes. A decided request costs one
+        # question more (is the action pending again?); a pending one, none.
+        if approval is None or selectors.action_held_pending(action_id=action_id):
+            approval = approval_adopt(action_id=action_id) or approval
+    if approval is None:
+        raise NotFound(f"Action {action_id} has no approval request.")
+    return s.approval_json(approval.as_seen())
+
+
 class ActionApprovalView(HitlAPIView):
     @extend_schema(
         responses={200: s.ApprovalRequestSerializer, 404: NOT_FOUND},
@@ -74,27 +93,7 @@ class ActionApprovalView(HitlAPIView):
         "`pending`. A person's call only reads.",
     )
     def get(self, request, action_id):
-        approval = selectors.approval_polled(action_id=action_id)
-        if (approval is None or not approval.is_open) and actor_of(request.user).kind == "service":
-            # A GET that may write, for the engine only: an action the engine set to
-            # PENDING_APPROVAL by itself is its statement that the action waits for a
-            # person, so the request the sweep would open for it is opened now, and the
-            # engine never reads "no such request" (or the last round's decision) for it.
-            # Adoption is idempotent: at most one open request per action, whoever adopts
-            # first. A person's GET reads and never writes.
-            approval = approval_adopt(action_id=action_id) or approval
-        if approval is None:
-            raise NotFound(f"Action {action_id} has no approval request.")
-        return Response(s.ApprovalRequestSerializer(approval).data)
-
-    def fast_get(self, request, body, action_id):
-        """The engine's poll (HitlAPIView's fast path). An action without a request, or with
-        a decided one while the action is PENDING_APPROVAL again, goes to get(), which adopts
-        it when the engine holds it pending, or answers 404."""
-        approval = selectors.approval_polled(action_id=action_id)
-        if approval is None or (not approval.is_open and selectors.action_held_pending(action_id=action_id)):
-            return None
-        return s.approval_json(approval.as_seen())
+        return Response(action_approval(action_id=action_id, user=request.user))
 
 
 VOTE_FIELDS = {

@@ -11,7 +11,16 @@ from risk.api.serializers import (
     RiskRulesSerializer,
 )
 from risk.selectors import risk_config, risk_rules
-from risk.services import risk_assess
+from risk.services import RiskAssessment, risk_assess
+
+
+def assessment_of(data: dict) -> RiskAssessment:
+    """The assessment asked for by a body AssessRiskRequestSerializer validated, for the
+    view and for the engine path (zakops_hitl.engine), which checks the body against the
+    same serializer: null or absent inputs and context count as empty."""
+    return risk_assess(
+        action_type=data["action_type"], inputs=data.get("action_data") or {}, context=data.get("context") or {}
+    )
 
 
 class AssessRiskView(HitlAPIView):
@@ -24,22 +33,8 @@ class AssessRiskView(HitlAPIView):
     def post(self, request):
         data = AssessRiskRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        assessment = risk_assess(
-            action_type=data.validated_data["action_type"],
-            inputs=data.validated_data.get("action_data") or {},
-            context=data.validated_data.get("context") or {},
-        )
         # The assessment is already plain data; AssessmentSerializer documents its shape.
-        return Response(asdict(assessment))
-
-    def fast_post(self, request, body):
-        """The engine's usual call (HitlAPIView's fast path); anything unusual goes to post()."""
-        action_type, inputs, context = body.get("action_type"), body.get("action_data"), body.get("context")
-        if type(action_type) is not str or not action_type or len(action_type) > 100 or action_type != action_type.strip():
-            return None
-        if (inputs is not None and type(inputs) is not dict) or (context is not None and type(context) is not dict):
-            return None
-        return risk_assess(action_type=action_type, inputs=inputs or {}, context=context or {})
+        return Response(asdict(assessment_of(data.validated_data)))
 
 
 class RiskRulesView(HitlAPIView):

@@ -134,11 +134,13 @@ def test_each_call_gets_its_own_user_object_so_nothing_set_on_one_leaks_into_the
     from accounts.authentication import BearerTokenAuthentication
 
     factory = APIRequestFactory()
-    request = factory.get("/api/hitl/approval-queue", HTTP_AUTHORIZATION=f"Bearer {service_token}")
-    first, token = BearerTokenAuthentication().authenticate(request)
+    def call():  # each call is its own request (a request keeps what authenticated it)
+        return factory.get("/api/hitl/approval-queue", HTTP_AUTHORIZATION=f"Bearer {service_token}")
+
+    first, token = BearerTokenAuthentication().authenticate(call())
     first.first_name = "set by a view"
     first._state.fields_cache["account"] = "changed"
-    second, same_token = BearerTokenAuthentication().authenticate(request)
+    second, same_token = BearerTokenAuthentication().authenticate(call())
     assert same_token is token and second is not first
     assert second.first_name == "" and second.pk == first.pk and second.is_authenticated
     assert second._state.fields_cache.get("account") != "changed" and second._state.db == "default"

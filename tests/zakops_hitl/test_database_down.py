@@ -108,7 +108,7 @@ def test_the_outage_is_logged_with_its_cause(engine_api, database_down, caplog):
     assert "Database unavailable for GET /api/hitl/approval-queue: connection to server" in caplog.text
 
 
-# --- the fast path is tried once -------------------------------------------------------
+# --- the engine path tries the database once ---------------------------------------------
 
 
 @pytest.fixture
@@ -133,9 +133,8 @@ def fast_path_failures(route: str) -> float:
     return FAST_PATH_FAILURES.labels(route=route)._value.get()
 
 
-@pytest.mark.parametrize("through", ["test client", "WSGI application"])
 def test_a_poll_with_the_database_down_tries_it_once_and_answers_503(
-    engine_api, service_token, database_down, statements_run, caplog, through
+    engine_api, service_token, database_down, statements_run, caplog
 ):
     from tests.zakops_hitl.wsgi_calls import call, server_environ
 
@@ -143,56 +142,58 @@ def test_a_poll_with_the_database_down_tries_it_once_and_answers_503(
     statements_run.clear()
     before = fast_path_failures("api-action-approval")
     database_down()
-    if through == "test client":
-        response = engine_api.get(f"/api/hitl/actions/{ACTION}/approval")
-        status, body, request_id = response.status_code, response.json(), response["X-Request-ID"]
-    else:
-        answer = call(server_environ("GET", f"/api/hitl/actions/{ACTION}/approval",
-                                     HTTP_AUTHORIZATION=f"Bearer {service_token}"))
-        status, body, request_id = answer.status, answer.json(), answer.headers["X-Request-ID"]
+    answer = call(server_environ("GET", f"/api/hitl/actions/{ACTION}/approval",
+                                 HTTP_AUTHORIZATION=f"Bearer {service_token}"))
+    status, body, request_id = answer.status, answer.json(), answer.headers["X-Request-ID"]
     assert (status, body) == (503, {"detail": "The database is unavailable; try again shortly."})
     assert len(statements_run) == 1, "one attempt at the database per call"
     assert fast_path_failures("api-action-approval") == before + 1
-    warnings = [r for r in caplog.records if r.name == "common.api" and r.levelname == "WARNING"]
+    warnings = [r for r in caplog.records if r.name == "zakops_hitl.engine" and r.levelname == "WARNING"]
     assert len(warnings) == 1 and warnings[0].request_id == request_id and warnings[0].route == "api-action-approval"
     assert service_token not in caplog.text
 
 
-def test_a_fast_path_that_fails_otherwise_is_logged_counted_and_answered_by_drf_once(
+def test_an_engine_path_that_fails_otherwise_is_logged_counted_and_answered_by_the_view_once(
     engine_api, service_token, monkeypatch, caplog
 ):
-    """A fault of the fast path's own (not the database's): DRF answers the call, and the
-    fast path is not tried again on the way there."""
-    from approvals.api.views import ActionApprovalView
+    """A fault of the engine path's own (not the database's): the view answers the call,
+    and the engine path is not tried again on the way there."""
+    import dataclasses
+
     from tests.zakops_hitl.wsgi_calls import call, server_environ
+    from zakops_hitl import engine
 
     body = {"action_id": ACTION, "action_type": "COMMUNICATION.DRAFT_EMAIL"}
     assert engine_api.post("/api/hitl/approval-requests", body, format="json").status_code == 201
     tried = []
 
-    def broken(self, request, body, action_id):
+    def broken(request, data, action_id):
         tried.append(1)
-        raise KeyError("fast path bug")
+        raise KeyError("engine path bug")
 
-    monkeypatch.setattr(ActionApprovalView, "fast_get", broken)
-    before = fast_path_failures("api-action-approval")
+    monkeypatch.setattr(engine, "HOT_CALLS", [
+        dataclasses.replace(hot, answer=broken) if hot.url_name == "api-action-approval" else hot
+        for hot in engine.HOT_CALLS
+    ])
     response = engine_api.get(f"/api/hitl/actions/{ACTION}/approval")
-    answer = call(server_environ("GET", f"/api/hitl/actions/{ACTION}/approval", HTTP_AUTHORIZATION=f"Bearer {service_token}"))
+    before = fast_path_failures("api-action-approval")
+    environ = server_environ("GET", f"/api/hitl/actions/{ACTION}/approval", HTTP_AUTHORIZATION=f"Bearer {service_token}")
+    answers = [call(dict(environ)) for _ in range(2)]
     assert (response.status_code, response.json()["state"]) == (200, "pending")
-    assert (answer.status, answer.json()) == (200, response.json())
+    assert [(answer.status, answer.json()) for answer in answers] == [(200, response.json())] * 2
     assert len(tried) == 2, "once per call"
     assert fast_path_failures("api-action-approval") == before + 2
-    warnings = [r for r in caplog.records if r.name == "common.api" and r.levelname == "WARNING"]
-    assert [w.request_id for w in warnings] == [response["X-Request-ID"], answer.headers["X-Request-ID"]]
+    warnings = [r for r in caplog.records if r.name == "zakops_hitl.engine" and r.levelname == "WARNING"]
+    assert [w.request_id for w in warnings] == [answer.headers["X-Request-ID"] for answer in answers]
     assert "KeyError" in warnings[0].getMessage() and service_token not in caplog.text
 
 
 def test_an_unknown_action_is_read_once_per_poll(engine_api, service_token, statements_run):
-    """A declined fast path (no such request) is not offered again by the view."""
+    """The engine path answers the 404 itself: the view does not read the action again."""
     from tests.zakops_hitl.wsgi_calls import call, server_environ
 
     assert engine_api.get("/api/hitl/actions/ACT-NONE/approval").status_code == 404  # token cached
     statements_run.clear()
     answer = call(server_environ("GET", "/api/hitl/actions/ACT-NONE/approval", HTTP_AUTHORIZATION=f"Bearer {service_token}"))
     assert answer.status == 404
-    assert len(statements_run) == 2, "the lane's read, then DRF's: not the view's fast path a second time"
+    assert len(statements_run) == 1, "the engine path's read only"

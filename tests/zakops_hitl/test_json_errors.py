@@ -110,7 +110,7 @@ def test_a_host_not_allowed_on_a_page_is_still_the_html_400(client):
 @pytest.mark.parametrize("error", [DataError, IntegrityError, ProgrammingError, KeyError])
 @pytest.mark.parametrize(("method", "path", "target"), [
     ("GET", "/api/hitl/approval-queue", "approval_queue"),
-    ("GET", "/api/hitl/actions/ACT-1/approval", "approval_polled"),  # the fast path first
+    ("GET", "/api/hitl/actions/ACT-1/approval", "approval_polled"),  # the engine path first
 ])
 def test_an_unexpected_error_is_a_500_json_with_the_request_id_and_nothing_of_the_error(
     callers, monkeypatch, caplog, error, method, path, target

@@ -1,6 +1,6 @@
 """An action id that is not plain ASCII is the same action on every path a poll can take:
-the engine's lane, the view's fast path and DRF, through the test client and through the
-WSGI application with the environ a server builds."""
+the engine path and DRF, through the test client and through the WSGI application with
+the environ a server builds."""
 
 import pytest
 
@@ -9,7 +9,7 @@ from tests.zakops_hitl.wsgi_calls import call, server_environ
 pytestmark = pytest.mark.django_db
 
 IDS = ["a\N{GRINNING FACE}b", "probe-café-1", "ACT-Ã©"]
-# (query string, headers): the usual call, and calls the fast path declines
+# (query string, headers): the usual call, and calls the engine path leaves to the view
 VARIANTS = [("", {}), ("x=1", {}), ("", {"HTTP_ACCEPT": "application/json;q=0.9"}), ("format=json", {})]
 
 

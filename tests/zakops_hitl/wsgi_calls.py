@@ -1,4 +1,4 @@
-"""Calls to the WSGI application (zakops_hitl.handlers.HitlWSGIHandler) with an environ as a
+"""Calls to the WSGI application (zakops_hitl.engine.HitlWSGIHandler) with an environ as a
 WSGI server builds it: PATH_INFO is the path's bytes, percent-decoded, as latin-1 text (PEP
 3333), and the test's database connection outlives the request, as with Django's test client."""
 
@@ -9,7 +9,7 @@ from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from django.test import RequestFactory
 
-from zakops_hitl.handlers import HitlWSGIHandler
+from zakops_hitl.engine import HitlWSGIHandler
 
 
 @dataclass
@@ -47,7 +47,12 @@ def call(environ: dict, application=None) -> Answer:
     request_started.disconnect(close_old_connections)
     request_finished.disconnect(close_old_connections)
     try:
-        body = b"".join((application or HitlWSGIHandler())(environ, start_response))
+        answer = (application or HitlWSGIHandler())(environ, start_response)
+        try:
+            body = b"".join(answer)
+        finally:
+            if hasattr(answer, "close"):  # as a WSGI server does: Django then sends request_finished
+                answer.close()
     finally:
         request_started.connect(close_old_connections)
         request_finished.connect(close_old_connections)

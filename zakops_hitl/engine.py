@@ -1,0 +1,361 @@
+"""The WSGI application, and the engine's path through it: which calls take it, what it
+checks, what it answers itself and what it hands to the views.
+
+Which calls. A call under /api/ with `Authorization: Bearer …` authenticates itself and
+answers JSON, so sessions, CSRF, messages, the login redirect, sign-in throttling, the
+page headers (CSP, X-Frame-Options) and static files have nothing to do for it: it goes
+through Django's handler over ENGINE_MIDDLEWARE (the request log with its request id and
+metric, SecurityMiddleware's headers and https redirect, CommonMiddleware's Host check and
+Content-Length). Every other
+call, the API called with a session included, goes through settings.MIDDLEWARE.
+
+The engine's two most frequent calls, HOT_CALLS (POST assess-risk and GET the poll, by
+method and path), run through the same middleware objects, and the innermost step
+answers them without URL resolution and without DRF (its request, negotiation,
+serializer, renderer) when the call is the usual one:
+
+- no query string; `Accept` absent, `*/*` or `application/json`; no header the database
+  would store (common.api.STORED_HEADERS); path arguments the database can store;
+- a body, where the call has one, sent as `application/json` with its Content-Length;
+- a caller the view's own bearer authenticator accepts (the views ask for no more);
+- a body the API's JSON parser (common.parsers.json_body) takes, and that passes the
+  request's quick check: derived from the view's request serializer, it accepts a field
+  only when the serializer would take it unchanged (quick_check).
+
+Such a call is answered by the function the view itself calls (risk.api.views.assessment_of,
+approvals.api.views.action_approval), as JSON with the headers DRF adds (Allow); a domain
+error it raises (the 404 of an action without a request) as the API answers it
+(common.api.hitl_error_body), a database out of reach with the 503.
+
+What it hands back. Any other call goes on to Django's URL resolution and the view, in the
+same middleware stack, and DRF answers it: 401 with its challenge, 400 naming the field,
+406, 413, the body sent chunked. The authentication and the parsed body are kept on the
+request by the functions that made them, so DRF makes neither again: a call is
+authenticated once and its body parsed once. If the engine path itself fails, it is
+logged and counted (hitl_fast_path_failures) and the view answers the call.
+
+Why: these two calls are most of the engine's traffic, and Django's URL resolution and
+DRF's machinery cost more than the work they do (docs/performance.md has the figures).
+For the same reason a hot call skips three steps of Django's handler that do nothing for
+it (EngineHandler.__call__ says which and why). Everything else, the middleware, the
+request_finished signal, the 500 page, is Django's own, not redone here.
+"""
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import orjson
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.handlers.wsgi import WSGIHandler, get_path_info
+from django.http import HttpRequest, HttpResponse
+from django.urls import ResolverMatch, get_script_prefix, resolve, reverse, set_script_prefix
+from django.urls.resolvers import RoutePattern
+from django.utils.log import log_response
+from rest_framework import exceptions, serializers
+from rest_framework.fields import empty
+from rest_framework.settings import api_settings
+
+from accounts.authentication import BearerTokenAuthentication
+from approvals.api.views import action_approval
+from common import metrics
+from common.api import (
+    DATABASE_DOWN,
+    STORED_HEADERS,
+    JSONObjectField,
+    StrictCharField,
+    database_unavailable,
+    hitl_error_body,
+    json_error,
+)
+from common.errors import HitlError
+from common.parsers import json_body, unstorable_text
+from risk.api.serializers import AssessRiskRequestSerializer
+from risk.api.views import assessment_of
+
+logger = logging.getLogger(__name__)
+
+ENGINE_MIDDLEWARE = [
+    "zakops_hitl.middleware.RequestLogMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    # The Host check, as for every other request, and the answer's Content-Length, without
+    # which the server sends the body chunked.
+    "django.middleware.common.CommonMiddleware",
+]
+API_PREFIX = "/api/"
+
+
+@dataclass(frozen=True)
+class HotCall:
+    url_name: str
+    method: str
+    # answer(request, data, **path arguments): what the view answers with status 200, as
+    # plain data; `data` is the body as its serializer validates it (None without a body).
+    answer: Callable
+    request_serializer: type[serializers.Serializer] | None = None  # the body's contract
+    path_arguments: tuple[str, ...] = ()
+
+
+HOT_CALLS = [
+    HotCall("api-assess-risk", "POST", lambda request, data: assessment_of(data), AssessRiskRequestSerializer),
+    HotCall(
+        "api-action-approval", "GET",
+        lambda request, data, action_id: action_approval(action_id=action_id, user=request.user),
+        path_arguments=("action_id",),
+    ),
+]
+
+
+def is_bearer_api_call(environ) -> bool:
+    return environ.get("PATH_INFO", "").startswith(API_PREFIX) and (
+        environ.get("HTTP_AUTHORIZATION", "")[:7].lower() == "bearer "
+    )
+
+
+# --- what the engine path checks ---------------------------------------------------------
+
+_JSON_TYPES = frozenset(("application/json", "application/json; charset=utf-8", "application/json;charset=utf-8"))
+_ACCEPT_JSON = frozenset(("", "*/*", "application/json"))
+_STORED_HEADER_KEYS = tuple(f"HTTP_{name.upper().replace('-', '_')}" for name in STORED_HEADERS)
+_UNUSUAL = object()  # the call is not the usual one: the view answers it
+
+
+def quick_check(serializer_class) -> Callable[[object], dict | None]:
+    """A check of a parsed body against `serializer_class` that only ever says yes: the
+    serializer's validated_data for a body whose every field the serializer would take
+    unchanged, None for any other body, which the serializer then judges (and names the
+    fault). Derived from the serializer's fields, so the contract is declared once; a
+    field or rule it can not follow stops the server at start rather than being skipped."""
+    serializer = serializer_class()
+    if type(serializer).validate is not serializers.Serializer.validate or serializer.validators:
+        raise ImproperlyConfigured(f"{serializer_class.__name__}: quick_check can not follow its validate()")
+    fields = []
+    for name, field in serializer.fields.items():
+        if hasattr(serializer, f"validate_{name}") or field.source != name or field.read_only:
+            raise ImproperlyConfigured(f"{serializer_class.__name__}.{name}: quick_check can not follow it")
+        if field.default is not empty:
+            raise ImproperlyConfigured(f"{serializer_class.__name__}.{name}: quick_check does not know defaults")
+        fields.append((name, field.required, _field_check(field, f"{serializer_class.__name__}.{name}")))
+
+    def check(body):
+        if type(body) is not dict:
+            return None
+        data = {}
+        for name, required, field_check in fields:
+            if name in body:
+                value = field_check(body[name])
+                if value is _UNUSUAL:
+                    return None
+                data[name] = value
+            elif required:
+                return None
+        return data
+
+    return check
+
+
+def _field_check(field, label: str) -> Callable:
+    """The value a field of this kind validates to, when it is plainly valid; else _UNUSUAL."""
+    known = {type(validator).__name__ for validator in field.validators}
+    if type(field) is StrictCharField:
+        if known - {"MaxLengthValidator", "MinLengthValidator", "ProhibitNullCharactersValidator",
+                    "ProhibitSurrogateCharactersValidator"}:
+            raise ImproperlyConfigured(f"{label}: quick_check does not know its validators")
+        shortest = max(field.min_length or 0, 0 if field.allow_blank else 1)
+        longest = field.max_length if field.max_length is not None else float("inf")
+        trimmed, allow_null = field.trim_whitespace, field.allow_null
+
+        def text(value):
+            if value is None and allow_null:
+                return None
+            if type(value) is not str or not shortest <= len(value) <= longest:
+                return _UNUSUAL
+            if (trimmed and value != value.strip()) or unstorable_text(value):
+                return _UNUSUAL  # DRF trims it, or refuses it
+            return value
+
+        return text
+    if type(field) is JSONObjectField:
+        if known:
+            raise ImproperlyConfigured(f"{label}: quick_check does not know its validators")
+        allow_null = field.allow_null
+
+        def json_object(value):
+            if type(value) is dict:
+                return value
+            return {} if value is None and allow_null else _UNUSUAL  # null counts as {} (JSONObjectField)
+
+        return json_object
+    raise ImproperlyConfigured(f"{label}: quick_check does not know {type(field).__name__}")
+
+
+class _HotRoute:
+    """One of HOT_CALLS, followed from the URLconf at start: its pattern, its view, and what
+    the engine path needs of the view (authenticator, body limit, Allow header)."""
+
+    def __init__(self, call: HotCall):
+        self.call, self.method = call, call.method
+        example = {name: "x" for name in call.path_arguments}
+        path = "/" + reverse(call.url_name, kwargs=example or None).removeprefix(get_script_prefix())
+        match = resolve(path)
+        view_class = match.func.view_class
+        self.pattern = RoutePattern(match.route, name=call.url_name, is_endpoint=True)
+        if self.pattern.match(path[1:]) != ("", (), example):
+            raise ImproperlyConfigured(f"{call.url_name}: the engine path can not follow its URL pattern {match.route!r}")
+        self.resolved = (match.func, match.route, match.app_names, match.namespaces)
+        if view_class.permission_classes != api_settings.DEFAULT_PERMISSION_CLASSES or view_class.throttle_classes:
+            raise ImproperlyConfigured(f"{call.url_name}: the engine path checks no permission or throttle but IsAuthenticated")
+        if not view_class.authentication_classes or not issubclass(view_class.authentication_classes[0], BearerTokenAuthentication):
+            raise ImproperlyConfigured(f"{call.url_name}: the engine path expects the bearer authenticator first")
+        self.authenticator = view_class.authentication_classes[0]()
+        self.max_body_bytes = view_class.max_body_bytes
+        view = view_class()
+        view.setup(HttpRequest())  # as as_view() does: a view with get() also allows HEAD
+        self.allow = ", ".join(view.allowed_methods)
+        self.check = quick_check(call.request_serializer) if call.request_serializer else None
+
+    def respond(self, request, kwargs: dict) -> HttpResponse | None:
+        """The answer to the call, or None for the view to answer it."""
+        func, route, app_names, namespaces = self.resolved
+        request.resolver_match = ResolverMatch(  # as URL resolution would set it: the request log names the route
+            func, (), kwargs, url_name=self.call.url_name, app_names=app_names, namespaces=namespaces, route=route,
+            captured_kwargs=kwargs, extra_kwargs={},
+        )
+        try:
+            data = self._usual(request, kwargs)
+            if data is _UNUSUAL:
+                return None
+            answer = self.call.answer(request, data, **kwargs)
+            return self._json(HttpResponse(orjson.dumps(answer), content_type="application/json"))
+        except HitlError as exc:
+            return self._json(json_error(exc.status, **hitl_error_body(exc)))
+        except Exception as exc:
+            down = isinstance(exc, DATABASE_DOWN)
+            metrics.fast_path_failed(route=self.call.url_name)
+            # The exception's class only: its text may quote the body or the database's values.
+            logger.warning(
+                "The engine path of %s raised %s; %s", self.call.url_name, type(exc).__name__,
+                "answered 503" if down else "the view answers the call",
+                extra={"request_id": getattr(request, "request_id", None), "route": self.call.url_name},
+            )
+            if not down:
+                return None
+            return self._json(json_error(503, **database_unavailable(request, exc)))
+
+    def _usual(self, request, kwargs: dict):
+        """The body as the view's serializer would validate it (None for a call without
+        one), or _UNUSUAL."""
+        meta = request.META
+        if meta.get("QUERY_STRING") or meta.get("HTTP_ACCEPT", "") not in _ACCEPT_JSON:
+            return _UNUSUAL
+        if any(key in meta for key in _STORED_HEADER_KEYS):
+            return _UNUSUAL
+        if any(type(value) is str and unstorable_text(value) for value in kwargs.values()):
+            return _UNUSUAL
+        if self.check is not None:
+            if meta.get("CONTENT_TYPE", "").lower() not in _JSON_TYPES:
+                return _UNUSUAL
+            if not meta.get("CONTENT_LENGTH", "").isdigit() or int(meta["CONTENT_LENGTH"]) == 0:
+                return _UNUSUAL  # sent chunked (which the view reads), or nothing, which DRF reads as {}
+        try:
+            found = self.authenticator.authenticate(request)  # kept on the request: DRF asks it again
+        except exceptions.AuthenticationFailed:
+            return _UNUSUAL  # DRF's 401, with its challenge
+        if found is None or not found[0].is_authenticated:
+            return _UNUSUAL
+        request.user, request.auth = found  # for the request log, as DRF would set them
+        if self.check is None:
+            return None
+        try:
+            body = json_body(request, limit=self.max_body_bytes, encoding="utf-8")  # kept on the request too
+        except exceptions.APIException:
+            return _UNUSUAL  # the parser's 400 or 413, naming the fault
+        data = self.check(body)
+        return _UNUSUAL if data is None else data
+
+    def _json(self, response: HttpResponse) -> HttpResponse:
+        response["Allow"] = self.allow
+        return response
+
+
+# --- the handlers ------------------------------------------------------------------------
+
+
+class EngineHandler(WSGIHandler):
+    """Django's WSGI handler over ENGINE_MIDDLEWARE. A hot call runs through the same
+    middleware objects, whose innermost step answers the usual call itself and hands any
+    other to URL resolution and the view; every other call is Django's handler's as is."""
+
+    def __init__(self):
+        super().__init__()
+        if any(database.get("ATOMIC_REQUESTS") for database in settings.DATABASES.values()):
+            raise ImproperlyConfigured("the engine path does not wrap its answers in a transaction (ATOMIC_REQUESTS)")
+        self.routes = [_HotRoute(call) for call in HOT_CALLS]  # at start: a URLconf it can not follow stops the server
+
+    def load_middleware(self, is_async=False):
+        full = settings.MIDDLEWARE
+        settings.MIDDLEWARE = ENGINE_MIDDLEWARE
+        try:
+            super().load_middleware(is_async)
+        finally:
+            settings.MIDDLEWARE = full
+
+    def __call__(self, environ, start_response):
+        hot = self._hot_call(environ)
+        if hot is None:
+            return super().__call__(environ, start_response)
+        # What WSGIHandler.__call__ and get_response do, less three steps that cost about a
+        # sixth of the call and do nothing for it:
+        # - the request_started signal: it closes connections past their age or broken,
+        #   which request_finished did at the end of the last call and does at the end of
+        #   this one (a connection that aged while the worker was idle serves one call more);
+        # - the script prefix: nothing on the way reverses a URL (a call handed to the view
+        #   gets it then, in _get_response);
+        # - the URLconf: the default one, which is what get_response would set.
+        request = self.request_class(environ)
+        request._hot_call = hot
+        response = self._middleware_chain(request)  # the same middleware objects as every engine call
+        response._resource_closers.append(request.close)
+        if response.status_code >= 400:
+            log_response("%s: %s", response.reason_phrase, request.path, response=response, request=request)
+        response._handler_class = self.__class__  # closing the response sends request_finished
+        headers = [*response.items(), *(("Set-Cookie", c.output(header="")) for c in response.cookies.values())]
+        start_response(f"{response.status_code} {response.reason_phrase}", headers)
+        return response
+
+    def _hot_call(self, environ) -> tuple | None:
+        """(the route, its path arguments) when the call's method and path are a hot call's."""
+        path = environ.get("PATH_INFO", "")
+        if not path.isascii():  # WSGI's latin-1 text of the bytes: decoded as Django's path_info is
+            path = get_path_info(environ)
+        method = environ.get("REQUEST_METHOD")
+        for route in self.routes:
+            if route.method == method and (found := route.pattern.match(path[1:])) is not None:
+                return route, found[2]
+        return None
+
+    def _get_response(self, request):
+        hot = request.__dict__.get("_hot_call")
+        if hot is not None:
+            route, kwargs = hot
+            response = route.respond(request, kwargs)
+            if response is not None:
+                return response
+            # The script prefix WSGIHandler.__call__ would have set: WSGIRequest wrote the name
+            # it decoded (get_script_name) into META.
+            set_script_prefix(request.META["SCRIPT_NAME"])
+        return super()._get_response(request)
+
+
+class HitlWSGIHandler:
+    """The application: bearer calls under /api/ through the engine's handler, the rest
+    (pages, the API with a session) through Django's over settings.MIDDLEWARE."""
+
+    def __init__(self):
+        self.pages = WSGIHandler()
+        self.engine = EngineHandler()
+
+    def __call__(self, environ, start_response):
+        handler = self.engine if is_bearer_api_call(environ) else self.pages
+        return handler(environ, start_response)
