@@ -69,7 +69,7 @@ def notifications_write(
     the event was written already (two workers finding the same reminder), and for a
     decision that no engine webhook takes."""
     channels = channels_for(kind=kind, risk_level=request.risk_level)
-    if kind == DECIDED and not channels:  # the decision path writes no row for nobody
+    if kind == DECIDED and not channels:  # no engine webhook: a decision writes no rows
         return None
     try:
         with transaction.atomic():
