@@ -22,8 +22,8 @@ from django.contrib.auth.hashers import check_password
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.selectors import actor_of, user_actor_id, user_role
 from accounts.models import ApiToken
+from accounts.selectors import actor_of, user_actor_id, user_role
 from accounts.services import TOKEN_PREFIX, api_token_create, operator_upsert, service_account_ensure, token_hash
 from approvals.models import ApprovalRequest
 from approvals.services.decisions import approval_decide

@@ -9,7 +9,7 @@ from operations.demo import DEMO_SERVICE_ACCOUNT, DEMO_TRY_REQUEST, DemoSeedRefu
 
 def sign_in_lines(people) -> list[str]:
     lines = ["Sign in with one of these demo accounts:"]
-    width = max(len(email) for email, _, _ in people) + 1
+    width = max(len(email) for email, _, _ in people)
     for email, role, password in people:
         shown = f"password {password}" if password else "(password changed since it was seeded)"
         lines.append(f"  {role:<9} {email:<{width}} {shown}")
