@@ -238,3 +238,19 @@ def test_seed_demo_skip_refused_says_why_in_one_line_and_writes_nothing():
     assert output.count("\n") == 1
     assert output.startswith("Demo: not seeded, this database holds rows that are not demo data: deals DL-0001")
     assert snapshot() == before
+
+
+def test_the_two_demo_admins_approve_the_request_the_printed_curl_opens():
+    from django.contrib.auth import get_user_model
+    from rest_framework.test import APIClient
+
+    from accounts.selectors import actor_of
+    from approvals.services.decisions import approval_decide
+
+    token, body, url = printed_curl(seed())
+    APIClient().post("/api/hitl/approval-requests", body, format="json", HTTP_AUTHORIZATION=f"Bearer {token}")
+    admins = [actor_of(get_user_model().objects.get(username=email)) for email in ("admin@operations.demo", "admin2@operations.demo")]
+    first = approval_decide(action_id=body["action_id"], actor=admins[0], decision="approve", reason="Checked the LOI.")
+    assert first.state == "pending"  # one vote of two
+    second = approval_decide(action_id=body["action_id"], actor=admins[1], decision="approve", reason="Agreed.")
+    assert second.state == "approved"
