@@ -10,7 +10,6 @@ import re
 import secrets
 import signal
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ import pytest
 from tests.servers import PYTHON, ROOT, free_port
 
 SCREEN = 40  # lines a terminal shows at once, about
+_SECRET_KEY = secrets.token_urlsafe(50)  # the runs' own, so the demo passwords are those of these runs
 
 
 @dataclass
@@ -62,9 +62,6 @@ def serving(database, **env):
         process.wait(timeout=30)
 
 
-_SECRET_KEY = secrets.token_urlsafe(50)
-
-
 @pytest.fixture(scope="module")
 def database(tmp_path_factory):
     """One SQLite file for the module's runs, in order: fresh, then HITL_DEMO=0, then real data."""
@@ -98,6 +95,16 @@ def test_a_fresh_run_fits_on_one_screen_with_the_accounts_the_token_and_the_addr
     assert "The notification worker's log and the e-mails it prints: var/demo-mail.log" in shown
 
 
+def test_the_demo_e_mails_go_to_the_log_file_it_names(first_run):
+    link = f"http://127.0.0.1:{first_run.port}/actions/ACT-DEMO-"  # this run's, whatever else the file holds
+    log = ROOT / "var" / "demo-mail.log"
+    deadline = time.monotonic() + 30
+    while not (log.exists() and link in log.read_text(errors="replace")):
+        assert time.monotonic() < deadline, "no demo e-mail of this run in var/demo-mail.log"
+        time.sleep(0.5)
+    assert not any(link in line for line in first_run.lines)
+
+
 def test_the_printed_curl_opens_a_critical_request(first_run):
     line = next(line.strip() for line in first_run.lines if line.strip().startswith("TOKEN="))
     assert f"http://127.0.0.1:{first_run.port}/api/hitl/approval-requests" in line
@@ -128,7 +135,3 @@ def test_a_database_with_real_data_is_served_without_the_demo_and_one_line_says_
     refused = [line for line in shown if line.startswith("Demo: ")]
     assert refused == ["Demo: not seeded, this database holds rows that are not demo data: deals DL-0001 (seed_demo --force adds it anyway)."]
     assert shown[-1].startswith("Serving on ")
-
-
-if sys.platform == "win32":  # bash and /dev/tcp
-    pytestmark = pytest.mark.skip(reason="scripts/run is a bash script")
