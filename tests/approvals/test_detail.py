@@ -314,3 +314,12 @@ def test_a_field_edit_that_raises_the_risk_is_held_by_the_service_s_rules(operat
     assert "raised the risk from high to critical" in answer
     request = ApprovalRequest.objects.get(action_id="ACT-FORM-8")
     assert (request.state, request.risk_level) == ("pending", "critical")
+
+
+def test_the_queue_s_rows_open_the_detail_page_with_the_queue_s_filters(operator, request_approval):
+    request = request_approval("medium")
+    body = operator.get("/?risk_level=medium&q=ACT").content.decode()
+    assert f'<a href="/actions/{request.action_id}/?risk_level=medium&amp;q=ACT" class="title">' in body
+    assert f'data-detail-url="/actions/{request.action_id}/?risk_level=medium&amp;q=ACT"' in body
+    body = operator.get("/").content.decode()
+    assert f'<a href="/actions/{request.action_id}/" class="title">' in body
