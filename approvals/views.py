@@ -322,7 +322,8 @@ def decide(request, action_id):
     refused = outcome.outcome == "refused"
     return _panel(
         request, action_id, message=outcome.detail, kind=outcome.outcome, editor={"form": form} if refused else None,
-        reason_draft=form.data.get("reason", "") if refused else "", reason_error=refused and outcome.detail.startswith("reason"),
+        reason_draft=form.data.get("reason", "") if refused and form.data.get("decision") == "approve" else "",
+        reason_error=refused and form.data.get("decision") == "approve" and outcome.detail.startswith("reason"),
     )
 
 

@@ -58,7 +58,7 @@
       const button = $(`button[name=decision][value=${target.dataset.decision}]`, target.form);
       if (button) {
         event.preventDefault();
-        target.form.requestSubmit(button);
+        button.click(); // as the reviewer's click: htmx sends the button's decision with the form
       }
       return;
     }
