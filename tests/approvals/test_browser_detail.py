@@ -290,8 +290,8 @@ def test_axe_finds_nothing_on_the_detail_page_in_each_state(live_server, page, p
 
 
 def test_readme_screenshots_of_the_detail_page(live_server, browser, tmp_path):
-    """docs/detail-keys.png (the detail page's keys, `?`) and docs/detail-edit.png (the
-    form edit's diff, before the approval) from the demo data, when HITL_SCREENSHOTS_DIR is
+    """docs/detail-keys.png (the detail page's keys, `?`), docs/detail-form.png (the inputs
+    as a form) and docs/detail-edit.png (the edit's diff, before the approval) from the demo data, when HITL_SCREENSHOTS_DIR is
     set (scripts/screenshots); otherwise into a scratch folder."""
     import io
 
@@ -315,6 +315,8 @@ def test_readme_screenshots_of_the_detail_page(live_server, browser, tmp_path):
         page.keyboard.press("e")
         field(page, "amount").fill("125000")
         page.fill("#approve-reason", "Half now, half at closing, as agreed with the seller.")
+        page.mouse.move(0, 0)
+        page.locator("#decision-panel").screenshot(path=str(folder / "detail-form.png"))
         page.get_by_role("button", name="Approve", exact=True).click()
         expect(page.locator("table.diff")).to_be_visible()
         page.locator("#decision-panel").scroll_into_view_if_needed()
@@ -323,5 +325,5 @@ def test_readme_screenshots_of_the_detail_page(live_server, browser, tmp_path):
         assert quote("ACT-DEMO-0011") in page.url
     finally:
         close_page(page)
-    for name in ("detail-keys.png", "detail-edit.png"):
+    for name in ("detail-keys.png", "detail-form.png", "detail-edit.png"):
         assert (folder / name).stat().st_size > 10_000
