@@ -129,3 +129,16 @@ def same_json(a, b) -> bool:
     True == 1 == 1.0)."""
     return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
+
+
+def inputs_changes(before: dict, after: dict) -> list[tuple[str, str | None, str | None]]:
+    """What an edit changes, key by key in key order, as (key, before, after), each value
+    as JSON text and None where the key is not there; types told apart, as `same_json`."""
+    def shown(inputs, key):
+        return json.dumps(inputs[key], ensure_ascii=False, sort_keys=True) if key in inputs else None
+
+    return [
+        (key, shown(before, key), shown(after, key))
+        for key in sorted({*before, *after})
+        if not (key in before and key in after and same_json(before[key], after[key]))
+    ]

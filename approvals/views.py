@@ -19,11 +19,10 @@ from accounts.selectors import actor_of
 from approvals import selectors
 from approvals.deciders import approvals_needed, decision_refusal
 from approvals.forms import BulkDecisionForm, DecisionForm, QueueFilterForm
-from approvals.input_fields import input_fields
+from approvals.input_fields import input_fields, inputs_changes
 from approvals.models import ApprovalRequest, Claim
 from approvals.services.claims import claim_release, claim_renew, claim_take
 from approvals.services.decisions import DecisionOutcome, approval_decide, approvals_decide_many
-from approvals.services.edits import inputs_diff
 from checkpoints.selectors import checkpoint_for_action, checkpoints_for_action
 from common.errors import Conflict, HitlError, NotFound
 
@@ -157,11 +156,12 @@ class Editor:
 def _editor(action, *, draft: dict | None = None, form: DecisionForm | None = None) -> Editor:
     inputs = action.inputs or {}
     base = draft if draft is not None else inputs
-    editor = Editor(shown=_inputs_json(inputs), base=base, json_text=_inputs_json(base), fields=input_fields(base), open=draft is not None)
+    fields = input_fields(base) if isinstance(base, dict) else []  # not an object: the JSON box alone
+    editor = Editor(shown=_inputs_json(inputs), base=base, json_text=_inputs_json(base), fields=fields, open=draft is not None)
     if form is not None and form.data.get("decision") == "approve" and "inputs" in form.data:
         # A refused edit keeps what the reviewer typed, in the fields and in the box, to fix it.
         editor.json_text = form.data.get("inputs", "")
-        if form.data.get("inputs_fields"):
+        if form.data.get("inputs_fields") and fields:
             editor.fields = input_fields(base, form.data, getattr(form, "field_errors", {}))
         editor.open = True
     return editor
@@ -289,11 +289,8 @@ class EditToConfirm:
 
 
 def _edit_to_confirm(action, edited: dict, reason: str) -> EditToConfirm:
-    diff = inputs_diff(action.inputs or {}, edited)
-    shown = {key: json.dumps(value, ensure_ascii=False, sort_keys=True) for key, value in (action.inputs or {}).items()}
-    after = {key: json.dumps(value, ensure_ascii=False, sort_keys=True) for key, value in edited.items()}
-    keys = sorted({*diff["added"], *diff["removed"], *diff["changed"]})
-    return EditToConfirm(inputs_json=_inputs_json(edited), reason=reason, changes=[(key, shown.get(key), after.get(key)) for key in keys])
+    before = action.inputs if isinstance(action.inputs, dict) else {}
+    return EditToConfirm(inputs_json=_inputs_json(edited), reason=reason, changes=inputs_changes(before, edited))
 
 
 @require_POST

@@ -323,3 +323,14 @@ def test_the_queue_s_rows_open_the_detail_page_with_the_queue_s_filters(operator
     assert f'data-detail-url="/actions/{request.action_id}/?risk_level=medium&amp;q=ACT"' in body
     body = operator.get("/").content.decode()
     assert f'<a href="/actions/{request.action_id}/" class="title">' in body
+
+
+def test_inputs_that_are_not_an_object_leave_the_json_box_alone(operator, engine):
+    loi(engine, "ACT-FORM-9", INPUTS)
+    Action.objects.filter(pk="ACT-FORM-9").update(inputs=["written", "by", "hand"])
+    body = operator.get("/actions/ACT-FORM-9/").content.decode()
+    assert 'name="inputs_fields"' not in body and 'id="edit-inputs-json"' in body
+    answer = operator.post("/actions/ACT-FORM-9/decide", {**posted(body), "decision": "approve"}, **HX)
+    assert answer.status_code == 200
+    assert "inputs: must be a JSON object" in answer.content.decode()
+    assert ApprovalRequest.objects.get(action_id="ACT-FORM-9").state == "pending"

@@ -13,6 +13,7 @@ from approvals.input_fields import (
     TEXT,
     FieldErrors,
     input_fields,
+    inputs_changes,
     inputs_from_fields,
     same_json,
 )
@@ -104,6 +105,14 @@ def test_same_json_tells_types_apart():
     assert same_json({"a": 1}, {"a": 1})
     assert not same_json({"a": 1}, {"a": 1.0})
     assert not same_json({"a": True}, {"a": 1})
+
+
+def test_the_changes_of_an_edit_key_by_key_types_told_apart():
+    before = {"amount": 1, "buyer": "Acme", "terms": {"days": 30}, "same": [1]}
+    after = {"amount": 1.0, "buyer": "Acme", "note": "x", "same": [1]}
+    assert inputs_changes(before, after) == [
+        ("amount", "1", "1.0"), ("note", None, '"x"'), ("terms", '{"days": 30}', None),
+    ]
 
 
 # Any JSON object as the engine may send it: the fields a browser posts back untouched
