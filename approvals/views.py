@@ -147,6 +147,7 @@ class Editor:
     json_text: str
     fields: list
     open: bool = False
+    json_open: bool = False  # "Edit as JSON" open: the reviewer's JSON text is not the one shown
 
     @property
     def base_json(self) -> str:
@@ -161,6 +162,7 @@ def _editor(action, *, draft: dict | None = None, form: DecisionForm | None = No
     if form is not None and form.data.get("decision") == "approve" and "inputs" in form.data:
         # A refused edit keeps what the reviewer typed, in the fields and in the box, to fix it.
         editor.json_text = form.data.get("inputs", "")
+        editor.json_open = editor.json_text.replace("\r\n", "\n").strip() != editor.base_json.strip()
         if form.data.get("inputs_fields") and fields:
             editor.fields = input_fields(base, form.data, getattr(form, "field_errors", {}))
         editor.open = True

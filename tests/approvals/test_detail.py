@@ -269,6 +269,7 @@ def test_a_bad_field_is_named_kept_and_nothing_is_sent(operator, engine):
     assert f'<p class="field-error" id="{amount}-error">amount: enter a number</p>' in answer
     assert re.search(rf'id="{amount}" name="{amount}" value="ten"[^>]*aria-invalid="true"', answer)
     assert ApprovalRequest.objects.get(action_id="ACT-FORM-4").state == "pending"
+    assert '<details class="edit-json">' in answer  # the JSON was not touched: it stays folded
     assert Action.objects.get(pk="ACT-FORM-4").inputs == INPUTS
 
 
@@ -291,6 +292,7 @@ def test_changing_both_the_fields_and_the_json_is_refused(operator, engine):
     data = {**posted(body), field_name(body, "amount"): "1", "inputs": '{"amount": 2}', "decision": "approve"}
     answer = operator.post("/actions/ACT-FORM-6/decide", data, **HX).content.decode()
     assert "you changed both the fields and the JSON" in answer
+    assert '<details class="edit-json" open>' in answer  # the JSON typed is in sight, to fix it
     assert Action.objects.get(pk="ACT-FORM-6").inputs == INPUTS
 
 
