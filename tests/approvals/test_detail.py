@@ -101,7 +101,8 @@ def test_the_keys_are_listed_in_a_labelled_dialog(operator, request_approval):
     dialog = re.search(r'<dialog id="detail-keys-dialog" aria-labelledby="detail-keys-title">(.*?)</dialog>', body, re.S).group(1)
     for key in ("a", "r", "q", "e", "j", "k", "u", "Esc", "?"):
         assert f"<kbd>{key}</kbd>" in dialog
-    assert '<script src="/static/js/detail.js" defer></script>' in body
+    assert '<script src="/static/js/detail.js" defer></script>' in body.split("</head>")[0]
+    assert "detail.js" not in operator.get("/").content.decode()  # its keys are the detail page's only
 
 
 # --- the History refreshes with the panel -------------------------------------------------
