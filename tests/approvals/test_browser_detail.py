@@ -147,6 +147,24 @@ def test_q_opens_the_quarantine_and_enter_quarantines(live_server, page, people,
     assert latest("ACT-KEYS-Q").state == "quarantined"
 
 
+def test_a_viewer_s_keys_say_what_is_not_offered_and_still_move(live_server, page, people, open_request):
+    first = open_request("ACT-KEYS-V1", "medium")
+    open_request("ACT-KEYS-V2", "medium")
+    sign_in(page, live_server.url, "vic@example.com")
+    page.goto(f"{live_server.url}/actions/ACT-KEYS-V1/")
+    page.keyboard.press("a")
+    expect(page.locator("#detail-keys-status")).to_have_text("Approve is not offered here.")
+    page.keyboard.press("e")
+    expect(page.locator("#detail-keys-status")).to_have_text("No edit is offered here.")
+    page.keyboard.press("j")
+    expect(page).to_have_url(f"{live_server.url}/actions/ACT-KEYS-V2/")
+    page.keyboard.press("k")
+    expect(page).to_have_url(f"{live_server.url}/actions/ACT-KEYS-V1/")
+    page.keyboard.press("u")
+    expect(page).to_have_url(f"{live_server.url}/?selected={first.id}")
+    assert latest("ACT-KEYS-V1").state == "pending"
+
+
 def test_the_history_refreshes_when_a_take_over_comes_in_place(live_server, page, people, open_request):
     from approvals.services.claims import claim_take
 
