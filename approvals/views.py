@@ -3,14 +3,12 @@ bulk. Thin: they parse, call one selector or service, and render a page or the p
 htmx asked for. Every rule is the services'; a button is offered only where the
 service would allow it, and the service refuses anyway."""
 
-import json
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
-from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
@@ -18,8 +16,8 @@ from django.views.decorators.vary import vary_on_headers
 from accounts.selectors import actor_of
 from approvals import selectors
 from approvals.deciders import approvals_needed, decision_refusal
+from approvals.detail_page import QueueNav, edit_to_confirm, editor_for, inputs_json, queue_nav
 from approvals.forms import BulkDecisionForm, DecisionForm, QueueFilterForm
-from approvals.input_fields import input_fields, inputs_changes
 from approvals.models import ApprovalRequest, Claim
 from approvals.services.claims import claim_release, claim_renew, claim_take
 from approvals.services.decisions import DecisionOutcome, approval_decide, approvals_decide_many
@@ -132,65 +130,10 @@ def queue(request):
     return render(request, template, context)
 
 
-def _inputs_json(inputs) -> str:
-    return json.dumps(inputs, indent=2, ensure_ascii=False, sort_keys=True)
-
-
-@dataclass
-class Editor:
-    """The approve form's edit of the inputs: the fields and the JSON box, filled from the
-    action's inputs or from an edit the reviewer went back to change (`base`); after a
-    refused post, showing what they typed, with what was wrong."""
-
-    shown: str  # the inputs as the page shows them, JSON
-    base: dict
-    json_text: str
-    fields: list
-    open: bool = False
-    json_open: bool = False  # "Edit as JSON" open: the reviewer's JSON text is not the one shown
-
-    @property
-    def base_json(self) -> str:
-        return _inputs_json(self.base)
-
-
-def _editor(action, *, draft: dict | None = None, form: DecisionForm | None = None) -> Editor:
-    inputs = action.inputs or {}
-    base = draft if draft is not None else inputs
-    fields = input_fields(base) if isinstance(base, dict) else []  # not an object: the JSON box alone
-    editor = Editor(shown=_inputs_json(inputs), base=base, json_text=_inputs_json(base), fields=fields, open=draft is not None)
-    if form is not None and form.data.get("decision") == "approve" and "inputs" in form.data:
-        # A refused edit keeps what the reviewer typed, in the fields and in the box, to fix it.
-        editor.json_text = form.data.get("inputs", "")
-        editor.json_open = editor.json_text.replace("\r\n", "\n").strip() != editor.base_json.strip()
-        if form.data.get("inputs_fields") and fields:
-            editor.fields = input_fields(base, form.data, getattr(form, "field_errors", {}))
-        editor.open = True
-    return editor
-
-
-@dataclass
-class QueueNav:
-    """Where the detail page sits in the queue it was opened from: the queue's filters
-    (carried in its links), the requests before and after it, the way back."""
-
-    query: str
-    back_url: str
-    previous_url: str | None = None
-    next_url: str | None = None
-
-
 def _queue_nav(request, actor, latest: ApprovalRequest | None) -> QueueNav:
     filters = QueueFilterForm(request.GET).filters(can_see_quarantined=actor.role == "admin")
-    query = _query_string(filters, page=None)
     back = _query_string(filters, selected=str(latest.id) if latest else None)
-    nav = QueueNav(query=query, back_url=reverse("home") + (f"?{back}" if back else ""))
-    if latest is not None:
-        near = selectors.queue_neighbours(filters=filters, request=latest)
-        suffix = f"?{query}" if query else ""
-        nav.previous_url = reverse("review-detail", args=[near.previous]) + suffix if near.previous else None
-        nav.next_url = reverse("review-detail", args=[near.next]) + suffix if near.next else None
-    return nav
+    return queue_nav(filters=filters, query=_query_string(filters, page=None), back_query=back, latest=latest)
 
 
 def _detail_context(request, action_id: str, *, message: str = "", message_kind: str = "", editor: dict | None = None) -> dict:
@@ -208,8 +151,8 @@ def _detail_context(request, action_id: str, *, message: str = "", message_kind:
         "action": action,
         "row": _row(latest, actor, timezone.now()) if latest else None,
         "seen": latest.as_seen() if latest else None,
-        "inputs_json": _inputs_json(action.inputs),
-        "editor": _editor(action, **(editor or {})),
+        "inputs_json": inputs_json(action.inputs),
+        "editor": editor_for(action, **(editor or {})),
         "nav": _queue_nav(request, actor, latest),
         "checkpoints": list(checkpoints_for_action(action_id=action_id, include_inactive=True).defer("checkpoint_data")),
         "history": selectors.action_history(action_id=action_id),
@@ -281,20 +224,6 @@ def release(request, action_id):
     return HttpResponse(status=204)
 
 
-@dataclass
-class EditToConfirm:
-    """An approval with edited inputs, shown as its diff before it is sent."""
-
-    inputs_json: str
-    reason: str
-    changes: list  # (key, before as JSON or None, after as JSON or None), by key
-
-
-def _edit_to_confirm(action, edited: dict, reason: str) -> EditToConfirm:
-    before = action.inputs if isinstance(action.inputs, dict) else {}
-    return EditToConfirm(inputs_json=_inputs_json(edited), reason=reason, changes=inputs_changes(before, edited))
-
-
 @require_POST
 def decide(request, action_id):
     """One decision, from a queue row (`where=row`) or the detail page's panel. Answers
@@ -311,7 +240,7 @@ def decide(request, action_id):
             action = selectors.review_action(action_id=action_id)
             if action is None:
                 raise Http404(f"No action {action_id}.")
-            return _panel(request, action_id, confirm=_edit_to_confirm(action, data["inputs"], data["reason"]))
+            return _panel(request, action_id, confirm=edit_to_confirm(action, data["inputs"], data["reason"]))
     outcome = _decision_outcome(form, action_id, actor_of(request.user))
     if where == "row":
         response = render(request, "approvals/_row_outcome.html", {"outcome": outcome, "decision": form.data.get("decision")})
@@ -362,6 +291,6 @@ def checkpoint_data(request, action_id, checkpoint_id):
         checkpoint = checkpoint_for_action(action_id=action_id, checkpoint_id=checkpoint_id)
     except NotFound:
         raise Http404("No such checkpoint.") from None
-    data = json.dumps(checkpoint.checkpoint_data, indent=2, ensure_ascii=False, sort_keys=True)
+    data = inputs_json(checkpoint.checkpoint_data)
     return render(request, "approvals/_checkpoint_data.html", {"data": data})
 
