@@ -10,7 +10,6 @@ from django.urls import reverse
 from approvals import selectors
 from approvals.forms import DecisionForm
 from approvals.input_fields import input_fields, inputs_changes
-from approvals.models import ApprovalRequest
 
 
 def inputs_json(inputs) -> str:
@@ -62,15 +61,15 @@ class QueueNav:
     next_url: str | None = None
 
 
-def queue_nav(*, filters: selectors.QueueFilters, query: str, back_query: str, latest: ApprovalRequest | None) -> QueueNav:
+def queue_nav(*, query: str, back_query: str, near: selectors.Neighbours | None) -> QueueNav:
     """`query` is the queue's filters as its address has them, `back_query` the same with
-    the row to select."""
+    the page and the row to select; `near`, the requests before and after."""
     nav = QueueNav(query=query, back_url=reverse("home") + (f"?{back_query}" if back_query else ""))
-    if latest is not None:
-        near = selectors.queue_neighbours(filters=filters, request=latest)
-        suffix = f"?{query}" if query else ""
-        nav.previous_url = reverse("review-detail", args=[near.previous]) + suffix if near.previous else None
-        nav.next_url = reverse("review-detail", args=[near.next]) + suffix if near.next else None
+    suffix = f"?{query}" if query else ""
+    if near is not None and near.previous:
+        nav.previous_url = reverse("review-detail", args=[near.previous]) + suffix
+    if near is not None and near.next:
+        nav.next_url = reverse("review-detail", args=[near.next]) + suffix
     return nav
 
 

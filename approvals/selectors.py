@@ -165,10 +165,12 @@ _queue_version: tuple = (None, None)  # (version, next deadline)
 
 @dataclass(frozen=True)
 class Neighbours:
-    """The action ids before and after a request in a queue as filtered (None at an end)."""
+    """The action ids before and after a request in a queue as filtered (None at an end),
+    and the page of the queue the request is on."""
 
     previous: str | None
     next: str | None
+    page: int = 1
 
 
 def _beyond(order: tuple[str, ...], request: ApprovalRequest, *, after: bool) -> Q:
@@ -183,19 +185,21 @@ def _beyond(order: tuple[str, ...], request: ApprovalRequest, *, after: bool) ->
     return functools.reduce(operator.or_, terms)
 
 
-def queue_neighbours(*, filters: QueueFilters, request: ApprovalRequest) -> Neighbours:
+def queue_neighbours(*, filters: QueueFilters, request: ApprovalRequest, per_page: int = PAGE_SIZE) -> Neighbours:
     """The requests next to `request` in the queue as `filters` show it, across pages; a
     request no longer in that queue (decided meanwhile) keeps its place among the others.
-    Two queries."""
+    Three queries."""
     requests = _filtered(_tab_requests(filters.tab), filters).exclude(pk=request.pk)
     if filters.risk_level:
         requests = requests.filter(risk_level=filters.risk_level)
     order = queue_order(filters.tab)
     reverse = tuple(name[1:] if name.startswith("-") else f"-{name}" for name in order)
     ids = requests.values_list("action_id", flat=True)
+    before = requests.filter(_beyond(order, request, after=False))
     return Neighbours(
         previous=ids.filter(_beyond(order, request, after=False)).order_by(*reverse).first(),
         next=ids.filter(_beyond(order, request, after=True)).order_by(*order).first(),
+        page=before.count() // per_page + 1,
     )
 
 

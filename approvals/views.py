@@ -131,9 +131,11 @@ def queue(request):
 
 
 def _queue_nav(request, actor, latest: ApprovalRequest | None) -> QueueNav:
+    """Back to the queue on the page that holds the request, its row asked for."""
     filters = QueueFilterForm(request.GET).filters(can_see_quarantined=actor.role == "admin")
-    back = _query_string(filters, selected=str(latest.id) if latest else None)
-    return queue_nav(filters=filters, query=_query_string(filters, page=None), back_query=back, latest=latest)
+    near = selectors.queue_neighbours(filters=filters, request=latest) if latest else None
+    back = _query_string(filters, selected=str(latest.id) if latest else None, page=near.page if near else None)
+    return queue_nav(query=_query_string(filters, page=None), back_query=back, near=near)
 
 
 def _detail_context(request, action_id: str, *, message: str = "", message_kind: str = "", editor: dict | None = None) -> dict:

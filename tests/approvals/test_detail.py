@@ -21,6 +21,10 @@ def link(body: str, element_id: str) -> str | None:
     return html.unescape(match.group(1)) if match else None
 
 
+def row_ids_of(body: str) -> list[str]:
+    return re.findall(r'<tr id="row-[^"]+" class="row[^"]*"[^>]*?data-action-id="([^"]+)"', body, re.S)
+
+
 def loi(engine, action_id, inputs, title="LOI"):
     request, _ = approval_request(
         action_id=action_id, action_type="DOCUMENT.GENERATE_LOI", inputs=inputs, requester=engine, title=title
@@ -63,6 +67,25 @@ def test_the_detail_page_knows_the_queue_s_filters_its_neighbours_and_the_way_ba
     body = operator.get(f"/actions/{high.action_id}/").content.decode()
     assert link(body, "queue-previous") == f"/actions/{critical.action_id}/"
     assert link(body, "queue-next") == f"/actions/{first.action_id}/"
+
+
+def test_back_to_the_queue_goes_to_the_page_that_holds_the_request(operator, request_approval, monkeypatch):
+    from approvals import selectors
+
+    for function in (selectors.queue_neighbours, selectors.review_queue):  # two rows a page
+        monkeypatch.setattr(function, "__kwdefaults__", {"per_page": 2})
+    requests = [request_approval("medium") for _ in range(5)]
+    pages = {}
+    for n, request in enumerate(requests):
+        back = link(operator.get(f"/actions/{request.action_id}/?q=ACT").content.decode(), "queue-back")
+        pages[n] = back
+    assert pages[0] == f"/?q=ACT&selected={requests[0].id}"
+    assert pages[1] == f"/?q=ACT&selected={requests[1].id}"
+    assert pages[2] == f"/?q=ACT&page=2&selected={requests[2].id}"
+    assert pages[4] == f"/?q=ACT&page=3&selected={requests[4].id}"
+    # The queue's own pages hold those rows.
+    assert row_ids_of(operator.get("/?q=ACT&page=2").content.decode()) == [requests[2].action_id, requests[3].action_id]
+    assert row_ids_of(operator.get("/?q=ACT&page=3").content.decode()) == [requests[4].action_id]
 
 
 def test_a_request_decided_meanwhile_keeps_its_place_between_its_neighbours(operator, request_approval, people):
