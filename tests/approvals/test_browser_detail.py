@@ -69,7 +69,7 @@ def _serious(results) -> list[str]:
 
 
 def test_the_detail_page_s_keys(live_server, page, people, open_request):
-    first, second, third = (open_request(f"ACT-KEYS-{n}", "medium", inputs={"subject": "Hello"}) for n in (1, 2, 3))
+    _, second, _ = (open_request(f"ACT-KEYS-{n}", "medium", inputs={"subject": "Hello"}) for n in (1, 2, 3))
     open_request("ACT-KEYS-HIGH", "high")  # not in the filtered queue
     sign_in(page, live_server.url, "olu@example.com")
     page.goto(f"{live_server.url}/?risk_level=medium")
@@ -131,7 +131,6 @@ def test_the_detail_page_s_keys(live_server, page, people, open_request):
     page.keyboard.press("Escape")  # Esc, as u
     expect(page).to_have_url(f"{live_server.url}/?risk_level=medium&selected={second.id}")
     assert [latest(f"ACT-KEYS-{n}").state for n in (1, 3)] == ["pending", "pending"]
-    assert first.id != third.id
 
 
 def test_q_opens_the_quarantine_and_enter_quarantines(live_server, page, people, open_request):

@@ -1,6 +1,8 @@
 """The inputs as form fields and back: what a reviewer leaves untouched comes back the
 same, types and all; what they change comes back typed; a bad value names its field."""
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -126,3 +128,32 @@ _json = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=4) | st.di
 def test_untouched_fields_give_back_the_same_inputs(inputs):
     back = inputs_from_fields(inputs, posted(input_fields(inputs)))
     assert same_json(back, inputs)
+
+
+# A value of each kind, and another of the same kind typed over it: the fields give back
+# the new values, each of its kind (an integer an integer, a fraction a float, ...).
+_of_kind = {
+    "text": st.text().filter(lambda text: "\r" not in text),
+    "integer": st.integers(),
+    "fraction": st.floats(allow_nan=False, allow_infinity=False),
+    "boolean": st.booleans(),
+    "lines": st.lists(st.text(min_size=1).filter(lambda text: text.strip() and not re.search(r"[\r\n]", text)), max_size=4),
+    "json": st.dictionaries(st.text(max_size=5), _json, max_size=3),
+}
+
+
+@st.composite
+def _edits(draw):
+    before, after = {}, {}
+    for key in draw(st.lists(st.text(max_size=8), unique=True, max_size=6)):
+        kind = draw(st.sampled_from(sorted(_of_kind)))
+        before[key], after[key] = draw(_of_kind[kind]), draw(_of_kind[kind])
+    return before, after
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(_edits())
+def test_values_typed_over_the_fields_come_back_with_their_types(edit):
+    before, after = edit
+    typed = posted(input_fields(after))  # what the reviewer types: the new values, shown as fields show them
+    assert same_json(inputs_from_fields(before, typed), after)
