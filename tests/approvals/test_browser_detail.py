@@ -269,6 +269,27 @@ def test_a_critical_request_s_approve_reason_is_required_on_the_page(live_server
     assert latest("ACT-KEYS-CRIT").votes == []
 
 
+def test_on_a_375px_phone_the_form_edit_and_its_diff_do_not_scroll_sideways(live_server, browser, people, open_request):
+    from tests.browser import PHONE
+
+    long_word = "Counterparty" * 12
+    open_request("ACT-FORM-PHONE", "high", action_type="DOCUMENT.GENERATE_LOI", title="LOI",
+                 inputs={**LOI, f"note_{long_word}": long_word, "parties": [long_word, "b"]})
+    page = new_page(browser, viewport=PHONE)
+    try:
+        sign_in(page, live_server.url, "olu@example.com")
+        page.goto(f"{live_server.url}/actions/ACT-FORM-PHONE/")
+        page.keyboard.press("e")
+        page.locator("details.edit-json > summary").click()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375
+        field(page, f"note_{long_word}").fill(long_word + " and more")
+        page.get_by_role("button", name="Approve", exact=True).click()
+        expect(page.locator("table.diff")).to_be_visible()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    finally:
+        close_page(page)
+
+
 # --- accessibility -----------------------------------------------------------------------
 
 
