@@ -110,6 +110,7 @@ def test_the_panel_s_forms_post_with_the_filters_so_the_answer_keeps_the_links(o
     later = request_approval("medium")
     body = operator.get(f"/actions/{request.action_id}/?risk_level=medium").content.decode()
     assert f'hx-post="/actions/{request.action_id}/decide?risk_level=medium"' in body
+    assert f'<div class="claim-take" hidden hx-post="/actions/{request.action_id}/claim?risk_level=medium"' in body
     answer = operator.post(
         f"/actions/{request.action_id}/decide?risk_level=medium", {"decision": "reject", "reason": "No."}, **HX
     ).content.decode()
