@@ -327,9 +327,26 @@ def test_axe_finds_nothing_on_the_detail_page_in_each_state(live_server, page, p
 # --- the screenshots of docs/ ------------------------------------------------------------
 
 
-def test_readme_screenshots_of_the_detail_page(live_server, browser, tmp_path):
+def vote_state_screenshot(page, base_url: str, folder: Path, *, other_admin) -> Path:
+    """docs/vote.png: a critical request's row in the queue after one admin's approval,
+    waiting for a second (what the row says is the queue's)."""
+    from approvals.services.decisions import approval_decide
+
+    assert approval_decide(action_id="ACT-DEMO-0001", actor=other_admin, decision="approve",
+                           reason="Recipient checked against the deal's contacts.").state == "pending"
+    page.goto(f"{base_url}/")
+    row = page.locator('#results tr.row[data-action-id="ACT-DEMO-0001"]')
+    expect(row.locator(".votes")).to_be_visible()
+    page.mouse.move(0, 0)
+    path = folder / "vote.png"
+    row.screenshot(path=str(path))
+    return path
+
+
+def test_readme_screenshots_of_the_detail_page(live_server, browser, tmp_path, make_reviewer):
     """docs/detail-keys.png (the detail page's keys, `?`), docs/detail-form.png (the inputs
-    as a form) and docs/detail-edit.png (the edit's diff, before the approval) from the demo data, when HITL_SCREENSHOTS_DIR is
+    as a form), docs/detail-edit.png (the edit's diff, before the approval) and docs/vote.png
+    (a first admin vote on a critical request, as the queue shows it) from the demo data, when HITL_SCREENSHOTS_DIR is
     set (scripts/screenshots); otherwise into a scratch folder."""
     import io
 
@@ -361,7 +378,11 @@ def test_readme_screenshots_of_the_detail_page(live_server, browser, tmp_path):
         page.mouse.move(0, 0)
         page.locator("#decision-panel").screenshot(path=str(folder / "detail-edit.png"))
         assert quote("ACT-DEMO-0011") in page.url
+
+        from accounts.selectors import actor_of
+
+        vote_state_screenshot(page, live_server.url, folder, other_admin=actor_of(make_reviewer("admin", "second-admin@operations.demo")))
     finally:
         close_page(page)
-    for name in ("detail-keys.png", "detail-form.png", "detail-edit.png"):
+    for name in ("detail-keys.png", "detail-form.png", "detail-edit.png", "vote.png"):
         assert (folder / name).stat().st_size > 10_000
