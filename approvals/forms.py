@@ -5,12 +5,14 @@ import json
 from django import forms
 from django.conf import settings
 
+from approvals.input_fields import FieldErrors, inputs_from_fields, same_json
 from approvals.selectors import TABS, QueueFilters
 from approvals.services.decisions import DECISIONS, MAX_REASON
 from common.parsers import json_problem
 from zakops.models import RiskLevel
 
 BULK_MAX_ROWS = 200
+INPUTS_MAX = 1024 * 1024
 
 
 class QueueFilterForm(forms.Form):
@@ -36,9 +38,16 @@ class QueueFilterForm(forms.Form):
 class DecisionForm(forms.Form):
     decision = forms.ChoiceField(choices=[(name, name) for name in DECISIONS])
     reason = forms.CharField(required=False, max_length=MAX_REASON)
-    # The detail page's editor: the inputs as the reviewer left them, and as they were shown.
-    inputs = forms.CharField(required=False, max_length=1024 * 1024, strip=False)
-    inputs_shown = forms.CharField(required=False, max_length=1024 * 1024, strip=False)
+    # The detail page's editor: the JSON box as the reviewer left it, the inputs as the
+    # page showed them, and what the fields and the box were filled from (the inputs, or
+    # an edit the reviewer went back to change); the fields post as `input-<n>`.
+    inputs = forms.CharField(required=False, max_length=INPUTS_MAX, strip=False)
+    inputs_shown = forms.CharField(required=False, max_length=INPUTS_MAX, strip=False)
+    inputs_base = forms.CharField(required=False, max_length=INPUTS_MAX, strip=False)
+    inputs_fields = forms.BooleanField(required=False)  # the fields were on the page
+    confirmed = forms.BooleanField(required=False)  # the reviewer saw the edit's diff
+
+    field_errors: dict[str, str]
 
     def _parsed(self, name: str):
         text = self.cleaned_data.get(name) or ""
@@ -57,14 +66,35 @@ class DecisionForm(forms.Form):
             raise forms.ValidationError(f"inputs.{path}: {why}." if path else f"inputs: {why}.")
         return value
 
+    def _edits(self, base: dict | None) -> list[dict]:
+        """The edits made to `base`: by the JSON box, by the fields, or both."""
+        edits = []
+        in_json = self._parsed("inputs")
+        if in_json is not None and (base is None or not same_json(in_json, base)):
+            edits.append(in_json)
+        if base is not None and self.cleaned_data.get("inputs_fields"):
+            try:
+                in_fields = inputs_from_fields(base, self.data)
+            except FieldErrors as exc:
+                self.field_errors = exc.errors
+                raise forms.ValidationError(f"{exc}.") from None
+            if not same_json(in_fields, base):
+                edits.append(in_fields)
+        if len(edits) == 2 and not same_json(*edits):
+            raise forms.ValidationError("inputs: you changed both the fields and the JSON; keep one of the two edits.")
+        return edits
+
     def clean(self):
         """`inputs` is the edit, or None when the reviewer left the inputs as shown."""
         cleaned = super().clean()
+        self.field_errors = {}
         if self.errors:
             return cleaned
-        edited = self._parsed("inputs")
-        shown = self._parsed("inputs_shown") if self.cleaned_data.get("inputs_shown") else None
-        cleaned["inputs"] = None if edited is None or edited == shown else edited
+        shown = self._parsed("inputs_shown")
+        base = self._parsed("inputs_base") or shown
+        edits = self._edits(base)
+        edited = edits[0] if edits else base
+        cleaned["inputs"] = None if edited is None or (shown is not None and same_json(edited, shown)) else edited
         if cleaned["inputs"] is not None and cleaned.get("decision") != "approve":
             cleaned["inputs"] = None  # a reject or quarantine leaves the inputs as they are
         return cleaned

@@ -1,6 +1,8 @@
 """Reads of the approval workflow: the queue and an action's requests."""
 
+import functools
 import hashlib
+import operator
 from dataclasses import dataclass
 
 from django.db.models import Case, Count, IntegerField, Max, Min, Prefetch, Q, Subquery, Value, When
@@ -127,6 +129,11 @@ def _filtered(requests, filters: QueueFilters):
     return requests
 
 
+def queue_order(tab: str) -> tuple[str, ...]:
+    """A tab's order: critical first, then the longest waiting; decided, newest first."""
+    return ("-decided_at", "-pk") if tab == "decided" else ("-severity", "created_at", "pk")
+
+
 def review_queue(*, filters: QueueFilters, per_page: int = PAGE_SIZE) -> QueuePage:
     """One page of a queue tab: critical first, then the longest waiting (an index read:
     `approvals_queue_order`), the decided tab newest decision first; with the counts per
@@ -141,10 +148,7 @@ def review_queue(*, filters: QueueFilters, per_page: int = PAGE_SIZE) -> QueuePa
         total = sum(counts.values())
     pages = max(1, -(-total // per_page))
     page = min(max(filters.page, 1), pages)
-    if filters.tab == "decided":
-        ordered = requests.order_by("-decided_at", "-pk")
-    else:
-        ordered = requests.order_by("-severity", "created_at", "pk")
+    ordered = requests.order_by(*queue_order(filters.tab))
     start = (page - 1) * per_page
     # Each row's claim comes in the same query (a LEFT JOIN): "Ana is reviewing" costs none.
     rows = list(ordered.select_related("action", "action__deal", "claim")[start:start + per_page])
@@ -157,6 +161,46 @@ def review_queue(*, filters: QueueFilters, per_page: int = PAGE_SIZE) -> QueuePa
 # or the next deadline passed: a reviewer's refresh of an unchanged queue costs no query.
 _queue_changes = feed.subscribe(QUEUE_CHANNEL)
 _queue_version: tuple = (None, None)  # (version, next deadline)
+
+
+@dataclass(frozen=True)
+class Neighbours:
+    """The action ids before and after a request in a queue as filtered (None at an end),
+    and the page of the queue the request is on."""
+
+    previous: str | None
+    next: str | None
+    page: int = 1
+
+
+def _beyond(order: tuple[str, ...], request: ApprovalRequest, *, after: bool) -> Q:
+    """The rows after (or before) `request` in `order`: a keyset, as the index reads it."""
+    terms, equal = [], Q()
+    for name in order:
+        field = name.lstrip("-")
+        value = getattr(request, field)
+        lookup = "gt" if name.startswith("-") != after else "lt"
+        terms.append(equal & Q(**{f"{field}__{lookup}": value}))
+        equal &= Q(**{field: value})
+    return functools.reduce(operator.or_, terms)
+
+
+def queue_neighbours(*, filters: QueueFilters, request: ApprovalRequest, per_page: int = PAGE_SIZE) -> Neighbours:
+    """The requests next to `request` in the queue as `filters` show it, across pages; a
+    request no longer in that queue (decided meanwhile) keeps its place among the others.
+    Three queries."""
+    requests = _filtered(_tab_requests(filters.tab), filters).exclude(pk=request.pk)
+    if filters.risk_level:
+        requests = requests.filter(risk_level=filters.risk_level)
+    order = queue_order(filters.tab)
+    reverse = tuple(name[1:] if name.startswith("-") else f"-{name}" for name in order)
+    ids = requests.values_list("action_id", flat=True)
+    before = requests.filter(_beyond(order, request, after=False))
+    return Neighbours(
+        previous=ids.filter(_beyond(order, request, after=False)).order_by(*reverse).first(),
+        next=ids.filter(_beyond(order, request, after=True)).order_by(*order).first(),
+        page=before.count() // per_page + 1,
+    )
 
 
 def queue_version() -> str:

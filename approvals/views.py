@@ -3,12 +3,12 @@ bulk. Thin: they parse, call one selector or service, and render a page or the p
 htmx asked for. Every rule is the services'; a button is offered only where the
 service would allow it, and the service refuses anyway."""
 
-import json
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
@@ -16,6 +16,7 @@ from django.views.decorators.vary import vary_on_headers
 from accounts.selectors import actor_of
 from approvals import selectors
 from approvals.deciders import approvals_needed, decision_refusal
+from approvals.detail_page import QueueNav, edit_to_confirm, editor_for, inputs_json, queue_nav
 from approvals.forms import BulkDecisionForm, DecisionForm, QueueFilterForm
 from approvals.models import ApprovalRequest, Claim
 from approvals.services.claims import claim_release, claim_renew, claim_take
@@ -53,6 +54,11 @@ class Row:
     @property
     def can_quarantine(self) -> bool:
         return self.can_decide and self.request.state == "pending"
+
+    @property
+    def approve_needs_reason(self) -> bool:
+        """A critical or quarantined request's approval is recorded with a reason."""
+        return self.request.risk_level == "critical" or self.request.state == "quarantined"
 
     @property
     def voted(self) -> bool:
@@ -124,9 +130,17 @@ def queue(request):
     return render(request, template, context)
 
 
-def _detail_context(
-    request, action_id: str, *, message: str = "", message_kind: str = "", inputs_draft: str | None = None
-) -> dict:
+def _queue_nav(request, actor, latest: ApprovalRequest | None) -> QueueNav:
+    """Back to the queue on the page that holds the request, its row asked for."""
+    filters = QueueFilterForm(request.GET).filters(can_see_quarantined=actor.role == "admin")
+    near = selectors.queue_neighbours(filters=filters, request=latest) if latest else None
+    back = _query_string(filters, selected=str(latest.id) if latest else None, page=near.page if near else None)
+    return queue_nav(query=_query_string(filters, page=None), back_query=back, near=near)
+
+
+def _detail_context(request, action_id: str, *, message: str = "", message_kind: str = "", editor: dict | None = None) -> dict:
+    """The detail page's context; `editor` (draft, form) and `confirm` fill the panel's
+    edit as a decision left it."""
     action = selectors.review_action(action_id=action_id)
     if action is None:
         raise Http404(f"No action {action_id}.")
@@ -139,8 +153,9 @@ def _detail_context(
         "action": action,
         "row": _row(latest, actor, timezone.now()) if latest else None,
         "seen": latest.as_seen() if latest else None,
-        "inputs_json": json.dumps(action.inputs, indent=2, ensure_ascii=False, sort_keys=True),
-        "inputs_draft": inputs_draft,
+        "inputs_json": inputs_json(action.inputs),
+        "editor": editor_for(action, **(editor or {})),
+        "nav": _queue_nav(request, actor, latest),
         "checkpoints": list(checkpoints_for_action(action_id=action_id, include_inactive=True).defer("checkpoint_data")),
         "history": selectors.action_history(action_id=action_id),
         "precedent": selectors.precedent_for(action_type=action.action_type, exclude_action_id=action_id),
@@ -157,9 +172,16 @@ def detail(request, action_id):
     return render(request, "approvals/detail.html", _detail_context(request, action_id))
 
 
-def _panel(request, action_id, *, message: str, kind: str) -> HttpResponse:
-    context = _detail_context(request, action_id, message=message, message_kind=kind)
-    return render(request, "approvals/detail.html#panel" if request.htmx else "approvals/detail.html", context)
+def _panel(request, action_id, *, message: str = "", kind: str = "", **extra) -> HttpResponse:
+    """The panel in its new state, with the History out of band (a decision or a take-over
+    made in place is news there too); the whole page when htmx did not ask."""
+    context = _detail_context(request, action_id, message=message, message_kind=kind, editor=extra.pop("editor", None))
+    context.update(extra)
+    if not request.htmx:
+        return render(request, "approvals/detail.html", context)
+    panel = render_to_string("approvals/detail.html#panel", context, request=request)
+    history = render_to_string("approvals/detail.html#history", {**context, "oob": True}, request=request)
+    return HttpResponse(panel + history)
 
 
 @require_POST
@@ -208,34 +230,44 @@ def release(request, action_id):
 def decide(request, action_id):
     """One decision, from a queue row (`where=row`) or the detail page's panel. Answers
     with what the reviewer must see in place: the row gone (decided), the row telling who
-    decided first (conflict), or the panel in its new state."""
+    decided first (conflict), or the panel in its new state. An approval with edited
+    inputs from the panel first answers the panel showing the edit's diff, to confirm."""
     form = DecisionForm(request.POST)
     where = "row" if request.POST.get("where") == "row" else "panel"
-    actor = actor_of(request.user)
-    if not form.is_valid():
-        error = next(iter(form.errors.values()))[0]
-        outcome = DecisionOutcome(action_id, "refused", f"{error}")
-    else:
+    if where == "panel" and form.is_valid():
         data = form.cleaned_data
-        try:
-            decided = approval_decide(
-                action_id=action_id, actor=actor, decision=data["decision"], reason=data["reason"], inputs=data["inputs"]
-            )
-        except HitlError as exc:
-            outcome = DecisionOutcome.failed(action_id, exc)
-        else:
-            outcome = DecisionOutcome.decided(action_id, decided)
-    # A refused edit keeps the reviewer's text in the editor, to fix it.
-    draft = form.data.get("inputs") if outcome.outcome == "refused" and form.data.get("inputs") else None
+        if request.POST.get("step") == "edit":  # back from the diff, to change the edit
+            return _panel(request, action_id, editor={"draft": data["inputs"]}, reason_draft=data["reason"])
+        if data["decision"] == "approve" and data["inputs"] is not None and not data["confirmed"]:
+            action = selectors.review_action(action_id=action_id)
+            if action is None:
+                raise Http404(f"No action {action_id}.")
+            return _panel(request, action_id, confirm=edit_to_confirm(action, data["inputs"], data["reason"]))
+    outcome = _decision_outcome(form, action_id, actor_of(request.user))
     if where == "row":
         response = render(request, "approvals/_row_outcome.html", {"outcome": outcome, "decision": form.data.get("decision")})
         if outcome.outcome in ("refused", "missing", "claimed"):
             response["HX-Reswap"] = "none"  # the row stays as it was; the message says why
         return response
-    context = _detail_context(request, action_id, message=outcome.detail, message_kind=outcome.outcome, inputs_draft=draft)
-    if not request.htmx:
-        return render(request, "approvals/detail.html", context)
-    return render(request, "approvals/detail.html#panel", context)
+    refused = outcome.outcome == "refused"
+    return _panel(
+        request, action_id, message=outcome.detail, kind=outcome.outcome, editor={"form": form} if refused else None,
+        reason_draft=form.data.get("reason", "") if refused and form.data.get("decision") == "approve" else "",
+        reason_error=refused and form.data.get("decision") == "approve" and outcome.detail.startswith("reason"),
+    )
+
+
+def _decision_outcome(form: DecisionForm, action_id: str, actor) -> DecisionOutcome:
+    if not form.is_valid():
+        return DecisionOutcome(action_id, "refused", next(iter(form.errors.values()))[0])
+    data = form.cleaned_data
+    try:
+        decided = approval_decide(
+            action_id=action_id, actor=actor, decision=data["decision"], reason=data["reason"], inputs=data["inputs"]
+        )
+    except HitlError as exc:
+        return DecisionOutcome.failed(action_id, exc)
+    return DecisionOutcome.decided(action_id, decided)
 
 
 @require_POST
@@ -261,6 +293,6 @@ def checkpoint_data(request, action_id, checkpoint_id):
         checkpoint = checkpoint_for_action(action_id=action_id, checkpoint_id=checkpoint_id)
     except NotFound:
         raise Http404("No such checkpoint.") from None
-    data = json.dumps(checkpoint.checkpoint_data, indent=2, ensure_ascii=False, sort_keys=True)
+    data = inputs_json(checkpoint.checkpoint_data)
     return render(request, "approvals/_checkpoint_data.html", {"data": data})
 

@@ -142,15 +142,18 @@ def test_edit_and_approve_on_the_detail_page(live_server, pages, people, engine)
     page = pages()
     sign_in(page, live_server.url, "olu@example.com")
     page.goto(f"{live_server.url}/actions/ACT-EDIT-B/")
-    page.locator("details.edit-inputs summary").click()
-    page.fill("#edit-inputs", '{"subject": "Next steps", ')
-    page.get_by_role("button", name="Approve").click()
+    page.locator("details.edit-inputs > summary").click()
+    page.locator("details.edit-json > summary").click()
+    page.fill("#edit-inputs-json", '{"subject": "Next steps", ')
+    page.get_by_role("button", name="Approve", exact=True).click()
     expect(page.locator("#decision-panel")).to_contain_text("inputs: not valid JSON")
-    expect(page.locator("#edit-inputs")).to_have_value('{"subject": "Next steps", ')  # kept, to fix it
+    expect(page.locator("#edit-inputs-json")).to_have_value('{"subject": "Next steps", ')  # kept, to fix it
     assert ApprovalRequest.objects.get(action_id="ACT-EDIT-B").state == "pending"
 
-    page.fill("#edit-inputs", '{"subject": "Next steps", "body": "Hello"}')
-    page.get_by_role("button", name="Approve").click()
+    page.fill("#edit-inputs-json", '{"subject": "Next steps", "body": "Hello"}')
+    page.get_by_role("button", name="Approve", exact=True).click()
+    expect(page.locator("table.diff")).to_contain_text("Nxt steps")  # the diff first
+    page.get_by_role("button", name="Approve with these changes").click()
     expect(page.locator("#decision-panel")).to_contain_text("Done: Approved.")
     assert Action.objects.get(pk="ACT-EDIT-B").inputs == {"subject": "Next steps", "body": "Hello"}
     edit = DealEvent.objects.get(event_type="hitl.inputs_edited", details__action_id="ACT-EDIT-B")

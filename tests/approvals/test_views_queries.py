@@ -23,9 +23,10 @@ QUEUE_QUERIES = 6
 # The detail page: the session, its user, the action with its deal, the account and role,
 # the latest request with its claim (a join; its action is the one already read), the
 # checkpoints (without their data, which loads on demand), the history, and the
-# precedent's counts and latest few (with their actions). Reading the page writes
-# nothing: the page claims its request by a POST of its own.
-DETAIL_QUERIES = 10
+# precedent's counts and latest few (with their actions), and the requests before and
+# after it in the queue it was opened from, and the page of that queue it is on. Reading
+# the page writes nothing: the page claims its request by a POST of its own.
+DETAIL_QUERIES = 13
 # An unchanged queue answers 204 before the view reads anything: the session and its user.
 UNCHANGED_REFRESH_MAX_QUERIES = 2
 
