@@ -5,7 +5,6 @@ import json
 
 import httpx
 import pytest
-
 from zakops_hitl_client import (
     AsyncHitlClient,
     BadRequest,

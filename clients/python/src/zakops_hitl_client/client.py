@@ -49,12 +49,13 @@ class _Calls:
 
     @staticmethod
     def save_checkpoint(action_id: str, name: str, data: dict[str, Any], *, checkpoint_type: str,
-                        correlation_id: str | None, run_id: str | None, expires_in_hours: float | None) -> Call:
+                        correlation_id: str | None, run_id: str | None, expires_in_hours: float | None,
+                        idempotency_key: str | None) -> Call:
         payload = without_none(
             checkpoint_name=name, checkpoint_data=data, checkpoint_type=checkpoint_type,
             correlation_id=correlation_id, run_id=run_id, expires_in_hours=expires_in_hours,
         )
-        return write(f"/actions/{segment(action_id)}/checkpoints", payload)
+        return write(f"/actions/{segment(action_id)}/checkpoints", payload, key=idempotency_key)
 
     @staticmethod
     def latest_checkpoint(action_id: str, name: str | None) -> Call:
@@ -191,11 +192,12 @@ class HitlClient:
 
     def save_checkpoint(self, action_id: str, name: str, data: dict[str, Any], *, checkpoint_type: str = "state",
                         correlation_id: str | None = None, run_id: str | None = None,
-                        expires_in_hours: float | None = None) -> Checkpoint:
-        """Save a checkpoint with the action's next sequence number."""
+                        expires_in_hours: float | None = None, idempotency_key: str | None = None) -> Checkpoint:
+        """Save a checkpoint with the action's next sequence number. With the same
+        `idempotency_key` (within the server's 48 hours) the first save is answered again."""
         call = _Calls.save_checkpoint(
             action_id, name, data, checkpoint_type=checkpoint_type, correlation_id=correlation_id, run_id=run_id,
-            expires_in_hours=expires_in_hours,
+            expires_in_hours=expires_in_hours, idempotency_key=idempotency_key,
         )
         return Checkpoint.from_json(_core.json_object(self._send(call)))
 
@@ -297,10 +299,11 @@ class AsyncHitlClient:
 
     async def save_checkpoint(self, action_id: str, name: str, data: dict[str, Any], *,
                               checkpoint_type: str = "state", correlation_id: str | None = None,
-                              run_id: str | None = None, expires_in_hours: float | None = None) -> Checkpoint:
+                              run_id: str | None = None, expires_in_hours: float | None = None,
+                              idempotency_key: str | None = None) -> Checkpoint:
         call = _Calls.save_checkpoint(
             action_id, name, data, checkpoint_type=checkpoint_type, correlation_id=correlation_id, run_id=run_id,
-            expires_in_hours=expires_in_hours,
+            expires_in_hours=expires_in_hours, idempotency_key=idempotency_key,
         )
         return Checkpoint.from_json(_core.json_object(await self._send(call)))
 
