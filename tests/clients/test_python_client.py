@@ -7,6 +7,7 @@ import threading
 
 import httpx
 import pytest
+from django.db import connection
 from zakops_hitl_client import (
     AsyncHitlClient,
     BadRequest,
@@ -26,8 +27,19 @@ from zakops.models import ExecutionCheckpoint
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
+def closing(work):
+    """`work` for another thread: its database connection closed when done, so that the
+    test database can be dropped."""
+    def run(*args, **kwargs):
+        try:
+            return work(*args, **kwargs)
+        finally:
+            connection.close()
+    return run
+
+
 def later(seconds, work):
-    timer = threading.Timer(seconds, work)
+    timer = threading.Timer(seconds, closing(work))
     timer.start()
     return timer
 
@@ -114,7 +126,7 @@ def test_the_async_client_does_the_same(live_server, engine_token, admins):
         async with AsyncHitlClient(live_server.url, engine_token) as client:
             opened = await client.request_approval("ACT-CLIENT-6", "COMMUNICATION.DRAFT_EMAIL", {"subject": "Hi"})
             await asyncio.to_thread(
-                approval_decide, action_id="ACT-CLIENT-6", actor=admins["olu"], decision="approve", reason="",
+                closing(approval_decide), action_id="ACT-CLIENT-6", actor=admins["olu"], decision="approve", reason="",
                 inputs={"subject": "Hello"},
             )
             return opened, await client.wait_for_decision("ACT-CLIENT-6", timeout=10, poll_interval=0.1)
