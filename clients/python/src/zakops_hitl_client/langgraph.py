@@ -20,7 +20,7 @@ from typing import Any, TypedDict
 from langgraph.types import Command, interrupt
 
 from zakops_hitl_client.client import HitlClient
-from zakops_hitl_client.errors import Conflict
+from zakops_hitl_client.errors import Conflict, NotFound
 from zakops_hitl_client.models import Approval, Assessment, Decision
 
 RUN_CHECKPOINT = "hitl.gate.run"
@@ -105,6 +105,17 @@ def _result(client: HitlClient, call: ToolCall, assessment: Assessment, decision
     )
 
 
+def _opened(client: HitlClient, call: ToolCall) -> Approval:
+    """The call's request: the one the server holds (this node ran before: the request may
+    be decided, its inputs edited), else a new one. Never a second."""
+    try:
+        return client.get_approval(call["action_id"])
+    except NotFound:
+        return client.request_approval(
+            call["action_id"], call["action_type"], call["args"], title=call.get("title"), deal_id=call.get("deal_id"),
+        )
+
+
 def approval_gates(client: HitlClient, calls: list[ToolCall]) -> list[GateResult]:
     """The gate for several pending tool calls at once: one request each, one pause for
     all of them, and the graph goes on only when every one is decided. Results in the
@@ -117,10 +128,7 @@ def approval_gates(client: HitlClient, calls: list[ToolCall]) -> list[GateResult
             results[i] = GateResult(call["action_id"], True, call["args"], "", None, "not_required", False,
                                     assessment.level)
             continue
-        approvals[i] = client.request_approval(
-            call["action_id"], call["action_type"], call["args"], title=call.get("title"),
-            deal_id=call.get("deal_id"),
-        )
+        approvals[i] = _opened(client, call)
     while any(a.is_open for a in approvals.values()):
         waiting = [_interrupt_item(calls[i], assessments[i], a) for i, a in approvals.items()]
         interrupt(waiting)  # the value it resumes with is not trusted: the API says what was decided
