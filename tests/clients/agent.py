@@ -2,7 +2,9 @@
 proposes the tool calls it is given, a second node passes them through the approval gate
 and runs the approved ones. The tool records each run, so a test can count them."""
 
+import json
 import operator
+import os
 from typing import Annotated, Any, TypedDict
 
 from langgraph.checkpoint.memory import InMemorySaver
@@ -55,3 +57,45 @@ def call(action_id: str, action_type: str, **args) -> dict[str, Any]:
 
 def thread(name: str) -> dict:
     return {"configurable": {"thread_id": name}}
+
+
+class FileToolLog(ToolLog):
+    """The tool of an agent run by other processes (the resumer): each run is a line of
+    a file, which the test reads."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+
+    def run(self, action_id: str, args: dict) -> str:
+        with open(self.path, "a") as log:
+            log.write(json.dumps([action_id, args]) + "\n")
+        return f"ran {action_id}"
+
+    def read(self) -> list:
+        try:
+            with open(self.path) as log:
+                return [tuple(json.loads(line)) for line in log]
+        except FileNotFoundError:
+            return []
+
+
+def postgres_checkpointer(url: str):
+    """LangGraph's PostgresSaver on `url` (its tables made if missing)."""
+    import psycopg
+    from langgraph.checkpoint.postgres import PostgresSaver
+    from psycopg.rows import dict_row
+
+    saver = PostgresSaver(psycopg.connect(url, autocommit=True, prepare_threshold=0, row_factory=dict_row))
+    saver.setup()
+    return saver
+
+
+def postgres_agent():
+    """The agent with a durable checkpointer, for `python -m zakops_hitl_client.resumer
+    --graph tests.clients.agent:postgres_agent`: AGENT_DB_URL, HITL_URL, HITL_TOKEN and
+    AGENT_TOOL_LOG say where everything is."""
+    from zakops_hitl_client import HitlClient
+
+    client = HitlClient(os.environ["HITL_URL"], os.environ["HITL_TOKEN"])
+    return build_agent(client, FileToolLog(os.environ["AGENT_TOOL_LOG"]), postgres_checkpointer(os.environ["AGENT_DB_URL"]))
