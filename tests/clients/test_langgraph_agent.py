@@ -2,6 +2,8 @@
 the client's approval gate against the app served on loopback: what runs, what never
 runs, and that the graph trusts the server, not the value it is resumed with."""
 
+import os
+import subprocess
 import threading
 from datetime import timedelta
 
@@ -15,6 +17,7 @@ from zakops_hitl_client.resumer import run_resumer
 from approvals.models import ApprovalRequest
 from approvals.services.decisions import approval_decide
 from tests.clients.agent import ToolLog, build_agent, call, thread
+from tests.servers import PYTHON, ROOT
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 LOI = "DOCUMENT.GENERATE_LOI"  # high: a person decides
@@ -143,3 +146,23 @@ def test_the_node_run_twice_and_the_resumer_restarted_still_make_one_request_and
     assert tools.runs == [("ACT-LG-10", {"template": "standard"})]
     outcomes = sorted(agent.get_state(t).values["outcomes"][0] for t in (first, second))
     assert outcomes == ["not run ACT-LG-10: already_run: ", "ran ACT-LG-10"]
+
+
+def test_the_example_agent_waits_for_the_reviewer_and_prints_what_ran(live_server, engine_token, admins):
+    env = {**os.environ, "HITL_TOKEN": engine_token}
+    example = subprocess.Popen(
+        [str(PYTHON), "examples/langgraph_agent.py", "--base-url", live_server.url, "--wait", "30"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        waiting = example.stdout.readline()
+        assert waiting.startswith("waiting for a reviewer: ACT-EXAMPLE-"), waiting + example.stdout.read()
+        action_id = waiting.split()[4]
+        approval_decide(action_id=action_id, actor=admins["olu"], decision="approve", reason="",
+                        inputs={"deal_id": "DL-0001", "template": "short", "price": 4_000_000})
+        out, _ = example.communicate(timeout=60)
+    finally:
+        example.kill()
+    assert example.returncode == 0, out
+    assert "summary of DL-0001" in out
+    assert f"{action_id}: LOI generated with {{'deal_id': 'DL-0001', 'template': 'short', 'price': 4000000}}" in out
