@@ -15,6 +15,7 @@ from zakops_hitl_client import (
     NotFound,
     PayloadTooLarge,
     Retry,
+    Unauthorized,
     Unavailable,
     ValidationError,
 )
@@ -84,6 +85,7 @@ def test_503_after_every_retry_is_unavailable_with_the_servers_detail():
 @pytest.mark.parametrize(("status", "body", "kind"), [
     (400, {"detail": "action_type: This field is required.", "field": "action_type"}, BadRequest),
     (400, {"detail": "Invalid input.", "errors": {"action_type": ["required"]}}, ValidationError),
+    (401, {"detail": "Authentication credentials were not provided."}, Unauthorized),
     (403, {"detail": "Only the engine opens approval requests."}, Forbidden),
     (404, {"detail": "Action A-1 has no approval request."}, NotFound),
     (409, {"detail": "Already approved.", "state": "approved"}, Conflict),

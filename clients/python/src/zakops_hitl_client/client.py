@@ -178,7 +178,10 @@ class HitlClient:
                 pace.unchanged()
             else:
                 fresh = Approval.from_json(_core.json_object(answer))
-                pace.changed() if approval is None or fresh.raw != approval.raw else pace.unchanged()
+                if approval is None or fresh.raw != approval.raw:
+                    pace.changed()
+                else:
+                    pace.unchanged()
                 approval, etag = fresh, answer.etag
                 if approval.is_final:
                     return self.decision_of(approval)
@@ -286,7 +289,10 @@ class AsyncHitlClient:
                 pace.unchanged()
             else:
                 fresh = Approval.from_json(_core.json_object(answer))
-                pace.changed() if approval is None or fresh.raw != approval.raw else pace.unchanged()
+                if approval is None or fresh.raw != approval.raw:
+                    pace.changed()
+                else:
+                    pace.unchanged()
                 approval, etag = fresh, answer.etag
                 if approval.is_final:
                     return await self.decision_of(approval)
