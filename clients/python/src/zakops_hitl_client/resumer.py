@@ -16,6 +16,7 @@ import importlib
 import logging
 import os
 import threading
+import time
 from typing import Any
 
 from zakops_hitl_client.client import HitlClient
@@ -26,17 +27,27 @@ log = logging.getLogger("zakops_hitl_client.resumer")
 
 
 def run_resumer(graph: Any, client: HitlClient, *, interval: float = 2.0, stop: threading.Event | None = None,
-                thread_ids: list[str] | None = None) -> None:
-    """Resume decided threads every `interval` seconds until `stop` is set. An error of
-    one pass (the server unreachable) is logged and the next pass tries again."""
+                wake: threading.Event | None = None, thread_ids: list[str] | None = None) -> None:
+    """Resume decided threads every `interval` seconds until `stop` is set. Setting `wake`
+    (a webhook receiver told of a decision) starts the next pass at once. An error of one
+    pass (the server unreachable) is logged and the next pass tries again."""
     stop = stop or threading.Event()
+    wake = wake or threading.Event()
     while not stop.is_set():
+        wake.clear()
         try:
             for thread in resume_all(graph, client, thread_ids):
                 log.info("resumed thread %s", thread)
         except HitlError as exc:
             log.warning("resumer pass failed: %s", exc)
-        stop.wait(interval)
+        _sleep(stop, wake, interval)
+
+
+def _sleep(stop: threading.Event, wake: threading.Event, seconds: float) -> None:
+    """Until `seconds` pass, `stop` is set or `wake` is set."""
+    ends = time.monotonic() + seconds
+    while not (stop.is_set() or wake.is_set()) and time.monotonic() < ends:
+        wake.wait(min(0.05, max(ends - time.monotonic(), 0)))
 
 
 def load_graph(spec: str) -> Any:
