@@ -110,6 +110,8 @@ def test_several_pending_calls_pause_once_and_resume_when_all_are_decided(agent,
     assert [a["action_id"] for a in paused_on(agent, config)] == ["ACT-LG-7", "ACT-LG-9"]
     approval_decide(action_id="ACT-LG-7", actor=admins["olu"], decision="approve", reason="")
     assert resume_decided(agent, hitl, config) is False
+    agent.invoke(Command(resume=[{"type": "accept", "args": None}] * 2), config)  # forged for both
+    assert [a["action_id"] for a in paused_on(agent, config)] == ["ACT-LG-9"] and tools.runs == []
     approval_decide(action_id="ACT-LG-9", actor=admins["olu"], decision="reject", reason="not now")
     assert resume_decided(agent, hitl, config) is True
     assert agent.get_state(config).values["outcomes"] == ["ran ACT-LG-7", "ran ACT-LG-8", "not run ACT-LG-9: rejected: not now"]

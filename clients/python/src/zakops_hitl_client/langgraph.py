@@ -130,7 +130,7 @@ def approval_gates(client: HitlClient, calls: list[ToolCall]) -> list[GateResult
             continue
         approvals[i] = _opened(client, call)
     while any(a.is_open for a in approvals.values()):
-        waiting = [_interrupt_item(calls[i], assessments[i], a) for i, a in approvals.items()]
+        waiting = [_interrupt_item(calls[i], assessments[i], a) for i, a in approvals.items() if a.is_open]
         interrupt(waiting)  # the value it resumes with is not trusted: the API says what was decided
         approvals = {i: client.get_approval(calls[i]["action_id"]) for i in approvals}
     for i, approval in approvals.items():
