@@ -14,7 +14,7 @@ from langgraph.checkpoint.memory import InMemorySaver  # noqa: E402
 from langgraph.graph import END, START, StateGraph  # noqa: E402
 from langgraph.types import Command  # noqa: E402
 from zakops_hitl_client import HitlClient, Retry  # noqa: E402
-from zakops_hitl_client.langgraph import approval_gate, resume_decided  # noqa: E402
+from zakops_hitl_client.langgraph import approval_gate, resume_all, resume_decided  # noqa: E402
 from zakops_hitl_client.resumer import run_resumer  # noqa: E402
 
 
@@ -139,3 +139,25 @@ def test_the_resumer_wakes_at_once_when_told_of_a_decision(client, fake):
         stop.set()
         worker.join(timeout=5)
     assert runs == [{"template": "standard"}]
+
+
+def test_a_thread_whose_tool_fails_does_not_stop_the_others(client, fake):
+    runs = []
+
+    def node(state):
+        result = approval_gate(client, action_id=state["action_id"], action_type="DOCUMENT.GENERATE_LOI", args={})
+        if state["action_id"] == "A-BAD":
+            raise RuntimeError("the tool failed")
+        runs.append(result.action_id)
+        return {"outcome": result.state}
+
+    graph = StateGraph(dict)
+    graph.add_node("node", node)
+    graph.add_edge(START, "node")
+    graph.add_edge("node", END)
+    graph = graph.compile(checkpointer=InMemorySaver())
+    for action_id in ("A-BAD", "A-GOOD"):
+        graph.invoke({"action_id": action_id}, {"configurable": {"thread_id": action_id}})
+        fake.decide(action_id, "approved")
+    assert resume_all(graph, client) == ["A-GOOD"]
+    assert runs == ["A-GOOD"]

@@ -14,6 +14,7 @@ Needs the `langgraph` extra: `pip install zakops-hitl-client[langgraph]`.
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
@@ -24,6 +25,7 @@ from zakops_hitl_client.errors import Conflict, NotFound
 from zakops_hitl_client.models import Approval, Assessment, Decision
 
 RUN_CHECKPOINT = "hitl.gate.run"
+log = logging.getLogger("zakops_hitl_client.langgraph")
 
 
 class ToolCall(TypedDict, total=False):
@@ -206,9 +208,15 @@ def paused_threads(graph: Any) -> list[str]:
 
 
 def resume_all(graph: Any, client: HitlClient, thread_ids: list[str] | None = None) -> list[str]:
-    """resume_decided for every thread (the checkpointer's, unless given); the ids resumed."""
+    """resume_decided for every thread (the checkpointer's, unless given); the ids resumed.
+    A thread that fails (its tool raised, the server refused) is logged and the others are
+    still resumed; the failed one is tried again on the next pass only if it is still
+    paused."""
     resumed = []
     for thread in thread_ids if thread_ids is not None else paused_threads(graph):
-        if resume_decided(graph, client, {"configurable": {"thread_id": thread}}):
-            resumed.append(thread)
+        try:
+            if resume_decided(graph, client, {"configurable": {"thread_id": thread}}):
+                resumed.append(thread)
+        except Exception:
+            log.exception("resuming thread %s failed", thread)
     return resumed

@@ -30,7 +30,8 @@ def run_resumer(graph: Any, client: HitlClient, *, interval: float = 2.0, stop: 
                 wake: threading.Event | None = None, thread_ids: list[str] | None = None) -> None:
     """Resume decided threads every `interval` seconds until `stop` is set. Setting `wake`
     (a webhook receiver told of a decision) starts the next pass at once. An error of one
-    pass (the server unreachable) is logged and the next pass tries again."""
+    pass (the server or the checkpointer's database unreachable) is logged and the next
+    pass tries again; a thread that fails does not stop the others (see resume_all)."""
     stop = stop or threading.Event()
     wake = wake or threading.Event()
     while not stop.is_set():
@@ -40,6 +41,8 @@ def run_resumer(graph: Any, client: HitlClient, *, interval: float = 2.0, stop: 
                 log.info("resumed thread %s", thread)
         except HitlError as exc:
             log.warning("resumer pass failed: %s", exc)
+        except Exception:  # the checkpointer's database, say: the next pass tries again
+            log.exception("resumer pass failed")
         _sleep(stop, wake, interval)
 
 
