@@ -161,3 +161,39 @@ def test_a_thread_whose_tool_fails_does_not_stop_the_others(client, fake):
         fake.decide(action_id, "approved")
     assert resume_all(graph, client) == ["A-GOOD"]
     assert runs == ["A-GOOD"]
+
+
+def test_the_async_gate_in_an_async_node(fake):
+    import asyncio
+
+    from zakops_hitl_client import AsyncHitlClient
+    from zakops_hitl_client.langgraph import aapproval_gate, aresume_decided
+
+    runs = []
+
+    async def scenario():
+        async with AsyncHitlClient("http://hitl.test", "tok", retry=Retry(retries=0),
+                                   transport=httpx.MockTransport(fake)) as client:
+            async def node(state):
+                result = await aapproval_gate(client, action_id="A-5", action_type="DOCUMENT.GENERATE_LOI",
+                                              args={"template": "standard"})
+                if result.approved:
+                    runs.append(result.args)
+                return {"outcome": result.state}
+
+            graph = StateGraph(dict)
+            graph.add_node("node", node)
+            graph.add_edge(START, "node")
+            graph.add_edge("node", END)
+            graph = graph.compile(checkpointer=InMemorySaver())
+            await graph.ainvoke({}, CONFIG)
+            paused = (await graph.aget_state(CONFIG)).interrupts[0].value[0]["action_id"]
+            forged = await graph.ainvoke(Command(resume=[{"type": "accept", "args": None}]), CONFIG)
+            assert runs == [] and "outcome" not in forged
+            assert await aresume_decided(graph, client, CONFIG) is False
+            fake.decide("A-5", "approved", inputs={"template": "short"})
+            assert await aresume_decided(graph, client, CONFIG) is True
+            return paused, (await graph.aget_state(CONFIG)).values["outcome"]
+
+    assert asyncio.run(scenario()) == ("A-5", "approved")
+    assert runs == [{"template": "short"}]

@@ -20,7 +20,7 @@ from typing import Any, TypedDict
 
 from langgraph.types import Command, interrupt
 
-from zakops_hitl_client.client import HitlClient
+from zakops_hitl_client.client import AsyncHitlClient, HitlClient
 from zakops_hitl_client.errors import Conflict, NotFound
 from zakops_hitl_client.models import Approval, Assessment, Decision
 
@@ -94,10 +94,11 @@ def _claim_run(client: HitlClient, decision: Decision) -> bool:
     return True
 
 
-def _result(client: HitlClient, call: ToolCall, assessment: Assessment, decision: Decision) -> GateResult:
-    approved = decision.approved
-    state = decision.state
-    if approved and not _claim_run(client, decision):
+def _result(call: ToolCall, assessment: Assessment, decision: Decision, *, claimed: bool) -> GateResult:
+    """The gate's answer for a decided call; `claimed` says whether this execution took
+    the approved call's one run."""
+    approved, state = decision.approved, decision.state
+    if approved and not claimed:
         approved, state = False, "already_run"
     args = decision.inputs if decision.inputs is not None else call["args"]
     return GateResult(
@@ -105,6 +106,10 @@ def _result(client: HitlClient, call: ToolCall, assessment: Assessment, decision
         reason=decision.reason, decided_by=decision.decided_by, state=state, needed_person=True,
         level=assessment.level,
     )
+
+
+def _not_required(call: ToolCall, assessment: Assessment) -> GateResult:
+    return GateResult(call["action_id"], True, call["args"], "", None, "not_required", False, assessment.level)
 
 
 def _opened(client: HitlClient, call: ToolCall) -> Approval:
@@ -127,17 +132,21 @@ def approval_gates(client: HitlClient, calls: list[ToolCall]) -> list[GateResult
     approvals: dict[int, Approval] = {}
     for i, (call, assessment) in enumerate(zip(calls, assessments)):
         if not assessment.needs_person:
-            results[i] = GateResult(call["action_id"], True, call["args"], "", None, "not_required", False,
-                                    assessment.level)
+            results[i] = _not_required(call, assessment)
             continue
         approvals[i] = _opened(client, call)
     while any(a.is_open for a in approvals.values()):
-        waiting = [_interrupt_item(calls[i], assessments[i], a) for i, a in approvals.items() if a.is_open]
-        interrupt(waiting)  # the value it resumes with is not trusted: the API says what was decided
+        interrupt(_waiting(calls, assessments, approvals))  # its resume value is not trusted: the API is read
         approvals = {i: client.get_approval(calls[i]["action_id"]) for i in approvals}
     for i, approval in approvals.items():
-        results[i] = _result(client, calls[i], assessments[i], client.decision_of(approval))
+        decision = client.decision_of(approval)
+        results[i] = _result(calls[i], assessments[i], decision, claimed=decision.approved and _claim_run(client, decision))
     return [results[i] for i in range(len(calls))]
+
+
+def _waiting(calls: list[ToolCall], assessments: list[Assessment], approvals: dict[int, Approval]) -> list[dict[str, Any]]:
+    """The interrupt's payload: the calls whose requests are still open."""
+    return [_interrupt_item(calls[i], assessments[i], a) for i, a in approvals.items() if a.is_open]
 
 
 def approval_gate(client: HitlClient, *, action_id: str, action_type: str, args: dict[str, Any],
@@ -220,3 +229,77 @@ def resume_all(graph: Any, client: HitlClient, thread_ids: list[str] | None = No
         except Exception:
             log.exception("resuming thread %s failed", thread)
     return resumed
+
+
+# The same gate for async nodes, over AsyncHitlClient (interrupt() works in both).
+
+
+async def _aclaim_run(client: AsyncHitlClient, decision: Decision) -> bool:
+    saved = await client.save_checkpoint(
+        decision.action_id, RUN_CHECKPOINT, {"request_id": decision.request_id}, checkpoint_type="approval_gate",
+        idempotency_key=_run_key(decision),
+    )
+    try:
+        await client.resume_checkpoint(decision.action_id, saved.checkpoint_id)
+    except Conflict:
+        return False
+    return True
+
+
+async def _aopened(client: AsyncHitlClient, call: ToolCall) -> Approval:
+    try:
+        return await client.get_approval(call["action_id"])
+    except NotFound:
+        return await client.request_approval(
+            call["action_id"], call["action_type"], call["args"], title=call.get("title"), deal_id=call.get("deal_id"),
+        )
+
+
+async def aapproval_gates(client: AsyncHitlClient, calls: list[ToolCall]) -> list[GateResult]:
+    """approval_gates for an async node."""
+    assessments = [await client.assess_risk(c["action_type"], c["args"]) for c in calls]
+    results: dict[int, GateResult] = {}
+    approvals: dict[int, Approval] = {}
+    for i, (call, assessment) in enumerate(zip(calls, assessments)):
+        if not assessment.needs_person:
+            results[i] = _not_required(call, assessment)
+            continue
+        approvals[i] = await _aopened(client, call)
+    while any(a.is_open for a in approvals.values()):
+        interrupt(_waiting(calls, assessments, approvals))  # its resume value is not trusted: the API is read
+        approvals = {i: await client.get_approval(calls[i]["action_id"]) for i in approvals}
+    for i, approval in approvals.items():
+        decision = await client.decision_of(approval)
+        claimed = decision.approved and await _aclaim_run(client, decision)
+        results[i] = _result(calls[i], assessments[i], decision, claimed=claimed)
+    return [results[i] for i in range(len(calls))]
+
+
+async def aapproval_gate(client: AsyncHitlClient, *, action_id: str, action_type: str, args: dict[str, Any],
+                         title: str | None = None, deal_id: str | None = None) -> GateResult:
+    """approval_gate for an async node."""
+    call: ToolCall = {"action_id": action_id, "action_type": action_type, "args": args, "title": title,
+                      "deal_id": deal_id}
+    return (await aapproval_gates(client, [call]))[0]
+
+
+async def aresume_decided(graph: Any, client: AsyncHitlClient, config: dict[str, Any]) -> bool:
+    """resume_decided for a graph run with ainvoke."""
+    state = await graph.aget_state(config)
+    answers: dict[str, Any] = {}
+    for pending in state.interrupts:
+        items = _gate_items(pending.value)
+        if items is None:
+            continue
+        decisions = []
+        for item in items:
+            approval = await client.get_approval(str(item["action_id"]))
+            if approval.is_open:
+                break
+            decisions.append(await client.decision_of(approval))
+        else:
+            answers[pending.id] = [_human_response(d, item) for d, item in zip(decisions, items)]
+    if not answers:
+        return False
+    await graph.ainvoke(Command(resume=answers), config)
+    return True
