@@ -275,3 +275,12 @@ def request_counts() -> RequestCounts:
     for state, level, n in rows:
         waiting[(state, level)] = waiting.get((state, level), 0) + n
     return RequestCounts(open=waiting, expired=ApprovalRequest.objects.filter(state=RequestState.EXPIRED).count())
+
+
+ENGINE_ACTION_FIELDS = ("action_id", "action_type", "status", "title", "deal_id", "inputs", "risk_level", "updated_at")
+
+
+def action_for_engine(*, action_id: str) -> Action | None:
+    """The action as the engine must run it: its inputs as stored now (a reviewer's edits
+    included once approved) and its status."""
+    return Action.objects.only(*ENGINE_ACTION_FIELDS).filter(pk=action_id).first()

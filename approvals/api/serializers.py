@@ -206,3 +206,15 @@ def approval_json(approval: ApprovalRequest) -> dict:
         value = getattr(approval, attribute)
         answer[name] = value if value is None or writer is None else writer(value)
     return answer
+
+
+class EngineActionSerializer(serializers.Serializer):
+    action_id = serializers.CharField()
+    action_type = serializers.CharField()
+    status = serializers.CharField(allow_null=True, help_text="The engine may run the action only when it is QUEUED.")
+    title = serializers.CharField(allow_null=True)
+    deal_id = serializers.CharField(allow_null=True)
+    risk_level = serializers.CharField(allow_null=True)
+    inputs = serializers.JSONField(
+        allow_null=True, help_text="The inputs as stored now: once approved, the ones approved (a reviewer's edits included)."
+    )

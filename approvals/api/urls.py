@@ -13,4 +13,5 @@ urlpatterns = [
     path("actions/<str:action_id>/release", views.ReleaseView.as_view(), name="api-action-release"),
     path("decisions", views.DecisionsView.as_view(), name="api-decisions"),
     path("actions/<str:action_id>/cancel", views.ActionCancelView.as_view(), name="api-action-cancel"),
+    path("actions/<str:action_id>", views.EngineActionView.as_view(), name="api-action"),
 ]

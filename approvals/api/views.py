@@ -274,3 +274,15 @@ def _plain(conflict: dict | None) -> dict | None:
         return None
     return {key: serializers.DateTimeField().to_representation(value) if hasattr(value, "isoformat") else value
             for key, value in conflict.items()}
+
+
+class EngineActionView(HitlAPIView):
+    @extend_schema(
+        responses={200: s.EngineActionSerializer, 404: OpenApiResponse(description="Unknown action.")},
+        summary="The action as the engine must run it: its status and its inputs as approved",
+    )
+    def get(self, request, action_id):
+        action = selectors.action_for_engine(action_id=action_id)
+        if action is None:
+            raise NotFound(f"No action {action_id}.")
+        return Response(s.EngineActionSerializer(action).data)
