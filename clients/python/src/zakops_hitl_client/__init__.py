@@ -1,5 +1,6 @@
 """The ZakOps HITL API client: assess risk, request approval, wait for the decision,
-save and resume checkpoints. `zakops_hitl_client.langgraph` holds the LangGraph gate."""
+save and resume checkpoints. `zakops_hitl_client.langgraph` holds the LangGraph gate;
+`verify_webhook` checks a decision the server pushed to the engine's webhook."""
 
 __version__ = "0.1.0"
 
@@ -19,10 +20,12 @@ from zakops_hitl_client.errors import (  # noqa: E402
     ValidationError,
 )
 from zakops_hitl_client.models import Approval, Assessment, Checkpoint, Decision, Resumed  # noqa: E402
+from zakops_hitl_client.webhooks import DecidedEvent, WebhookVerificationError, verify_webhook  # noqa: E402
 
 __all__ = [
     "__version__", "AsyncHitlClient", "HitlClient", "Retry",
     "Approval", "Assessment", "Checkpoint", "Decision", "Resumed",
     "HitlError", "BadRequest", "ValidationError", "Unauthorized", "Forbidden", "NotFound", "Conflict",
     "PayloadTooLarge", "IdempotencyMismatch", "Unavailable", "DecisionTimeout",
+    "verify_webhook", "DecidedEvent", "WebhookVerificationError",
 ]
