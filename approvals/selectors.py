@@ -6,10 +6,12 @@ from dataclasses import dataclass
 from django.db.models import Case, Count, IntegerField, Max, Min, Prefetch, Q, Subquery, Value, When
 from django.utils import timezone
 
+from accounts.selectors import Actor
+from approvals.deciders import actor_refusal
 from approvals.models import OPEN_STATES, QUEUE_CHANNEL, ApprovalRequest, RequestState
 from common import statements
 from common.changes import feed
-from zakops.models import Action, ActionStatus, DealEvent
+from zakops.models import Action, ActionStatus, DealEvent, RiskLevel
 
 SEVERITY_ORDER = Case(
     When(risk_level="critical", then=Value(0)),
@@ -84,13 +86,20 @@ PRECEDENT_SHOWN = 5
 PRECEDENT_COUNTED = 200  # the counts cover this many of the latest decisions of the type
 
 
+SORTS = ("risk", "deadline", "age")  # the first is the default
+CLAIM_FILTERS = ("unclaimed", "mine")
+
+
 @dataclass(frozen=True)
 class QueueFilters:
     tab: str = "pending"
     risk_level: str = ""
-    action_type: str = ""
-    deal: str = ""
+    action_type: str = ""  # a prefix: DOCUMENT finds every DOCUMENT.*
+    deal: str = ""  # part of the deal's id or name
     q: str = ""
+    decidable: bool = False  # only the requests the reviewer may decide
+    claim: str = ""  # "unclaimed": nobody is reviewing it; "mine": the reviewer is
+    sort: str = "risk"
     page: int = 1
 
 
@@ -111,11 +120,13 @@ def _tab_requests(tab: str):
 
 
 def _filtered(requests, filters: QueueFilters):
+    # Every text filter is a contains or starts-with lookup on a text column, which the
+    # ORM escapes (% and _ are plain characters); the form refuses NUL and over-long text.
     if filters.action_type:
-        requests = requests.filter(action_type__iexact=filters.action_type)
+        requests = requests.filter(action_type__istartswith=filters.action_type)
     if filters.deal:
         requests = requests.filter(
-            Q(action__deal_id__iexact=filters.deal) | Q(action__deal__display_name__icontains=filters.deal)
+            Q(action__deal__deal_id__icontains=filters.deal) | Q(action__deal__display_name__icontains=filters.deal)
             | Q(action__deal__canonical_name__icontains=filters.deal)
         )
     if filters.q:
@@ -127,11 +138,48 @@ def _filtered(requests, filters: QueueFilters):
     return requests
 
 
-def review_queue(*, filters: QueueFilters, per_page: int = PAGE_SIZE) -> QueuePage:
+def _live_claim(now) -> Q:
+    return Q(claim__isnull=False, claim__expires_at__gt=now)
+
+
+def _for_reviewer(requests, filters: QueueFilters, reviewer: Actor, now):
+    """The filters that depend on who is looking. "I can decide" leaves out what
+    approvals.deciders refuses this reviewer, as far as the database can tell: the
+    role's levels, their own requests (four-eyes, by exact address or id; the page drops
+    the rare row whose requester is spelled otherwise) and requests someone else is
+    reviewing."""
+    if filters.claim == "unclaimed":
+        requests = requests.exclude(_live_claim(now))
+    elif filters.claim == "mine":
+        requests = requests.filter(_live_claim(now), claim__reviewer_id=reviewer.actor_id)
+    if filters.decidable:
+        if actor_refusal(reviewer):
+            return requests.none()
+        if reviewer.role != "admin":
+            requests = requests.exclude(risk_level=RiskLevel.CRITICAL).exclude(state=RequestState.QUARANTINED)
+        own = Q(requested_by__iexact=reviewer.name) | Q(action__created_by__iexact=reviewer.name)
+        own |= Q(requested_via__iexact=reviewer.name)
+        if reviewer.actor_id:
+            own |= Q(requested_via_id=reviewer.actor_id) | Q(action__operator_id=reviewer.actor_id)
+            own |= Q(requested_by__iexact=str(reviewer.actor_id))
+        requests = requests.exclude(own).exclude(_live_claim(now) & ~Q(claim__reviewer_id=reviewer.actor_id))
+    return requests
+
+
+_ORDER = {
+    "risk": ("-severity", "created_at", "pk"),
+    "deadline": ("expires_at", "-severity", "pk"),
+    "age": ("created_at", "pk"),
+}
+
+
+def review_queue(*, filters: QueueFilters, reviewer: Actor, per_page: int = PAGE_SIZE) -> QueuePage:
     """One page of a queue tab: critical first, then the longest waiting (an index read:
-    `approvals_queue_order`), the decided tab newest decision first; with the counts per
-    risk level. Two queries, whatever the page size."""
+    `approvals_queue_order`), or by deadline or age; the decided tab newest decision first;
+    with the counts per risk level. Two queries, whatever the page size."""
     requests = _filtered(_tab_requests(filters.tab), filters)
+    if filters.tab != "decided":
+        requests = _for_reviewer(requests, filters, reviewer, timezone.now())
     counts = {level: 0 for level in ("critical", "high", "medium", "low")}
     counts.update(requests.order_by().values("risk_level").annotate(n=Count("pk")).values_list("risk_level", "n"))
     if filters.risk_level:
@@ -144,7 +192,7 @@ def review_queue(*, filters: QueueFilters, per_page: int = PAGE_SIZE) -> QueuePa
     if filters.tab == "decided":
         ordered = requests.order_by("-decided_at", "-pk")
     else:
-        ordered = requests.order_by("-severity", "created_at", "pk")
+        ordered = requests.order_by(*_ORDER.get(filters.sort, _ORDER["risk"]))
     start = (page - 1) * per_page
     # Each row's claim comes in the same query (a LEFT JOIN): "Ana is reviewing" costs none.
     rows = list(ordered.select_related("action", "action__deal", "claim")[start:start + per_page])

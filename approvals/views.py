@@ -84,8 +84,9 @@ def _row(request: ApprovalRequest, actor, now) -> Row:
 
 def _query_string(filters: selectors.QueueFilters, **changes) -> str:
     values = {"tab": filters.tab, "risk_level": filters.risk_level, "action_type": filters.action_type,
-              "deal": filters.deal, "q": filters.q, "page": filters.page, **changes}
-    defaults = {"tab": "pending", "page": 1}
+              "deal": filters.deal, "q": filters.q, "decidable": "1" if filters.decidable else "",
+              "claim": filters.claim, "sort": filters.sort, "page": filters.page, **changes}
+    defaults = {"tab": "pending", "page": 1, "sort": selectors.SORTS[0]}
     return urlencode({k: v for k, v in values.items() if v not in ("", None) and defaults.get(k) != v})
 
 
@@ -99,14 +100,17 @@ def queue(request):
     actor = actor_of(request.user)
     form = QueueFilterForm(request.GET)
     filters = form.filters(can_see_quarantined=actor.role == "admin")
-    page = selectors.review_queue(filters=filters)
+    page = selectors.review_queue(filters=filters, reviewer=actor)
     now = timezone.now()
+    rows = [_row(r, actor, now) for r in page.rows]
+    if filters.decidable:  # what the database could not tell: a requester spelled otherwise
+        rows = [row for row in rows if row.can_decide]
     context = {
         "actor": actor,
         "form": form,
         "filters": filters,
         "page": page,
-        "rows": [_row(r, actor, now) for r in page.rows],
+        "rows": rows,
         "version": selectors.queue_version(),
         "query": _query_string(filters),
         "query_without_page": _query_string(filters, page=None),
@@ -117,7 +121,7 @@ def queue(request):
             {"name": level, "count": count, "query": _query_string(filters, risk_level=level, page=None)}
             for level, count in page.counts.items()
         ],
-        "filtered": any((filters.risk_level, filters.action_type, filters.deal, filters.q)),
+        "filtered": any((filters.risk_level, filters.action_type, filters.deal, filters.q, filters.decidable, filters.claim)),
         "can_bulk": actor.role in ("operator", "admin") and filters.tab != "decided",
     }
     template = "approvals/queue.html#results" if request.htmx else "approvals/queue.html"
