@@ -10,10 +10,9 @@ import uuid
 from email.utils import getaddresses
 from urllib.parse import unquote
 
-from django.conf import settings
-
 from accounts.selectors import Actor
 from approvals.models import ApprovalRequest, RequestState
+from approvals.models import approvals_needed as approvals_needed  # the request reads it too (the poll answers it)
 from zakops.models import Action, RiskLevel
 
 MAILTO = "mailto:"
@@ -73,11 +72,6 @@ def is_requester(actor: Actor, request: ApprovalRequest, action: Action) -> bool
         request.requested_by, request.requested_via, action.created_by, request.requested_via_id, action.operator_id,
     )
     return bool(mine & set().union(*(normalised_addresses(value) for value in theirs if value)))
-
-
-def approvals_needed(level: str) -> int:
-    """How many approvals by different people a request of `level` needs (a setting)."""
-    return settings.HITL_APPROVALS_NEEDED.get(level, 1)
 
 
 def actor_refusal(actor: Actor) -> str | None:

@@ -54,8 +54,11 @@ def approval_latest(*, action_id: str) -> ApprovalRequest | None:
 POLLED_FIELDS = (
     "id", "action_id", "round", "state", "risk_level", "score", "reasons", "recommendations", "matched_rules",
     "requires_approval", "requested_by", "expires_at", "decided_by", "decided_by_name", "decided_at", "reason",
-    "escalated_by", "escalated_by_name", "escalated_at", "escalation_reason", "created_at",
+    "escalated_by", "escalated_by_name", "escalated_at", "escalation_reason", "created_at", "votes",
 )
+# And what the poll answers from them: `votes` (how many approvals so far, from the votes
+# column) and `approvals_needed` (from the level).
+POLLED_COUNTS = ("votes", "approvals_needed")
 _POLLED = statements.ModelRow(ApprovalRequest, fields=POLLED_FIELDS)
 _POLL_SQL = (
     f"SELECT {_POLLED.columns} FROM {ApprovalRequest._meta.db_table}"

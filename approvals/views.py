@@ -19,7 +19,7 @@ from approvals.deciders import approvals_needed, decision_refusal
 from approvals.forms import BulkDecisionForm, DecisionForm, QueueFilterForm
 from approvals.models import ApprovalRequest, Claim
 from approvals.services.claims import claim_release, claim_renew, claim_take
-from approvals.services.decisions import DecisionOutcome, approval_decide, approvals_decide_many
+from approvals.services.decisions import DecisionOutcome, approval_decide, approval_needs_reason, approvals_decide_many
 from checkpoints.selectors import checkpoint_for_action, checkpoints_for_action
 from common.errors import Conflict, HitlError, NotFound
 
@@ -57,6 +57,24 @@ class Row:
     @property
     def voted(self) -> bool:
         return any(vote["name"] == self.viewer for vote in self.request.votes)
+
+    @property
+    def decisions(self) -> list[str]:
+        """The decisions offered: a voter is not offered Approve again."""
+        if not self.can_decide:
+            return []
+        offered = ["reject", "quarantine"] if self.can_quarantine else ["reject"]
+        return offered if self.voted else ["approve", *offered]
+
+    @property
+    def approve_reason(self) -> str:
+        """Why an approval needs a reason ("critical", "quarantined"), or empty."""
+        return approval_needs_reason(self.request)
+
+    @property
+    def approver_kind(self) -> str:
+        """Who may give the next approval, as the queue says it: "admin" or "reviewer"."""
+        return "admin" if self.request.risk_level == "critical" or self.request.state == "quarantined" else "reviewer"
 
     @property
     def may_claim(self) -> bool:
@@ -232,7 +250,10 @@ def decide(request, action_id):
     # A refused edit keeps the reviewer's text in the editor, to fix it.
     draft = form.data.get("inputs") if outcome.outcome == "refused" and form.data.get("inputs") else None
     if where == "row":
-        response = render(request, "approvals/_row_outcome.html", {"outcome": outcome, "decision": form.data.get("decision")})
+        context = {"outcome": outcome, "decision": form.data.get("decision")}
+        if outcome.outcome == "decided" and outcome.request.is_open:  # a vote: the row stays, saying so
+            context.update(row=_row(outcome.request, actor, timezone.now()), can_bulk=True)
+        response = render(request, "approvals/_row_outcome.html", context)
         if outcome.outcome in ("refused", "missing", "claimed"):
             response["HX-Reswap"] = "none"  # the row stays as it was; the message says why
         return response

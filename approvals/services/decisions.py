@@ -23,7 +23,7 @@ from approvals.services.edits import inputs_checked, inputs_edit
 from approvals.services.requests import request_to_decide, settled_conflict
 from checkpoints.services import checkpoints_cancel_for_action
 from common.errors import Conflict, HitlError, InvalidInput, NotAllowed, NotFound
-from zakops.models import Action, ActionStatus
+from zakops.models import Action, ActionStatus, RiskLevel
 
 MAX_REASON = 2000
 DECISIONS = {"approve": RequestState.APPROVED, "reject": RequestState.REJECTED, "quarantine": RequestState.QUARANTINED}
@@ -64,7 +64,7 @@ def approval_decide(
     with transaction.atomic():
         request = request_to_decide(action_id)
         action, now = request.action, timezone.now()
-        claim = _check_decidable(request=request, actor=actor, decision=decision, now=now)
+        claim = _check_decidable(request=request, actor=actor, decision=decision, reason=reason, now=now)
         if inputs is not None and inputs != (action.inputs or {}):
             after_edit = inputs_edit(
                 request=request, action=action, actor=actor, inputs=inputs, reason=reason, claim=claim, now=now
@@ -79,7 +79,15 @@ def approval_decide(
     return request
 
 
-def _check_decidable(*, request: ApprovalRequest, actor: Actor, decision: str, now) -> Claim | None:
+def approval_needs_reason(request: ApprovalRequest) -> str:
+    """Why approving `request` needs a reason, like a reject: "critical" or "quarantined";
+    empty when it does not."""
+    if request.state == RequestState.QUARANTINED:
+        return "quarantined"
+    return "critical" if request.risk_level == RiskLevel.CRITICAL else ""
+
+
+def _check_decidable(*, request: ApprovalRequest, actor: Actor, decision: str, reason: str, now) -> Claim | None:
     """Refuse a decision the request no longer admits, or `actor` may not make; the
     request's claim, read under the action's lock, when it lets them."""
     if not request.is_open or request.expires_at <= now:
@@ -90,6 +98,11 @@ def _check_decidable(*, request: ApprovalRequest, actor: Actor, decision: str, n
     if refusal:
         raise NotAllowed(refusal)
     claim = claim_for_decision(request=request, actor=actor, now=now)
+    if decision == "approve" and not reason and approval_needs_reason(request):
+        raise InvalidInput(
+            f"reason: a reason is required to approve a {approval_needs_reason(request)} request; it is recorded with the approval.",
+            field="reason",
+        )
     if decision == "approve" and ApprovalVote.objects.filter(request=request, voter_id=actor.actor_id).exists():
         needed = approvals_needed(request.risk_level)
         raise Conflict(
