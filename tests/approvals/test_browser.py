@@ -118,7 +118,7 @@ def second_admin_votes_on_critical(make_reviewer):
 
     other = actor_of(make_reviewer("admin", "second-admin@example.com"))
     for action_id in ApprovalRequest.objects.filter(state="pending", risk_level="critical").values_list("action_id", flat=True):
-        assert approval_decide(action_id=action_id, actor=other, decision="approve").state == "pending"
+        assert approval_decide(action_id=action_id, actor=other, decision="approve", reason="Recipient checked.").state == "pending"
 
 
 def demo_admin_signs_in(page, base_url, *, by_keyboard=False):
@@ -431,6 +431,10 @@ def test_the_demo_queue_is_worked_to_empty_with_the_keyboard_alone(live_server, 
         expect(row(page, action_id)).to_be_focused()
         page.keyboard.press("a")
         expect(dialog(page)).to_be_visible()
+        if row(page, action_id).get_attribute("data-approve-reason"):  # critical: a reason, as for a reject
+            page.keyboard.press("Enter")
+            expect(page.locator("#decide-error")).to_contain_text("A reason is required to approve a critical request")
+            page.keyboard.type("Recipient confirmed.")
         page.keyboard.press("Enter")
         expect(row(page, action_id)).to_have_count(0)
         expect(rows(page)).to_have_count(len(order) - position - 1)
