@@ -100,3 +100,11 @@ def decision_refusal(*, actor: Actor, request: ApprovalRequest, action: Action) 
     if is_requester(actor, request, action):
         return "You requested this action, so someone else must decide it (four-eyes)."
     return None
+
+
+def approval_needs_reason(request: ApprovalRequest) -> str:
+    """Why approving `request` needs a reason, like a reject: "critical" or "quarantined";
+    empty when it does not."""
+    if request.state == RequestState.QUARANTINED:
+        return "quarantined"
+    return "critical" if request.risk_level == RiskLevel.CRITICAL else ""

@@ -15,11 +15,11 @@ from django.views.decorators.vary import vary_on_headers
 
 from accounts.selectors import actor_of
 from approvals import selectors
-from approvals.deciders import approvals_needed, decision_refusal
+from approvals.deciders import approval_needs_reason, approvals_needed, decision_refusal
 from approvals.forms import BulkDecisionForm, DecisionForm, QueueFilterForm
 from approvals.models import ApprovalRequest, Claim
 from approvals.services.claims import claim_release, claim_renew, claim_take
-from approvals.services.decisions import DecisionOutcome, approval_decide, approval_needs_reason, approvals_decide_many
+from approvals.services.decisions import DecisionOutcome, approval_decide, approvals_decide_many
 from checkpoints.selectors import checkpoint_for_action, checkpoints_for_action
 from common.errors import Conflict, HitlError, NotFound
 

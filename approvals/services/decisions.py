@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from accounts.selectors import Actor
 from approvals import notices
-from approvals.deciders import actor_refusal, approvals_needed, decision_refusal
+from approvals.deciders import actor_refusal, approval_needs_reason, approvals_needed, decision_refusal
 from approvals.models import ApprovalRequest, ApprovalVote, Claim, RequestState
 from approvals.services import events, locks
 from approvals.services.claims import ClaimHeld, claim_for_decision
@@ -23,7 +23,7 @@ from approvals.services.edits import inputs_checked, inputs_edit
 from approvals.services.requests import request_to_decide, settled_conflict
 from checkpoints.services import checkpoints_cancel_for_action
 from common.errors import Conflict, HitlError, InvalidInput, NotAllowed, NotFound
-from zakops.models import Action, ActionStatus, RiskLevel
+from zakops.models import Action, ActionStatus
 
 MAX_REASON = 2000
 DECISIONS = {"approve": RequestState.APPROVED, "reject": RequestState.REJECTED, "quarantine": RequestState.QUARANTINED}
@@ -77,14 +77,6 @@ def approval_decide(
     if after_edit is not None:
         raise after_edit  # after the commit: the edit stands
     return request
-
-
-def approval_needs_reason(request: ApprovalRequest) -> str:
-    """Why approving `request` needs a reason, like a reject: "critical" or "quarantined";
-    empty when it does not."""
-    if request.state == RequestState.QUARANTINED:
-        return "quarantined"
-    return "critical" if request.risk_level == RiskLevel.CRITICAL else ""
 
 
 def _check_decidable(*, request: ApprovalRequest, actor: Actor, decision: str, reason: str, now) -> Claim | None:
