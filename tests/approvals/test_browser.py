@@ -684,7 +684,7 @@ def test_a_refresh_keeps_the_selection_the_checks_and_a_half_typed_reason(live_s
 # --- the README's screenshots ---------------------------------------------------------
 
 
-def test_readme_screenshots(live_server, browser, tmp_path):
+def test_readme_screenshots(live_server, browser, tmp_path, make_reviewer):
     """docs/queue.png, docs/detail.png and docs/phone.png from the demo data when
     HITL_SCREENSHOTS_DIR is set (scripts/screenshots); otherwise into a scratch folder,
     so that the suite keeps them possible."""
@@ -694,7 +694,10 @@ def test_readme_screenshots(live_server, browser, tmp_path):
     phone = new_page(browser, viewport=PHONE)
     try:
         demo_admin_signs_in(desktop, live_server.url)
+        second_admin_votes_on_critical(make_reviewer)  # the queue shows a vote: "1 of 2 approvals"
+        desktop.reload()
         expect(rows(desktop)).to_have_count(5)
+        expect(desktop.locator("#results .votes").first).to_contain_text("1 of 2 approvals, waiting for another admin")
         desktop.keyboard.press("j")
         expect(current_row(desktop)).to_be_visible()
         desktop.mouse.move(0, 0)
