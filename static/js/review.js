@@ -190,7 +190,13 @@
     if (!dialog || !row) return;
     const allowed = (row.dataset.decisions || "").split(" ").filter(Boolean);
     if (!allowed.includes(decision)) {
-      announce(`${LABELS[decision]} is not offered for ${row.dataset.actionId}.`, true);
+      const voted = decision === "approve" && row.dataset.voted === "true";
+      announce(
+        voted
+          ? `You already approved ${row.dataset.actionId}: it waits for another ${row.dataset.approver}.`
+          : `${LABELS[decision]} is not offered for ${row.dataset.actionId}.`,
+        true,
+      );
       return;
     }
     pending = { rowId: row.id, actionId: row.dataset.actionId, decision, url: row.dataset.decideUrl, index: rows().indexOf(row) };

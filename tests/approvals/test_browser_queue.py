@@ -169,6 +169,10 @@ def test_a_first_approval_of_a_critical_request_stays_as_one_of_two_across_two_a
     expect(vote_row).to_be_visible()
     expect(vote_row.locator(".votes")).to_contain_text("1 of 2 approvals")
     expect(vote_row.get_by_role("button", name="Approve")).to_have_count(0)
+    vote_row.click()
+    ada.keyboard.press("a")  # nor by the keyboard
+    expect(ada.locator("#outcomes")).to_contain_text("You already approved ACT-VOTE-1: it waits for another admin.")
+    expect(ada.locator("#decide-dialog")).to_be_hidden()
     assert ApprovalRequest.objects.get(action_id="ACT-VOTE-1").state == "pending"
 
     # The other admin sees the vote on the queue and in the dialog, and completes it.
