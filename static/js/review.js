@@ -148,8 +148,8 @@
     box.dispatchEvent(new Event("change", { bubbles: true }));
   }
 
-  // Shift+x: every row from the last one toggled with x to the selected one takes that
-  // row's state (checked, usually).
+  // Shift+x: every row from the last one toggled with x (else the first one selected) to
+  // the selected one is checked; when all of them already are, unchecked.
   function toggleRange(row) {
     if (!row) return;
     const list = rows();
@@ -159,9 +159,10 @@
       return;
     }
     const to = list.indexOf(row);
-    const box = $("input[type=checkbox][name=action_ids]", list[from]);
-    const checked = box ? box.checked : true;
-    list.slice(Math.min(from, to), Math.max(from, to) + 1).forEach((each) => setChecked(each, checked));
+    const span = list.slice(Math.min(from, to), Math.max(from, to) + 1);
+    const boxes = span.map((each) => $("input[type=checkbox][name=action_ids]", each)).filter(Boolean);
+    const checked = !boxes.every((box) => box.checked);
+    span.forEach((each) => setChecked(each, checked));
   }
 
   // *: every row on the page that can be selected; again, none.

@@ -258,6 +258,10 @@ def test_range_and_page_selection_the_bulk_reason_and_the_other_keys(live_server
     page.keyboard.press("k")
     page.keyboard.press("Shift+X")
     expect(page.locator("#bulk-count")).to_have_text("2 rows selected")
+    page.keyboard.press("Shift+X")  # the same range again, all checked: unchecked
+    expect(page.locator("#bulk-count")).to_have_text("No rows selected (x selects)")
+    page.keyboard.press("Shift+X")
+    expect(page.locator("#bulk-count")).to_have_text("2 rows selected")
 
     page.fill("#bulk-reason", "Routine drafts.")
     page.get_by_role("button", name="Approve selected").click()
