@@ -114,8 +114,12 @@ def api_tokens_revoke(*, tokens) -> int:
     return count
 
 
-def api_token_create(*, user, name: str) -> tuple[ApiToken, str]:
-    """A new token for `user`; the raw token is returned once and never stored."""
-    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+def api_token_create(*, user, name: str, raw: str | None = None) -> tuple[ApiToken, str]:
+    """A new token for `user`; the raw token is returned once and never stored. `raw` is
+    for a token derived elsewhere (the demo's); otherwise a random one is made."""
+    if raw is None:
+        raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    elif not raw.startswith(TOKEN_PREFIX) or len(raw) < len(TOKEN_PREFIX) + 32:
+        raise ValidationError(f"a token starts with {TOKEN_PREFIX!r} and has at least 32 characters after it")
     token = ApiToken.objects.create(user=user, name=name[:100], prefix=raw[:12], key_hash=token_hash(raw))
     return token, raw

@@ -1,6 +1,6 @@
-"""Telling people that a request waits, was quarantined or expired: what the approval
-services call, in the transition's own transaction, so that the message exists exactly
-when the transition does.
+"""Telling people that a request waits, was quarantined or expired, and the engine that it
+reached its end: what the approval services call, in the transition's own transaction,
+so that the message exists exactly when the transition does.
 
 Who is told, and how, is the notifications app's business, which sits above this one: it
 plugs its writer in when it is ready (notifications.apps), and this module knows nothing
@@ -12,6 +12,7 @@ from collections.abc import Callable
 REQUESTED = "requested"  # a request that needs a person was opened
 QUARANTINED = "quarantined"  # a request was quarantined: admins decide next
 EXPIRED = "expired"  # a request expired undecided
+DECIDED = "decided"  # a request reached its end: approved, rejected, expired or cancelled
 
 _writer: Callable | None = None
 

@@ -31,11 +31,15 @@ class ChannelForm(forms.ModelForm):
         stored = self.instance.pk and self.instance.url
         self.fields["url"].help_text = (
             f"Stored: {url_masked(self.instance.url)} (leave empty to keep it). " if stored else ""
-        ) + "Slack: the incoming-webhook URL. Signed webhook: your receiver's URL. Empty for e-mail."
+        ) + "Slack: the incoming-webhook URL. Signed or engine webhook: your receiver's URL. Empty for e-mail."
         has_secret = self.instance.pk and self.instance.signing_secret
         self.fields["signing_secret"].help_text = (
             "A secret is stored (leave empty to keep it). " if has_secret else ""
-        ) + "Signed webhooks only. Left empty on a new channel, one is generated and shown once."
+        ) + "Signed and engine webhooks only. Left empty on a new channel, one is generated and shown once."
+        self.fields["kind"].help_text = (
+            "An engine webhook is sent every decision, expiry and cancellation (hitl.decided), whatever the kinds "
+            "and lowest level below, which apply to the other channels."
+        )
 
     def clean_url(self):
         return self.cleaned_data["url"] or (self.instance.url if self.instance.pk else "")
@@ -53,6 +57,8 @@ class ChannelAdmin(admin.ModelAdmin):
 
     @admin.display(description="sends")
     def kinds(self, obj):
+        if obj.kind == ChannelKind.ENGINE:
+            return "every decision, expiry and cancellation"
         names = [kind for kind in ("requested", "quarantined", "reminder", "expired") if getattr(obj, f"on_{kind}")]
         return ", ".join(names) or "nothing"
 

@@ -1,17 +1,19 @@
 """What a notification says, composed when it is sent (so the time left is current): the
-subject and text of an e-mail, a Slack message, and the JSON body of a signed webhook.
+subject and text of an e-mail, a Slack message, the JSON body of a signed webhook, and
+the `hitl.decided` body of an engine webhook.
 
 Every message carries the action's title, type, risk level, deal, the time left and a
 link to its detail page (HITL_BASE_URL + /actions/<action_id>/).
 """
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.urls import reverse
 
-from notifications.models import Notification, NotificationKind
+from notifications.models import Notification, NotificationEvent, NotificationKind
 
 SUBJECT_PREFIX = "[ZakOps HITL]"
 
@@ -147,4 +149,37 @@ def _payload_subjects(event, *, now: datetime) -> dict:
         },
         "reason": event.reason or None,
         "actor": event.actor_name or None,
+    }
+
+
+DECIDED_EVENT = "hitl.decided"
+APPROVED = "approved"  # the one end whose inputs the engine runs
+
+
+def decision_event_id(event: NotificationEvent) -> str:
+    """The id of a decision's event: the same on every try and every engine channel, and
+    different from any other request's, so a receiver can drop a second delivery."""
+    return str(uuid.uuid5(event.request_id, DECIDED_EVENT))
+
+
+def decision_payload(event: NotificationEvent) -> dict:
+    """The `hitl.decided` body: how the request ended (approved, rejected, expired or
+    cancelled), by whom, when and why, and for an approval the inputs the engine is to
+    run, a reviewer's edits included."""
+    request = event.request
+    action = request.action
+    return {
+        "type": DECIDED_EVENT,
+        "event_id": decision_event_id(event),
+        "action_id": action.action_id,
+        "request_id": str(request.id),
+        "round": request.round,
+        "action_type": action.action_type,
+        "risk_level": request.risk_level,
+        "state": request.state,
+        "approved_inputs": (action.inputs or {}) if request.state == APPROVED else None,
+        "edited": request.original_inputs is not None,
+        "reason": request.reason or None,
+        "decided_by": request.decided_by_name or None,
+        "at": request.decided_at.isoformat() if request.decided_at else None,
     }

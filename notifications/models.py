@@ -2,7 +2,8 @@
 whether it arrived.
 
 A `NotificationEvent` is one thing worth telling about one request (opened, quarantined,
-nearing expiry, expired undecided): at most one of each kind per request. Each event
+nearing expiry, expired undecided; for engine webhooks, decided): at most one of each
+kind per request. Each event
 has one `Notification` per channel and recipient (an e-mail to each reviewer, one post
 to each webhook), written in the same transaction as the event and delivered afterwards
 by `manage.py hitl_notify`.
@@ -27,10 +28,20 @@ class NotificationKind(models.TextChoices):
     EXPIRED = "expired", "A request expired undecided"
 
 
+# What engine webhooks are told, and only they: a request reached its end (approved,
+# rejected, expired or cancelled). Not a kind people are sent, so not a NotificationKind.
+DECIDED = "decided"
+EVENT_KINDS = [*NotificationKind.choices, (DECIDED, "A request was decided, expired or cancelled (engine webhooks)")]
+
+
 class ChannelKind(models.TextChoices):
     EMAIL = "email", "E-mail to each reviewer"
     SLACK = "slack", "Slack-compatible incoming webhook"
     WEBHOOK = "webhook", "Signed JSON webhook"
+    ENGINE = "engine", "Engine webhook: every decision, expiry and cancellation, signed"
+
+
+SIGNED_KINDS = (ChannelKind.WEBHOOK, ChannelKind.ENGINE)  # channels with a signing secret
 
 
 LEVEL_ORDER = [level for level, _ in RiskLevel.choices]  # low … critical
@@ -56,7 +67,10 @@ class Channel(models.Model):
     )
     signing_secret = models.CharField(
         max_length=200, blank=True,
-        help_text="Signed JSON webhooks: the key of the X-ZakOps-Signature HMAC. Generated when left empty.",
+        help_text=(
+            "Signed JSON and engine webhooks: the key of the signature's HMAC (X-ZakOps-Signature, "
+            "X-Hitl-Signature). Generated when left empty."
+        ),
     )
     enabled = models.BooleanField(default=True)
     on_requested = models.BooleanField("requested", default=True, help_text=NotificationKind.REQUESTED.label)
@@ -83,7 +97,7 @@ class Channel(models.Model):
     def clean(self):
         if self.kind == ChannelKind.EMAIL and self.url:
             raise ValidationError({"url": "An e-mail channel has no address: it writes to each reviewer."})
-        if self.kind in (ChannelKind.SLACK, ChannelKind.WEBHOOK) and not self.url:
+        if self.kind != ChannelKind.EMAIL and not self.url:
             raise ValidationError({"url": "A webhook channel needs the address to post to."})
         if self.url:
             try:
@@ -92,6 +106,10 @@ class Channel(models.Model):
                 raise ValidationError({"url": str(exc)}) from None
 
     def takes(self, *, kind: str, risk_level: str) -> bool:
+        """Whether this channel is sent `kind` about a request at `risk_level`. An engine
+        webhook is sent every decision and nothing else; the others never a decision."""
+        if self.kind == ChannelKind.ENGINE or kind == DECIDED:
+            return self.enabled and self.kind == ChannelKind.ENGINE and kind == DECIDED
         return (
             self.enabled and getattr(self, f"on_{kind}")
             and LEVEL_ORDER.index(risk_level) >= LEVEL_ORDER.index(self.min_risk_level)
@@ -106,7 +124,7 @@ class NotificationEvent(models.Model):
     """One thing to tell about one request; at most one of each kind per request."""
 
     request = models.ForeignKey(ApprovalRequest, on_delete=models.CASCADE, related_name="notification_events")
-    kind = models.CharField(max_length=20, choices=NotificationKind.choices)
+    kind = models.CharField(max_length=20, choices=EVENT_KINDS)
     actor_name = models.CharField(max_length=255, blank=True, help_text="Who caused it (who quarantined, …).")
     reason = models.TextField(blank=True)
     remind_at = models.DateTimeField(

@@ -26,8 +26,10 @@ from django.utils import timezone
 from accounts.selectors import Actor
 from approvals.models import OPEN_STATES, ApprovalRequest
 from common.errors import NotFound
-from notifications.messages import message_for
+from notifications.messages import decision_payload, message_for
 from notifications.models import (
+    DECIDED,
+    SIGNED_KINDS,
     Channel,
     ChannelKind,
     Notification,
@@ -36,7 +38,7 @@ from notifications.models import (
     NotificationStatus,
 )
 from notifications.selectors import channels_for, preferences_of, recipients_for, reminder_requests_due
-from notifications.transports import DeliveryError, email_send, slack_post, webhook_post, webhook_target
+from notifications.transports import DeliveryError, email_send, engine_post, slack_post, webhook_post, webhook_target
 from zakops.models import Action, Operator
 
 logger = logging.getLogger(__name__)
@@ -64,7 +66,11 @@ def notifications_write(
     """Record that `kind` happened to `request` and write its notifications: an e-mail to
     each person to tell and one post to each webhook channel that takes it. Runs in the
     caller's transaction, so the rows exist exactly when the transition does. None when
-    the event was written already (two workers finding the same reminder)."""
+    the event was written already (two workers finding the same reminder), and for a
+    decision that no engine webhook takes."""
+    channels = channels_for(kind=kind, risk_level=request.risk_level)
+    if kind == DECIDED and not channels:  # no engine webhook: a decision writes no rows
+        return None
     try:
         with transaction.atomic():
             event = NotificationEvent.objects.create(
@@ -75,7 +81,7 @@ def notifications_write(
         return None
     now = timezone.now()
     rows = []
-    for channel in channels_for(kind=kind, risk_level=request.risk_level):
+    for channel in channels:
         recipients = (
             recipients_for(kind=kind, request=request, action=action, actor=actor)
             if channel.kind == ChannelKind.EMAIL else [""]
@@ -203,7 +209,7 @@ def _why_not_send(notification: Notification, now) -> str:
     request = notification.event.request
     if not notification.channel.enabled:
         return "Not sent: the channel was disabled."
-    if notification.event.kind != NotificationKind.EXPIRED:
+    if notification.event.kind not in (NotificationKind.EXPIRED, DECIDED):  # news of an end is never stale
         if not request.is_open:
             return f"Not sent: the request was {request.state} before it went out."
         if request.expires_at <= now:
@@ -214,17 +220,19 @@ def _why_not_send(notification: Notification, now) -> str:
 def _send(held: _Held, clock: _PassClock) -> None:
     notification = held.notification
     channel = notification.channel
-    message = message_for(notification, now=clock())
     if channel.kind == ChannelKind.EMAIL:
-        email_send(to=notification.recipient, message=message, notification_id=notification.pk)
+        email_send(to=notification.recipient, message=message_for(notification, now=clock()), notification_id=notification.pk)
         return
     target = webhook_target(channel.url)
     # Resolving the name may have taken a while: a full post's time from here, or nothing
     # is sent if another worker took the notification over meanwhile.
     held.renew(clock() + hold_for(channel.kind))
-    if channel.kind == ChannelKind.SLACK:
-        slack_post(target=target, message=message)
+    if channel.kind == ChannelKind.ENGINE:
+        engine_post(target=target, secret=channel.signing_secret, payload=decision_payload(notification.event))
+    elif channel.kind == ChannelKind.SLACK:
+        slack_post(target=target, message=message_for(notification, now=clock()))
     else:
+        message = message_for(notification, now=clock())
         webhook_post(target=target, secret=channel.signing_secret, message=message, notification_id=notification.pk)
 
 
@@ -352,12 +360,12 @@ SIGNING_SECRET_PREFIX = "whsec_"
 
 
 def channel_save(*, channel: Channel) -> str | None:
-    """Save a channel. A signed webhook without a signing secret gets a new one, which is
-    returned so that it can be shown once; other kinds keep none."""
+    """Save a channel. A signed or engine webhook without a signing secret gets a new one,
+    which is returned so that it can be shown once; other kinds keep none."""
     generated = None
-    if channel.kind == ChannelKind.WEBHOOK and not channel.signing_secret:
+    if channel.kind in SIGNED_KINDS and not channel.signing_secret:
         generated = channel.signing_secret = SIGNING_SECRET_PREFIX + secrets.token_urlsafe(32)
-    elif channel.kind != ChannelKind.WEBHOOK:
+    elif channel.kind not in SIGNED_KINDS:
         channel.signing_secret = ""
     channel.save()
     return generated

@@ -9,6 +9,8 @@ The signature of a signed webhook (`X-ZakOps-Signature: t=<unix time>,v1=<hex>`)
 HMAC-SHA256, keyed with the channel's signing secret, of `<unix time>.<raw body>`. A
 receiver recomputes it over the bytes it received, compares in constant time, and
 refuses a timestamp more than five minutes old (so a captured call can not be replayed).
+An engine webhook's `hitl.decided` post is signed the same way, under the headers
+`X-Hitl-Signature` and `X-Hitl-Event-Id` (docs/notifications.md).
 """
 
 import functools
@@ -31,6 +33,9 @@ from notifications.addresses import AddressRefused, Target, target_resolve
 from notifications.messages import Message
 
 SIGNATURE_HEADER = "X-ZakOps-Signature"
+ENGINE_SIGNATURE_HEADER = "X-Hitl-Signature"
+ENGINE_EVENT_ID_HEADER = "X-Hitl-Event-Id"
+ENGINE_EVENT_HEADER = "X-Hitl-Event"
 SIGNATURE_TOLERANCE_SECONDS = 300
 USER_AGENT = "ZakOps-HITL-Notifications/1"
 ANSWER_READ_BYTES = 4096  # of an error answer, for its excerpt
@@ -284,5 +289,17 @@ def webhook_post(*, target: Target, secret: str, message: Message, notification_
     headers = {
         SIGNATURE_HEADER: signature(secret=secret, timestamp=int(time.time()), body=body),
         "X-ZakOps-Notification": str(notification_id),
+    }
+    _post(target=target, body=body, headers=headers, secrets=[secret])
+
+
+def engine_post(*, target: Target, secret: str, payload: dict) -> None:
+    """POST a decision's event to an engine webhook, signed with the channel's secret and
+    carrying the event's id, the same on every try, by which the engine drops a repeat."""
+    body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
+    headers = {
+        ENGINE_SIGNATURE_HEADER: signature(secret=secret, timestamp=int(time.time()), body=body),
+        ENGINE_EVENT_ID_HEADER: payload["event_id"],
+        ENGINE_EVENT_HEADER: payload["type"],
     }
     _post(target=target, body=body, headers=headers, secrets=[secret])

@@ -1,12 +1,13 @@
 """The demo data set behind `seed_demo`: deals, actions of every catalogue type, reviewers.
 
 The demo lives under ids no real row has (deals `DEMO-…`, actions `ACT-DEMO-…`, people
-`@operations.demo`, the `demo-action-engine` service account) and only ever creates rows:
+`@operations.demo`, the `demo-action-engine` service account and its token) and only ever
+creates rows:
 a deal, action, checkpoint or person that is already there, demo or not, is left as it
 is, so a second run changes nothing and a demo row someone edited keeps the edit. An action's approval request,
-decision and checkpoints are written only together with the action. Demo passwords are
-derived from the SECRET_KEY, so they stay the same from run to run and are not guessable
-without it.
+decision and checkpoints are written only together with the action. Demo passwords and
+the demo engine's API token are derived from the SECRET_KEY, so they stay the same from run
+to run and are not guessable without it.
 """
 
 import base64
@@ -21,8 +22,9 @@ from django.contrib.auth.hashers import check_password
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.models import ApiToken
 from accounts.selectors import actor_of, user_actor_id, user_role
-from accounts.services import operator_upsert, service_account_ensure
+from accounts.services import TOKEN_PREFIX, api_token_create, operator_upsert, service_account_ensure, token_hash
 from approvals.models import ApprovalRequest
 from approvals.services.decisions import approval_decide
 from approvals.services.requests import approval_request
@@ -32,6 +34,7 @@ from zakops.models import Action, ActionStatus, CheckpointStatus, Deal, Executio
 DEMO_DEAL_PREFIX = "DEMO-"
 DEMO_ACTION_PREFIX = "ACT-DEMO-"
 DEMO_SERVICE_ACCOUNT = "demo-action-engine"
+DEMO_TOKEN_NAME = "demo token (seed_demo prints it; for trying the API, not for production)"
 
 DEMO_DEALS = (
     ("DEMO-0001", "Acme Industrial Holdings", "Acme Industrial", "diligence"),
@@ -43,10 +46,20 @@ DEMO_DEALS = (
 
 DEMO_PEOPLE = (
     ("admin@operations.demo", "admin", "Ada Admin"),
+    ("admin2@operations.demo", "admin", "Abe Admin"),  # a critical approval takes two admins
     ("operator@operations.demo", "operator", "Olu Operator"),
     ("operator2@operations.demo", "operator", "Oona Operator"),
     ("viewer@operations.demo", "viewer", "Vic Viewer"),
 )
+
+# What the printed curl sends as the engine: a critical request (two admins approve it) for
+# an action id of the demo's own, so that a later seed still finds a demo-only database.
+DEMO_TRY_REQUEST = {
+    "action_id": "ACT-DEMO-TRY-0001",
+    "action_type": "COMMUNICATION.SEND_EMAIL",
+    "deal_id": "DEMO-0002",
+    "inputs": {"to": "cfo@seller-example.com", "subject": "Signed LOI"},
+}
 
 # Statuses of the demo actions that went through the engine before (no approval request).
 _SETTLED = (ActionStatus.COMPLETED, ActionStatus.QUEUED, ActionStatus.FAILED, ActionStatus.READY)
@@ -88,6 +101,24 @@ def demo_foreign_rows() -> tuple[list[str], list[str]]:
 def demo_password(email: str) -> str:
     digest = hmac.new(settings.SECRET_KEY.encode(), f"demo:{email}".encode(), hashlib.sha256).digest()
     return "demo-" + base64.b32encode(digest[:10]).decode().lower()
+
+
+def demo_token() -> str:
+    """The demo engine's API token: the same on every run, derived from the SECRET_KEY."""
+    digest = hmac.new(settings.SECRET_KEY.encode(), f"demo-token:{DEMO_SERVICE_ACCOUNT}".encode(), hashlib.sha256)
+    return TOKEN_PREFIX + base64.urlsafe_b64encode(digest.digest()).decode().rstrip("=")
+
+
+def _engine_token(engine) -> str | None:
+    """The demo engine's token, created on the first run; None once it was revoked (a
+    revoked demo token stays revoked)."""
+    raw = demo_token()
+    token = ApiToken.objects.filter(key_hash=token_hash(raw)).first()
+    if token is None:
+        api_token_create(user=engine, name=DEMO_TOKEN_NAME, raw=raw)
+    elif token.revoked_at is not None:
+        return None
+    return raw
 
 
 def _people() -> tuple[dict, list]:
@@ -156,10 +187,9 @@ def _actions(deals: list[Deal]) -> list[Action]:
     return created_now
 
 
-def _approvals(actions: list[Action], users: dict) -> int:
+def _approvals(actions: list[Action], users: dict, engine) -> int:
     """Approval requests for the new READY actions, through the real workflow, and a few
     decisions."""
-    engine = actor_of(service_account_ensure(name=DEMO_SERVICE_ACCOUNT))
     count = 0
     for action in actions:
         if action.status != ActionStatus.READY:
@@ -216,7 +246,7 @@ def _checkpoints(actions: list[Action], operator_id) -> None:
 @transaction.atomic
 def demo_seed(*, force: bool = False) -> dict:
     """Create the demo data that is missing; returns the demo rows in the database, with the
-    sign-in details.
+    sign-in details and the demo engine's API token (None once revoked).
 
     Raises DemoSeedRefused, before writing anything, when the database holds deals or
     actions that are not demo data, unless `force`.
@@ -226,12 +256,15 @@ def demo_seed(*, force: bool = False) -> dict:
         if deals or actions:
             raise DemoSeedRefused(deals=deals, actions=actions)
     users, sign_in = _people()
+    engine = service_account_ensure(name=DEMO_SERVICE_ACCOUNT)
+    token = _engine_token(engine)
     new_actions = _actions(_deals())
-    _approvals(new_actions, users)
+    _approvals(new_actions, users, actor_of(engine))
     _checkpoints(new_actions, user_actor_id(users["operator@operations.demo"]))
     demo_actions = Action.objects.filter(action_id__startswith=DEMO_ACTION_PREFIX)
     return {
         "people": sign_in,
+        "token": token,
         "deals": Deal.objects.filter(deal_id__startswith=DEMO_DEAL_PREFIX).count(),
         "actions": demo_actions.count(),
         "checkpoints": ExecutionCheckpoint.objects.filter(action__in=demo_actions).count(),

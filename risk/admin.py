@@ -145,6 +145,15 @@ class DryRunForm(forms.Form):
     context = JSONObjectFormField(required=False, initial={"deal_stage": "diligence"})
 
 
+class RiskRuleListForm(forms.ModelForm):
+    """A row of the rule list: its "enabled" box is labelled with the rule's name, as the
+    column heading alone does not label a checkbox for a screen reader."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["enabled"].widget.attrs["aria-label"] = f"Enabled: {self.instance.name}"
+
+
 @admin.register(RiskRule)
 class RiskRuleAdmin(AnnouncesChanges, admin.ModelAdmin):
     form = RiskRuleForm
@@ -169,6 +178,9 @@ class RiskRuleAdmin(AnnouncesChanges, admin.ModelAdmin):
         if rule.min_amount is not None:
             summary += f"; amount ≥ {rule.min_amount:,.2f}"
         return Truncator(summary).chars(90)
+
+    def get_changelist_form(self, request, **kwargs):
+        return super().get_changelist_form(request, form=RiskRuleListForm, **kwargs)
 
     def announce_change(self):
         rulebook_changed()

@@ -1,5 +1,6 @@
-"""Middleware of the app: the request log (with its request id and latency metric), and
-Django's login-required middleware asking about the user only for views that need it."""
+"""Middleware of the app: the request log (with its request id and latency metric), the
+Server-Timing header of the pages, and Django's login-required middleware asking about the
+user only for views that need it."""
 
 import logging
 import random
@@ -8,6 +9,7 @@ import time
 
 from django.conf import settings
 from django.contrib.auth.middleware import LoginRequiredMiddleware as DjangoLoginRequiredMiddleware
+from django.db import connection
 from django.utils.functional import SimpleLazyObject, empty
 
 from common import logs, metrics
@@ -110,6 +112,46 @@ class RequestLogMiddleware:
             return response
         finally:
             request_end(request, status=status, start=start)
+
+
+class _DatabaseTime:
+    """A connection execute wrapper that adds up the time spent in each query."""
+
+    __slots__ = ("seconds", "queries")
+
+    def __init__(self):
+        self.seconds = 0.0
+        self.queries = 0
+
+    def __call__(self, execute, sql, params, many, context):
+        start = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            self.seconds += time.perf_counter() - start
+            self.queries += 1
+
+
+class ServerTimingMiddleware:
+    """`Server-Timing: db;dur=…;desc="N queries", total;dur=…` (milliseconds) on every
+    answer of settings.MIDDLEWARE: the pages, the admin, the API called with a session. The
+    browser's developer tools show it beside the request. The engine's bearer calls go
+    through zakops_hitl.engine's ENGINE_MIDDLEWARE, without it: their time is in the
+    request log and the latency metric."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        start = time.perf_counter()
+        database = _DatabaseTime()
+        with connection.execute_wrapper(database):
+            response = self.get_response(request)
+        total = time.perf_counter() - start
+        response["Server-Timing"] = (
+            f'db;dur={database.seconds * 1000:.2f};desc="{database.queries} queries", total;dur={total * 1000:.2f}'
+        )
+        return response
 
 
 class LoginRequiredMiddleware(DjangoLoginRequiredMiddleware):

@@ -97,6 +97,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "zakops_hitl.middleware.RequestLogMiddleware",  # first: it times and logs everything below
+    "zakops_hitl.middleware.ServerTimingMiddleware",  # database and total time, for the browser's tools
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

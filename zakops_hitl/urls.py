@@ -4,6 +4,7 @@ from django.urls import include, path, re_path
 from drf_spectacular import renderers
 from drf_spectacular.views import SpectacularAPIView
 
+from accounts.forms import SignInForm
 from common.api import HitlAPIView, NotFoundView
 from zakops_hitl import views
 
@@ -43,7 +44,7 @@ urlpatterns = [
     path("readyz", views.ready, name="ready"),
     path("metrics", views.MetricsView.as_view(), name="metrics"),
     path("favicon.ico", views.favicon),
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("login/", auth_views.LoginView.as_view(authentication_form=SignInForm, redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
 ]

@@ -1,11 +1,12 @@
 """The engine withdraws an action: its open request is cancelled, the action too, and the
-action's active checkpoints."""
+action's active checkpoints; the cancellation is told like a decision (`approvals.notices`)."""
 
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from accounts.selectors import Actor
+from approvals import notices
 from approvals.models import OPEN_STATES, ApprovalRequest, RequestState
 from approvals.services import events, locks
 from approvals.services.decisions import reason_checked
@@ -37,4 +38,5 @@ def approval_cancel(*, action_id: str, actor: Actor, reason: str = "") -> Approv
     events.action_update(action, status=ActionStatus.CANCELLED)
     checkpoints_cancel_for_action(action_id=action.action_id)
     events.transition_record(action=action, request=request, actor=actor, reason=reason)
+    notices.notice(kind=notices.DECIDED, request=request, action=action, actor=actor, reason=reason)
     return request

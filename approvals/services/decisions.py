@@ -4,7 +4,7 @@ needs several people; and a batch of decisions, each through the same single dec
 Exactly one decision wins: the action's row is locked first, then the request moves with a
 compare-and-set `UPDATE … WHERE state = <the state read> AND expires_at > now`, whose row
 count says whether this caller won (`locks`). Reject also cancels the action's active
-checkpoints; quarantine writes the notices to send (`approvals.notices`).
+checkpoints; quarantine, approval and rejection write the notices to send (`approvals.notices`).
 """
 
 from dataclasses import dataclass
@@ -133,8 +133,10 @@ def _decide_locked(
     elif new_state == RequestState.REJECTED:
         events.action_update(action, status=ActionStatus.REJECTED)
         checkpoints_cancel_for_action(action_id=action.action_id)
-    elif new_state == RequestState.QUARANTINED:
+    if new_state == RequestState.QUARANTINED:
         notices.notice(kind=notices.QUARANTINED, request=request, action=action, actor=actor, reason=reason)
+    else:
+        notices.notice(kind=notices.DECIDED, request=request, action=action, actor=actor, reason=reason)
     if claimed:
         # A decided request is nobody's to review; a quarantined one waits for an admin,
         # whom the quarantining reviewer's claim must not hold off.

@@ -49,4 +49,5 @@ def _expire_one(request_id, now) -> bool:
         checkpoints_cancel_for_action(action_id=action.action_id)
         events.transition_record(action=action, request=request, actor=SYSTEM, reason=EXPIRED_REASON)
         notices.notice(kind=notices.EXPIRED, request=request, action=action, actor=SYSTEM)
+        notices.notice(kind=notices.DECIDED, request=request, action=action, actor=SYSTEM, reason=EXPIRED_REASON)
         return True

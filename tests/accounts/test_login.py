@@ -23,8 +23,17 @@ def test_wrong_password_shows_the_form_error_not_a_500(client, make_reviewer):
     make_reviewer("operator", "olu@example.com")
     response = client.post(reverse("login"), {"username": "olu@example.com", "password": "wrong"})
     assert response.status_code == 200
-    assert b"Please enter a correct" in response.content
+    page = response.content.decode()
+    assert "Wrong e-mail or password" in page  # the field is labelled e-mail, not username
+    assert 'for="id_username">E-mail<' in page
+    assert "username" not in page.split('role="alert"')[1].split("</div>")[0]
     assert "_auth_user_id" not in client.session
+
+
+def test_an_unknown_e_mail_gets_the_same_message_as_a_wrong_password(client):
+    response = client.post(reverse("login"), {"username": "nobody@example.com", "password": "wrong"})
+    assert response.status_code == 200
+    assert "Wrong e-mail or password" in response.content.decode()
 
 
 def test_sign_in_by_email_in_any_case_lands_on_home_with_role(client, make_reviewer):

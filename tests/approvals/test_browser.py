@@ -138,7 +138,7 @@ def test_sign_in_through_the_login_form_lands_on_the_queue(live_server, page, ma
     page.fill("#id_username", "olu@example.com")
     page.fill("#id_password", "not the password")
     page.click("button[type=submit]")
-    expect(page.get_by_role("alert")).to_contain_text("enter a correct")
+    expect(page.get_by_role("alert")).to_contain_text("Wrong e-mail or password")
     expect(page).to_have_url(re.compile(r"/login/"))
 
     page.fill("#id_username", "OLU@example.com")  # an email in any case

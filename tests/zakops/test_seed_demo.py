@@ -174,3 +174,83 @@ def test_a_re_run_keeps_what_people_changed_in_the_demo_rows(client):
     assert response.status_code == 302
     line = next(line for line in output.splitlines() if "operator@operations.demo" in line)
     assert "password changed since it was seeded" in line and "demo-" not in line  # no stale password shown
+
+
+def printed_curl(output: str) -> tuple[str, dict, str]:
+    """(token, body, url) of the curl line the seed prints, as a shell would read it."""
+    import json
+    import shlex
+
+    line = next(line.strip() for line in output.splitlines() if line.strip().startswith("TOKEN="))
+    assignment, curl = line.split("; ", 1)
+    token = assignment.removeprefix("TOKEN=")
+    words = shlex.split(curl)
+    assert words[0] == "curl" and 'Authorization: Bearer $TOKEN' in words
+    return token, json.loads(words[words.index("-d") + 1]), words[-1]
+
+
+def test_seed_demo_prints_the_demo_engine_token_once_in_a_curl_that_opens_a_critical_request(settings):
+    from rest_framework.test import APIClient
+
+    from approvals.models import ApprovalRequest
+
+    settings.HITL_BASE_URL = "http://127.0.0.1:8123"
+    output = seed()
+    token, body, url = printed_curl(output)
+    assert token.startswith("zkh_") and output.count(token) == 1
+    assert "demo token, not for production" in output
+    assert url == "http://127.0.0.1:8123/api/hitl/approval-requests"
+
+    response = APIClient().post(url.removeprefix("http://127.0.0.1:8123"), body, format="json", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert response.status_code == 201, response.content
+    assert response.json()["risk_level"] == "critical"
+    request = ApprovalRequest.objects.get(action_id=body["action_id"])
+    assert request.requested_via == DEMO_SERVICE_ACCOUNT
+    # The request it opened is the demo's: a later run still seeds, and prints the same token.
+    assert printed_curl(seed())[0] == token
+
+
+def test_a_revoked_demo_token_stays_revoked_and_is_not_printed():
+    from accounts.models import ApiToken
+    from accounts.services import api_tokens_revoke
+
+    token, _, _ = printed_curl(seed())
+    api_tokens_revoke(tokens=ApiToken.objects.filter(user__username=DEMO_SERVICE_ACCOUNT))
+    output = seed()
+    assert token not in output and "was revoked" in output
+    assert ApiToken.objects.filter(revoked_at__isnull=True, user__username=DEMO_SERVICE_ACCOUNT).count() == 0
+
+
+def test_the_demo_has_two_admins_who_both_sign_in(client):
+    output = seed()
+    admins = [line.split() for line in output.splitlines() if line.strip().startswith("admin ")]
+    assert len(admins) == 2 and admins[0][1] != admins[1][1]
+    for _, email, _, password in admins:
+        response = client.post(reverse("login"), {"username": email, "password": password})
+        assert response.status_code == 302, email
+        client.post(reverse("logout"))
+
+
+def test_seed_demo_skip_refused_says_why_in_one_line_and_writes_nothing():
+    real_rows()
+    before = snapshot()
+    output = seed("--skip-refused")
+    assert output.count("\n") == 1
+    assert output.startswith("Demo: not seeded, this database holds rows that are not demo data: deals DL-0001")
+    assert snapshot() == before
+
+
+def test_the_two_demo_admins_approve_the_request_the_printed_curl_opens():
+    from django.contrib.auth import get_user_model
+    from rest_framework.test import APIClient
+
+    from accounts.selectors import actor_of
+    from approvals.services.decisions import approval_decide
+
+    token, body, url = printed_curl(seed())
+    APIClient().post("/api/hitl/approval-requests", body, format="json", HTTP_AUTHORIZATION=f"Bearer {token}")
+    admins = [actor_of(get_user_model().objects.get(username=email)) for email in ("admin@operations.demo", "admin2@operations.demo")]
+    first = approval_decide(action_id=body["action_id"], actor=admins[0], decision="approve", reason="Checked the LOI.")
+    assert first.state == "pending"  # one vote of two
+    second = approval_decide(action_id=body["action_id"], actor=admins[1], decision="approve", reason="Agreed.")
+    assert second.state == "approved"

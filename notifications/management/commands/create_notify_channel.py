@@ -6,7 +6,7 @@ import sys
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from notifications.models import Channel, ChannelKind, NotificationKind
+from notifications.models import SIGNED_KINDS, Channel, ChannelKind, NotificationKind
 from notifications.services import channel_save
 from zakops.models import RiskLevel
 
@@ -19,7 +19,10 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("name")
-        parser.add_argument("--kind", choices=[ChannelKind.SLACK, ChannelKind.WEBHOOK], required=True)
+        parser.add_argument(
+            "--kind", choices=[ChannelKind.SLACK, ChannelKind.WEBHOOK, ChannelKind.ENGINE], required=True,
+            help="engine: every decision, expiry and cancellation as hitl.decided (--only and --min-level do not apply).",
+        )
         parser.add_argument(
             "--url", required=True,
             help="The address to post to; '-' reads it from standard input (it holds a secret: keep it out of shell history).",
@@ -42,7 +45,7 @@ class Command(BaseCommand):
         if channel.pk and channel.kind == ChannelKind.EMAIL:
             raise CommandError(f"{name!r} is the e-mail channel; change it in admin.")
         channel.kind, channel.url, channel.min_risk_level, channel.enabled = kind, url, min_level, not disabled
-        if secret or channel.kind != ChannelKind.WEBHOOK:
+        if secret or channel.kind not in SIGNED_KINDS:
             channel.signing_secret = secret
         for value in NotificationKind.values:
             setattr(channel, f"on_{value}", value in kinds)
@@ -52,10 +55,15 @@ class Command(BaseCommand):
             raise CommandError("; ".join(f"{field}: {' '.join(errors)}" for field, errors in exc.message_dict.items())) from None
         created = channel.pk is None
         generated = channel_save(channel=channel)
+        sending = (
+            "every decision, expiry and cancellation" if kind == ChannelKind.ENGINE
+            else f"{', '.join(kinds)} from {min_level} risk up"
+        )
         self.stdout.write(
             f"{'Created' if created else 'Updated'} channel {channel.name!r} ({channel.kind}) posting to {channel.destination}, "
-            f"sending {', '.join(kinds)} from {min_level} risk up."
+            f"sending {sending}."
         )
         if generated:
-            self.stdout.write("Signing secret (shown once; the receiver checks X-ZakOps-Signature with it):")
+            header = "X-Hitl-Signature" if kind == ChannelKind.ENGINE else "X-ZakOps-Signature"
+            self.stdout.write(f"Signing secret (shown once; the receiver checks {header} with it):")
             self.stdout.write(generated)
