@@ -10,10 +10,9 @@ import uuid
 from email.utils import getaddresses
 from urllib.parse import unquote
 
-from django.conf import settings
-
 from accounts.selectors import Actor
 from approvals.models import ApprovalRequest, RequestState
+from approvals.models import approvals_needed as approvals_needed  # the request reads it too (the poll answers it)
 from zakops.models import Action, RiskLevel
 
 MAILTO = "mailto:"
@@ -75,11 +74,6 @@ def is_requester(actor: Actor, request: ApprovalRequest, action: Action) -> bool
     return bool(mine & set().union(*(normalised_addresses(value) for value in theirs if value)))
 
 
-def approvals_needed(level: str) -> int:
-    """How many approvals by different people a request of `level` needs (a setting)."""
-    return settings.HITL_APPROVALS_NEEDED.get(level, 1)
-
-
 def actor_refusal(actor: Actor) -> str | None:
     """The rules that refuse a caller whatever the request."""
     if actor.kind != "user":
@@ -106,3 +100,11 @@ def decision_refusal(*, actor: Actor, request: ApprovalRequest, action: Action) 
     if is_requester(actor, request, action):
         return "You requested this action, so someone else must decide it (four-eyes)."
     return None
+
+
+def approval_needs_reason(request: ApprovalRequest) -> str:
+    """Why approving `request` needs a reason, like a reject: "critical" or "quarantined";
+    empty when it does not."""
+    if request.state == RequestState.QUARANTINED:
+        return "quarantined"
+    return "critical" if request.risk_level == RiskLevel.CRITICAL else ""

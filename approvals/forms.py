@@ -6,13 +6,15 @@ from django import forms
 from django.conf import settings
 
 from approvals.input_fields import FieldErrors, inputs_from_fields, same_json
-from approvals.selectors import TABS, QueueFilters
+from approvals.selectors import CLAIM_FILTERS, SORTS, TABS, QueueFilters
 from approvals.services.decisions import DECISIONS, MAX_REASON
 from common.parsers import json_problem
 from zakops.models import RiskLevel
 
 BULK_MAX_ROWS = 200
 INPUTS_MAX = 1024 * 1024
+CLAIM_LABELS = dict(zip(CLAIM_FILTERS, ("Nobody reviewing", "I am reviewing"), strict=True))
+SORT_LABELS = dict(zip(SORTS, ("Risk, then age", "Deadline first", "Oldest first"), strict=True))
 
 
 class QueueFilterForm(forms.Form):
@@ -21,12 +23,15 @@ class QueueFilterForm(forms.Form):
     action_type = forms.CharField(required=False, max_length=100, label="Action type")
     deal = forms.CharField(required=False, max_length=255, label="Deal")
     q = forms.CharField(required=False, max_length=200, label="Search")
+    decidable = forms.BooleanField(required=False, label="I can decide")
+    claim = forms.ChoiceField(choices=[("", "Anyone's"), *CLAIM_LABELS.items()], required=False, label="Review")
+    sort = forms.ChoiceField(choices=list(SORT_LABELS.items()), required=False, label="Sort")
     page = forms.IntegerField(required=False, min_value=1, max_value=100_000)
 
     def filters(self, *, can_see_quarantined: bool) -> QueueFilters:
         """The filters asked for; a value that is not valid is left out, not an error page."""
         self.is_valid()
-        data = {name: value for name, value in self.cleaned_data.items() if value not in (None, "")}
+        data = {name: value for name, value in self.cleaned_data.items() if value not in (None, "", False)}
         for name in ("action_type", "deal", "q"):
             if name in data:
                 data[name] = data[name].strip()

@@ -8,6 +8,7 @@ what the engine reads, and every transition updates both in one transaction
 import copy
 import uuid
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Case, Q, Value, When
 from django.utils import timezone
@@ -29,6 +30,11 @@ EXPIRED_REASON = "No decision before the request expired."
 # Announced on every change to a request (approvals 0003 has the PostgreSQL trigger): the
 # reviewer pages' live queue asks it whether anything changed.
 QUEUE_CHANNEL = "hitl_approvals"
+
+
+def approvals_needed(level: str) -> int:
+    """How many approvals by different people a request of `level` needs (a setting)."""
+    return settings.HITL_APPROVALS_NEEDED.get(level, 1)
 
 
 class ApprovalRequest(models.Model):
@@ -109,6 +115,15 @@ class ApprovalRequest(models.Model):
     @property
     def is_open(self) -> bool:
         return self.state in OPEN_STATES
+
+    @property
+    def vote_count(self) -> int:
+        """The approvals counted so far, of a level that needs several."""
+        return len(self.votes or ())
+
+    @property
+    def approvals_needed(self) -> int:
+        return approvals_needed(self.risk_level)
 
     @property
     def is_overdue(self) -> bool:

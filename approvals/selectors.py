@@ -8,10 +8,12 @@ from dataclasses import dataclass
 from django.db.models import Case, Count, IntegerField, Max, Min, Prefetch, Q, Subquery, Value, When
 from django.utils import timezone
 
+from accounts.selectors import Actor
+from approvals.deciders import actor_refusal
 from approvals.models import OPEN_STATES, QUEUE_CHANNEL, ApprovalRequest, RequestState
 from common import statements
 from common.changes import feed
-from zakops.models import Action, ActionStatus, DealEvent
+from zakops.models import Action, ActionStatus, DealEvent, RiskLevel
 
 SEVERITY_ORDER = Case(
     When(risk_level="critical", then=Value(0)),
@@ -54,8 +56,11 @@ def approval_latest(*, action_id: str) -> ApprovalRequest | None:
 POLLED_FIELDS = (
     "id", "action_id", "round", "state", "risk_level", "score", "reasons", "recommendations", "matched_rules",
     "requires_approval", "requested_by", "expires_at", "decided_by", "decided_by_name", "decided_at", "reason",
-    "escalated_by", "escalated_by_name", "escalated_at", "escalation_reason", "created_at",
+    "escalated_by", "escalated_by_name", "escalated_at", "escalation_reason", "created_at", "votes",
 )
+# And what the poll answers from them: `votes` (how many approvals so far, from the votes
+# column) and `approvals_needed` (from the level).
+POLLED_COUNTS = ("votes", "approvals_needed")
 _POLLED = statements.ModelRow(ApprovalRequest, fields=POLLED_FIELDS)
 _POLL_SQL = (
     f"SELECT {_POLLED.columns} FROM {ApprovalRequest._meta.db_table}"
@@ -86,13 +91,20 @@ PRECEDENT_SHOWN = 5
 PRECEDENT_COUNTED = 200  # the counts cover this many of the latest decisions of the type
 
 
+SORTS = ("risk", "deadline", "age")  # the first is the default
+CLAIM_FILTERS = ("unclaimed", "mine")
+
+
 @dataclass(frozen=True)
 class QueueFilters:
     tab: str = "pending"
     risk_level: str = ""
-    action_type: str = ""
-    deal: str = ""
+    action_type: str = ""  # a prefix: DOCUMENT finds every DOCUMENT.*
+    deal: str = ""  # part of the deal's id or name
     q: str = ""
+    decidable: bool = False  # only the requests the reviewer may decide
+    claim: str = ""  # "unclaimed": nobody is reviewing it; "mine": the reviewer is
+    sort: str = "risk"
     page: int = 1
 
 
@@ -113,11 +125,13 @@ def _tab_requests(tab: str):
 
 
 def _filtered(requests, filters: QueueFilters):
+    # Every text filter is a contains or starts-with lookup on a text column, which the
+    # ORM escapes (% and _ are plain characters); the form refuses NUL and over-long text.
     if filters.action_type:
-        requests = requests.filter(action_type__iexact=filters.action_type)
+        requests = requests.filter(action_type__istartswith=filters.action_type)
     if filters.deal:
         requests = requests.filter(
-            Q(action__deal_id__iexact=filters.deal) | Q(action__deal__display_name__icontains=filters.deal)
+            Q(action__deal__deal_id__icontains=filters.deal) | Q(action__deal__display_name__icontains=filters.deal)
             | Q(action__deal__canonical_name__icontains=filters.deal)
         )
     if filters.q:
@@ -129,16 +143,55 @@ def _filtered(requests, filters: QueueFilters):
     return requests
 
 
-def queue_order(tab: str) -> tuple[str, ...]:
-    """A tab's order: critical first, then the longest waiting; decided, newest first."""
-    return ("-decided_at", "-pk") if tab == "decided" else ("-severity", "created_at", "pk")
+def _live_claim(now) -> Q:
+    return Q(claim__isnull=False, claim__expires_at__gt=now)
 
 
-def review_queue(*, filters: QueueFilters, per_page: int = PAGE_SIZE) -> QueuePage:
+def _for_reviewer(requests, filters: QueueFilters, reviewer: Actor, now):
+    """The filters that depend on who is looking. "I can decide" leaves out what
+    approvals.deciders refuses this reviewer, as far as the database can tell: the
+    role's levels, their own requests (four-eyes, by exact address or id; the page drops
+    the rare row whose requester is spelled otherwise) and requests someone else is
+    reviewing."""
+    if filters.claim == "unclaimed":
+        requests = requests.exclude(_live_claim(now))
+    elif filters.claim == "mine":
+        requests = requests.filter(_live_claim(now), claim__reviewer_id=reviewer.actor_id)
+    if filters.decidable:
+        if actor_refusal(reviewer):
+            return requests.none()
+        if reviewer.role != "admin":
+            requests = requests.exclude(risk_level=RiskLevel.CRITICAL).exclude(state=RequestState.QUARANTINED)
+        own = Q(requested_by__iexact=reviewer.name) | Q(action__created_by__iexact=reviewer.name)
+        own |= Q(requested_via__iexact=reviewer.name)
+        if reviewer.actor_id:
+            own |= Q(requested_via_id=reviewer.actor_id) | Q(action__operator_id=reviewer.actor_id)
+            own |= Q(requested_by__iexact=str(reviewer.actor_id))
+        requests = requests.exclude(own).exclude(_live_claim(now) & ~Q(claim__reviewer_id=reviewer.actor_id))
+    return requests
+
+
+_ORDER = {
+    "risk": ("-severity", "created_at", "pk"),
+    "deadline": ("expires_at", "-severity", "pk"),
+    "age": ("created_at", "pk"),
+}
+
+
+def queue_order(tab: str, sort: str = "risk") -> tuple[str, ...]:
+    """A tab's order: by risk (critical first, then the longest waiting), deadline or
+    age; the decided tab newest decision first. The queue's pages and the detail page's
+    next and previous read the same order."""
+    return ("-decided_at", "-pk") if tab == "decided" else _ORDER.get(sort, _ORDER["risk"])
+
+
+def review_queue(*, filters: QueueFilters, reviewer: Actor, per_page: int = PAGE_SIZE) -> QueuePage:
     """One page of a queue tab: critical first, then the longest waiting (an index read:
-    `approvals_queue_order`), the decided tab newest decision first; with the counts per
-    risk level. Two queries, whatever the page size."""
+    `approvals_queue_order`), or by deadline or age; the decided tab newest decision first;
+    with the counts per risk level. Two queries, whatever the page size."""
     requests = _filtered(_tab_requests(filters.tab), filters)
+    if filters.tab != "decided":
+        requests = _for_reviewer(requests, filters, reviewer, timezone.now())
     counts = {level: 0 for level in ("critical", "high", "medium", "low")}
     counts.update(requests.order_by().values("risk_level").annotate(n=Count("pk")).values_list("risk_level", "n"))
     if filters.risk_level:
@@ -148,7 +201,7 @@ def review_queue(*, filters: QueueFilters, per_page: int = PAGE_SIZE) -> QueuePa
         total = sum(counts.values())
     pages = max(1, -(-total // per_page))
     page = min(max(filters.page, 1), pages)
-    ordered = requests.order_by(*queue_order(filters.tab))
+    ordered = requests.order_by(*queue_order(filters.tab, filters.sort))
     start = (page - 1) * per_page
     # Each row's claim comes in the same query (a LEFT JOIN): "Ana is reviewing" costs none.
     rows = list(ordered.select_related("action", "action__deal", "claim")[start:start + per_page])
@@ -185,14 +238,18 @@ def _beyond(order: tuple[str, ...], request: ApprovalRequest, *, after: bool) ->
     return functools.reduce(operator.or_, terms)
 
 
-def queue_neighbours(*, filters: QueueFilters, request: ApprovalRequest, per_page: int = PAGE_SIZE) -> Neighbours:
-    """The requests next to `request` in the queue as `filters` show it, across pages; a
-    request no longer in that queue (decided meanwhile) keeps its place among the others.
-    Three queries."""
+def queue_neighbours(
+    *, filters: QueueFilters, request: ApprovalRequest, reviewer: Actor, per_page: int = PAGE_SIZE
+) -> Neighbours:
+    """The requests next to `request` in the queue as `filters` show it to `reviewer`,
+    across pages; a request no longer in that queue (decided meanwhile) keeps its place
+    among the others. Three queries."""
     requests = _filtered(_tab_requests(filters.tab), filters).exclude(pk=request.pk)
+    if filters.tab != "decided":
+        requests = _for_reviewer(requests, filters, reviewer, timezone.now())
     if filters.risk_level:
         requests = requests.filter(risk_level=filters.risk_level)
-    order = queue_order(filters.tab)
+    order = queue_order(filters.tab, filters.sort)
     reverse = tuple(name[1:] if name.startswith("-") else f"-{name}" for name in order)
     ids = requests.values_list("action_id", flat=True)
     before = requests.filter(_beyond(order, request, after=False))

@@ -15,7 +15,7 @@ from django.views.decorators.vary import vary_on_headers
 
 from accounts.selectors import actor_of
 from approvals import selectors
-from approvals.deciders import approvals_needed, decision_refusal
+from approvals.deciders import approval_needs_reason, approvals_needed, decision_refusal
 from approvals.detail_page import QueueNav, edit_to_confirm, editor_for, inputs_json, queue_nav
 from approvals.forms import BulkDecisionForm, DecisionForm, QueueFilterForm
 from approvals.models import ApprovalRequest, Claim
@@ -56,13 +56,26 @@ class Row:
         return self.can_decide and self.request.state == "pending"
 
     @property
-    def approve_needs_reason(self) -> bool:
-        """A critical or quarantined request's approval is recorded with a reason."""
-        return self.request.risk_level == "critical" or self.request.state == "quarantined"
-
-    @property
     def voted(self) -> bool:
         return any(vote["name"] == self.viewer for vote in self.request.votes)
+
+    @property
+    def decisions(self) -> list[str]:
+        """The decisions offered: a voter is not offered Approve again."""
+        if not self.can_decide:
+            return []
+        offered = ["reject", "quarantine"] if self.can_quarantine else ["reject"]
+        return offered if self.voted else ["approve", *offered]
+
+    @property
+    def approve_reason(self) -> str:
+        """Why an approval needs a reason ("critical", "quarantined"), or empty."""
+        return approval_needs_reason(self.request)
+
+    @property
+    def approver_kind(self) -> str:
+        """Who may give the next approval, as the queue says it: "admin" or "reviewer"."""
+        return "admin" if self.request.risk_level == "critical" or self.request.state == "quarantined" else "reviewer"
 
     @property
     def may_claim(self) -> bool:
@@ -90,8 +103,9 @@ def _row(request: ApprovalRequest, actor, now) -> Row:
 
 def _query_string(filters: selectors.QueueFilters, **changes) -> str:
     values = {"tab": filters.tab, "risk_level": filters.risk_level, "action_type": filters.action_type,
-              "deal": filters.deal, "q": filters.q, "page": filters.page, **changes}
-    defaults = {"tab": "pending", "page": 1}
+              "deal": filters.deal, "q": filters.q, "decidable": "1" if filters.decidable else "",
+              "claim": filters.claim, "sort": filters.sort, "page": filters.page, **changes}
+    defaults = {"tab": "pending", "page": 1, "sort": selectors.SORTS[0]}
     return urlencode({k: v for k, v in values.items() if v not in ("", None) and defaults.get(k) != v})
 
 
@@ -105,14 +119,17 @@ def queue(request):
     actor = actor_of(request.user)
     form = QueueFilterForm(request.GET)
     filters = form.filters(can_see_quarantined=actor.role == "admin")
-    page = selectors.review_queue(filters=filters)
+    page = selectors.review_queue(filters=filters, reviewer=actor)
     now = timezone.now()
+    rows = [_row(r, actor, now) for r in page.rows]
+    if filters.decidable:  # what the database could not tell: a requester spelled otherwise
+        rows = [row for row in rows if row.can_decide]
     context = {
         "actor": actor,
         "form": form,
         "filters": filters,
         "page": page,
-        "rows": [_row(r, actor, now) for r in page.rows],
+        "rows": rows,
         "version": selectors.queue_version(),
         "query": _query_string(filters),
         "query_without_page": _query_string(filters, page=None),
@@ -123,7 +140,7 @@ def queue(request):
             {"name": level, "count": count, "query": _query_string(filters, risk_level=level, page=None)}
             for level, count in page.counts.items()
         ],
-        "filtered": any((filters.risk_level, filters.action_type, filters.deal, filters.q)),
+        "filtered": any((filters.risk_level, filters.action_type, filters.deal, filters.q, filters.decidable, filters.claim)),
         "can_bulk": actor.role in ("operator", "admin") and filters.tab != "decided",
     }
     template = "approvals/queue.html#results" if request.htmx else "approvals/queue.html"
@@ -133,8 +150,8 @@ def queue(request):
 def _queue_nav(request, actor, latest: ApprovalRequest | None) -> QueueNav:
     """Back to the queue on the page that holds the request, its row asked for."""
     filters = QueueFilterForm(request.GET).filters(can_see_quarantined=actor.role == "admin")
-    near = selectors.queue_neighbours(filters=filters, request=latest) if latest else None
-    back = _query_string(filters, selected=str(latest.id) if latest else None, page=near.page if near else None)
+    near = selectors.queue_neighbours(filters=filters, request=latest, reviewer=actor) if latest else None
+    back = _query_string(filters, selected=latest.action_id if latest else None, page=near.page if near else None)
     return queue_nav(query=_query_string(filters, page=None), back_query=back, near=near)
 
 
@@ -243,9 +260,13 @@ def decide(request, action_id):
             if action is None:
                 raise Http404(f"No action {action_id}.")
             return _panel(request, action_id, confirm=edit_to_confirm(action, data["inputs"], data["reason"]))
-    outcome = _decision_outcome(form, action_id, actor_of(request.user))
+    actor = actor_of(request.user)
+    outcome = _decision_outcome(form, action_id, actor)
     if where == "row":
-        response = render(request, "approvals/_row_outcome.html", {"outcome": outcome, "decision": form.data.get("decision")})
+        context = {"outcome": outcome, "decision": form.data.get("decision")}
+        if outcome.outcome == "decided" and outcome.request.is_open:  # a vote: the row stays, saying so
+            context.update(row=_row(outcome.request, actor, timezone.now()), can_bulk=True)
+        response = render(request, "approvals/_row_outcome.html", context)
         if outcome.outcome in ("refused", "missing", "claimed"):
             response["HX-Reswap"] = "none"  # the row stays as it was; the message says why
         return response

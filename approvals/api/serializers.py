@@ -6,7 +6,7 @@ from rest_framework import serializers
 from rest_framework.settings import ISO_8601, api_settings
 
 from approvals.models import ApprovalRequest
-from approvals.selectors import POLLED_FIELDS
+from approvals.selectors import POLLED_COUNTS, POLLED_FIELDS
 from approvals.services.decisions import MAX_REASON
 from common.api import JSONObjectField, StrictCharField
 from zakops.models import ActionStatus, RiskLevel
@@ -54,7 +54,10 @@ class DecisionSerializer(serializers.Serializer):
 
 
 class ApproveSerializer(serializers.Serializer):
-    reason = StrictCharField(required=False, allow_blank=True, max_length=MAX_REASON, default="")
+    reason = StrictCharField(
+        required=False, allow_blank=True, max_length=MAX_REASON, default="",
+        help_text="Optional, except for a critical or a quarantined request (else 400 naming `reason`).",
+    )
     inputs = JSONObjectField(
         default=None, allow_null=False,
         help_text=(
@@ -151,10 +154,14 @@ class ApprovalRequestSerializer(serializers.ModelSerializer):
     matched_rules = serializers.ListField(child=serializers.CharField(), help_text="Names of the rules that matched.")
     decided_by_name = serializers.CharField()
     escalated_by_name = serializers.CharField()
+    votes = serializers.IntegerField(
+        source="vote_count", help_text="How many approvals by different people were given so far (a level that needs several).",
+    )
+    approvals_needed = serializers.IntegerField(help_text="How many approvals by different people the request's level needs.")
 
     class Meta:
         model = ApprovalRequest
-        fields = ["request_id" if name == "id" else name for name in POLLED_FIELDS]
+        fields = [*("request_id" if name == "id" else name for name in POLLED_FIELDS if name != "votes"), *POLLED_COUNTS]
 
     def to_representation(self, instance):
         return approval_json(instance.as_seen())  # overdue reads as expired

@@ -126,8 +126,9 @@ def _decision_view(decision: str, who_field: str, request_serializer):
                         **(VOTE_FIELDS if decision == "approve" else {}),
                     },
                 ),
-                400: OpenApiResponse(description="reason missing or over 2,000 characters" + (
-                    "; inputs not a JSON object" if decision == "approve" else ""
+                400: OpenApiResponse(description=(
+                    "reason missing (an approval of a critical or quarantined request needs one too) or over 2,000 "
+                    "characters; inputs not a JSON object" if decision == "approve" else "reason missing or over 2,000 characters"
                 )),
                 403: FORBIDDEN,
                 404: NOT_FOUND,

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from accounts.selectors import Actor
 from approvals import notices
-from approvals.deciders import actor_refusal, approvals_needed, decision_refusal
+from approvals.deciders import actor_refusal, approval_needs_reason, approvals_needed, decision_refusal
 from approvals.models import ApprovalRequest, ApprovalVote, Claim, RequestState
 from approvals.services import events, locks
 from approvals.services.claims import ClaimHeld, claim_for_decision
@@ -64,7 +64,7 @@ def approval_decide(
     with transaction.atomic():
         request = request_to_decide(action_id)
         action, now = request.action, timezone.now()
-        claim = _check_decidable(request=request, actor=actor, decision=decision, now=now)
+        claim = _check_decidable(request=request, actor=actor, decision=decision, reason=reason, now=now)
         if inputs is not None and inputs != (action.inputs or {}):
             after_edit = inputs_edit(
                 request=request, action=action, actor=actor, inputs=inputs, reason=reason, claim=claim, now=now
@@ -79,7 +79,7 @@ def approval_decide(
     return request
 
 
-def _check_decidable(*, request: ApprovalRequest, actor: Actor, decision: str, now) -> Claim | None:
+def _check_decidable(*, request: ApprovalRequest, actor: Actor, decision: str, reason: str, now) -> Claim | None:
     """Refuse a decision the request no longer admits, or `actor` may not make; the
     request's claim, read under the action's lock, when it lets them."""
     if not request.is_open or request.expires_at <= now:
@@ -90,6 +90,11 @@ def _check_decidable(*, request: ApprovalRequest, actor: Actor, decision: str, n
     if refusal:
         raise NotAllowed(refusal)
     claim = claim_for_decision(request=request, actor=actor, now=now)
+    if decision == "approve" and not reason and approval_needs_reason(request):
+        raise InvalidInput(
+            f"reason: a reason is required to approve a {approval_needs_reason(request)} request; it is recorded with the approval.",
+            field="reason",
+        )
     if decision == "approve" and ApprovalVote.objects.filter(request=request, voter_id=actor.actor_id).exists():
         needed = approvals_needed(request.risk_level)
         raise Conflict(

@@ -11,6 +11,7 @@
   // What survives a refresh of #results: ids, never elements (the rows are replaced).
   const kept = { current: null, index: -1, checked: new Set(), focusInRows: false };
   let pending = null; // the decision the dialog is asking about
+  let anchor = null; // where a Shift+x range starts: the row last toggled with x
 
   function csrfToken() {
     try {
@@ -57,6 +58,7 @@
     row.setAttribute("aria-current", "true");
     kept.current = row.dataset.actionId;
     kept.index = rows().indexOf(row);
+    anchor = anchor && rowFor(anchor) ? anchor : row.dataset.actionId;
     if (focus) {
       row.focus();
       row.scrollIntoView({ block: "nearest" });
@@ -69,34 +71,54 @@
     return !!(row.dataset.claimedBy && until && Date.parse(until) > Date.now());
   }
 
+  function decidable(row) {
+    return !!(row.dataset.decisions || "").trim();
+  }
+
+  // The rows "next" passes over: someone else is reviewing it, or (when the reviewer may
+  // decide anything on the page at all) this reviewer may not decide it. A viewer, who
+  // may decide nothing, still moves through every row.
+  function skipper(list) {
+    const mayDecideSome = list.some(decidable);
+    return (row) => claimedByOther(row) || (mayDecideSome && !decidable(row));
+  }
+
+  // The first row from `start` on in the direction `delta` that is not skipped, or null.
+  function nextFrom(list, start, delta) {
+    const skipped = skipper(list);
+    for (let at = start; at >= 0 && at < list.length; at += delta) {
+      if (!skipped(list[at])) return list[at];
+    }
+    return null;
+  }
+
   function move(delta) {
     const list = rows();
     if (!list.length) return;
     const at = list.indexOf(currentRow());
-    // "Next" skips rows someone else is reviewing; stay put when every row further on is.
-    let next = at < 0 ? (delta > 0 ? 0 : list.length - 1) : at + delta;
-    while (next >= 0 && next < list.length && claimedByOther(list[next])) next += delta;
-    if (next < 0 || next >= list.length) {
-      if (at < 0) {
-        const free = list.find((row) => !claimedByOther(row));
-        if (free) select(free);
-      }
+    if (at < 0) {
+      const first = nextFrom(list, delta > 0 ? 0 : list.length - 1, delta) || nextFrom(list, delta > 0 ? list.length - 1 : 0, -delta);
+      if (first) select(first);
       return;
     }
-    select(list[next]);
+    const next = nextFrom(list, at + delta, delta); // stay put when every row further on is skipped
+    if (next) select(next);
   }
 
-  function selectNear(index) {
+  // After a decision: the next row "next" would go to, from where the decided row was
+  // (`index`; `after`: the row is still there, a vote or a conflict, so start past it),
+  // else the nearest one before it; with none, the list itself keeps the focus.
+  function moveOnFrom(index, after) {
     const list = rows();
-    if (!list.length) {
-      select(null);
-      const empty = $("#results");
-      if (empty) empty.focus();
+    const start = Math.max(0, after ? index + 1 : index);
+    const row = nextFrom(list, start, 1) || nextFrom(list, Math.min(start, list.length) - 1, -1);
+    if (row) {
+      select(row);
       return;
     }
-    let row = list[Math.min(Math.max(index, 0), list.length - 1)];
-    if (row.classList.contains("conflict") && list[index + 1]) row = list[index + 1];
-    select(row);
+    select(null);
+    const results = $("#results");
+    if (results) results.focus();
   }
 
   // --- bulk selection -----------------------------------------------------------------
@@ -116,6 +138,42 @@
     }
     box.checked = !box.checked;
     box.dispatchEvent(new Event("change", { bubbles: true }));
+    anchor = row.dataset.actionId;
+  }
+
+  function setChecked(row, checked) {
+    const box = row && $("input[type=checkbox][name=action_ids]", row);
+    if (!box || box.checked === checked) return;
+    box.checked = checked;
+    box.dispatchEvent(new Event("change", { bubbles: true }));
+  }
+
+  // Shift+x: every row from the last one toggled with x (else the first one selected) to
+  // the selected one is checked; when all of them already are, unchecked.
+  function toggleRange(row) {
+    if (!row) return;
+    const list = rows();
+    const from = anchor ? list.indexOf(rowFor(anchor)) : -1;
+    if (from < 0) {
+      toggleChecked(row);
+      return;
+    }
+    const to = list.indexOf(row);
+    const span = list.slice(Math.min(from, to), Math.max(from, to) + 1);
+    const boxes = span.map((each) => $("input[type=checkbox][name=action_ids]", each)).filter(Boolean);
+    const checked = !boxes.every((box) => box.checked);
+    span.forEach((each) => setChecked(each, checked));
+  }
+
+  // *: every row on the page that can be selected; again, none.
+  function toggleAll() {
+    const boxes = $$("#results input[type=checkbox][name=action_ids]");
+    if (!boxes.length) {
+      announce("No row on this page can be selected for a bulk decision.", true);
+      return;
+    }
+    const checked = !boxes.every((box) => box.checked);
+    boxes.forEach((box) => setChecked(box.closest("tr"), checked));
   }
 
   document.addEventListener("change", (event) => {
@@ -133,7 +191,13 @@
     if (!dialog || !row) return;
     const allowed = (row.dataset.decisions || "").split(" ").filter(Boolean);
     if (!allowed.includes(decision)) {
-      announce(`${LABELS[decision]} is not offered for ${row.dataset.actionId}.`, true);
+      const voted = decision === "approve" && row.dataset.voted === "true";
+      announce(
+        voted
+          ? `You already approved ${row.dataset.actionId}: it waits for another ${row.dataset.approver}.`
+          : `${LABELS[decision]} is not offered for ${row.dataset.actionId}.`,
+        true,
+      );
       return;
     }
     pending = { rowId: row.id, actionId: row.dataset.actionId, decision, url: row.dataset.decideUrl, index: rows().indexOf(row) };
@@ -141,12 +205,35 @@
     $("#decide-what").textContent = row.dataset.actionId;
     const reason = $("#decide-reason");
     reason.value = "";
-    reason.required = decision !== "approve";
-    $("#decide-required").textContent = reason.required ? "(required)" : "(optional)";
+    const approveReason = row.dataset.approveReason || "";
+    reason.required = decision !== "approve" || !!approveReason;
+    $("#decide-required").textContent = !reason.required
+      ? "(optional)"
+      : decision === "approve"
+        ? `(required to approve a ${approveReason} request)`
+        : "(required)";
+    showVotes(row, decision);
     $("#decide-confirm").textContent = LABELS[decision];
     $("#decide-error").hidden = true;
     dialog.showModal();
     reason.focus();
+  }
+
+  // Before an approval of a level that needs several: how many, who approved so far, and
+  // whether this one completes it.
+  function showVotes(row, decision) {
+    const note = $("#decide-votes");
+    if (!note) return;
+    const needed = Number(row.dataset.approvalsNeeded || "1");
+    note.hidden = decision !== "approve" || needed < 2;
+    if (note.hidden) return;
+    const voters = (row.dataset.voters || "").split(", ").filter(Boolean);
+    const who = row.dataset.approver === "admin" ? "admins" : "reviewers";
+    const soFar = voters.length ? `Approved so far by ${voters.join(", ")} (${voters.length} of ${needed}).` : "Nobody has approved it yet.";
+    const after = voters.length + 1 >= needed
+      ? "Your approval completes it."
+      : `Your approval is ${voters.length + 1} of ${needed}: the request stays pending until another of the ${who} approves.`;
+    note.textContent = `This request needs ${needed} approvals by different ${who}. ${soFar} ${after}`;
   }
 
   function sendDecision() {
@@ -155,7 +242,10 @@
     if (!pending) return;
     if (reason.required && !reason.value.trim()) {
       const error = $("#decide-error");
-      error.textContent = "A reason is required to reject or quarantine.";
+      const approveReason = pending.decision === "approve" ? (document.getElementById(pending.rowId) || { dataset: {} }).dataset.approveReason : "";
+      error.textContent = approveReason
+        ? `A reason is required to approve a ${approveReason} request: it is recorded with the approval.`
+        : "A reason is required to reject or quarantine.";
       error.hidden = false;
       reason.focus();
       return;
@@ -174,9 +264,10 @@
         headers: { "X-CSRFToken": csrfToken() },
       })
       .then(() => {
-        kept.checked.delete(decision.actionId);
+        const stayed = rowFor(decision.actionId); // a vote, or a conflict saying who decided first
+        if (!stayed || !stayed.querySelector("input[name=action_ids]:checked")) kept.checked.delete(decision.actionId);
         updateBulkCount();
-        selectNear(index);
+        moveOnFrom(stayed ? rows().indexOf(stayed) : index, !!stayed);
       });
   }
 
@@ -210,12 +301,47 @@
     return target instanceof Element && !!target.closest("input, textarea, select, [contenteditable=true]");
   }
 
+  function openTab(key) {
+    const link = $(`nav.tabs a[data-key="${key}"]`);
+    if (link) window.location.assign(link.href);
+  }
+
+  // The detail page is opened with the queue's address remembering the row: back from it
+  // (the browser's, or the detail page's link with ?selected=<action id>) selects it again.
+  function rememberSelected(row) {
+    const url = new URL(window.location.href);
+    url.searchParams.set("selected", row.dataset.actionId);
+    window.history.replaceState(window.history.state, "", url);
+  }
+
+  function restoreSelected() {
+    const url = new URL(window.location.href);
+    const wanted = url.searchParams.get("selected") || decodeURIComponent(url.hash.replace(/^#selected=/, "")) || "";
+    const row = wanted ? rowFor(wanted) : null;
+    if (row) select(row);
+  }
+
   document.addEventListener("keydown", (event) => {
     if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey) return;
     if ($$("dialog[open]").length) return; // the dialog handles its own keys; Esc closes it
     if (typing(event.target) || !$("#results")) return;
     const row = currentRow();
     switch (event.key) {
+      case "/":
+        $("#id_q").focus();
+        $("#id_q").select();
+        break;
+      case "1":
+      case "2":
+      case "3":
+        openTab(event.key);
+        break;
+      case "X":
+        toggleRange(row);
+        break;
+      case "*":
+        toggleAll();
+        break;
       case "j":
         move(1);
         break;
@@ -224,6 +350,7 @@
         break;
       case "Enter":
         if (!row || event.target.closest("a, button, summary")) return;
+        rememberSelected(row);
         window.location.assign(row.dataset.detailUrl);
         break;
       case "a":
@@ -256,6 +383,8 @@
       openDecision(row, button.dataset.decision);
     } else if (event.target.id === "keys-button") {
       $("#keys-dialog").showModal();
+    } else if (row && event.target.closest("a.title")) {
+      rememberSelected(row);
     } else if (row && !event.target.closest("a, button, input, summary")) {
       select(row);
     }
@@ -315,6 +444,12 @@
     kept.focusInRows = !!(active && active.closest && active.closest("#results tr.row"));
   });
 
+  document.addEventListener("htmx:afterRequest", (event) => {
+    const form = event.detail.elt;
+    if (!form || form.id !== "bulk-form" || !event.detail.successful) return;
+    if ($("#bulk-result .bulk-outcomes")) $("#bulk-reason").value = ""; // decided: a reason is for one batch
+  });
+
   document.addEventListener("htmx:afterSettle", (event) => {
     if (!$("#results")) return;
     // Rows that left (decided here or elsewhere) are no longer selected for bulk.
@@ -330,7 +465,7 @@
     if (event.detail.target && event.detail.target.id === "results") {
       const row = currentRow();
       if (row) select(row, { focus: kept.focusInRows });
-      else if (kept.index >= 0 && kept.focusInRows) selectNear(kept.index);
+      else if (kept.index >= 0 && kept.focusInRows) moveOnFrom(kept.index, false);
     }
   });
 
@@ -346,6 +481,7 @@
 
   document.addEventListener("DOMContentLoaded", () => {
     setUpDialog();
+    restoreSelected();
     updateBulkCount();
     tick();
     window.setInterval(tick, 1000);

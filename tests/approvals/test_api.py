@@ -241,6 +241,6 @@ def test_a_role_change_reaches_a_token_caller_at_once(api, make_reviewer, reques
     request = request_approval("critical")
     assert post(api, f"/api/hitl/actions/{request.action_id}/approve").status_code == 403  # role now cached
     operator_upsert(email="promoted@example.com", role="admin")
-    assert post(api, f"/api/hitl/actions/{request.action_id}/approve").status_code == 200
+    assert post(api, f"/api/hitl/actions/{request.action_id}/approve", {"reason": "Checked."}).status_code == 200
     operator_upsert(email="promoted@example.com", role="viewer")
     assert post(api, f"/api/hitl/actions/{request_approval('medium').action_id}/approve").status_code == 403

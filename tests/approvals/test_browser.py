@@ -118,7 +118,7 @@ def second_admin_votes_on_critical(make_reviewer):
 
     other = actor_of(make_reviewer("admin", "second-admin@example.com"))
     for action_id in ApprovalRequest.objects.filter(state="pending", risk_level="critical").values_list("action_id", flat=True):
-        assert approval_decide(action_id=action_id, actor=other, decision="approve").state == "pending"
+        assert approval_decide(action_id=action_id, actor=other, decision="approve", reason="Recipient checked.").state == "pending"
 
 
 def demo_admin_signs_in(page, base_url, *, by_keyboard=False):
@@ -431,6 +431,10 @@ def test_the_demo_queue_is_worked_to_empty_with_the_keyboard_alone(live_server, 
         expect(row(page, action_id)).to_be_focused()
         page.keyboard.press("a")
         expect(dialog(page)).to_be_visible()
+        if row(page, action_id).get_attribute("data-approve-reason"):  # critical: a reason, as for a reject
+            page.keyboard.press("Enter")
+            expect(page.locator("#decide-error")).to_contain_text("A reason is required to approve a critical request")
+            page.keyboard.type("Recipient confirmed.")
         page.keyboard.press("Enter")
         expect(row(page, action_id)).to_have_count(0)
         expect(rows(page)).to_have_count(len(order) - position - 1)
@@ -680,7 +684,7 @@ def test_a_refresh_keeps_the_selection_the_checks_and_a_half_typed_reason(live_s
 # --- the README's screenshots ---------------------------------------------------------
 
 
-def test_readme_screenshots(live_server, browser, tmp_path):
+def test_readme_screenshots(live_server, browser, tmp_path, make_reviewer):
     """docs/queue.png, docs/detail.png and docs/phone.png from the demo data when
     HITL_SCREENSHOTS_DIR is set (scripts/screenshots); otherwise into a scratch folder,
     so that the suite keeps them possible."""
@@ -690,7 +694,10 @@ def test_readme_screenshots(live_server, browser, tmp_path):
     phone = new_page(browser, viewport=PHONE)
     try:
         demo_admin_signs_in(desktop, live_server.url)
+        second_admin_votes_on_critical(make_reviewer)  # the queue shows a vote: "1 of 2 approvals"
+        desktop.reload()
         expect(rows(desktop)).to_have_count(5)
+        expect(desktop.locator("#results .votes").first).to_contain_text("1 of 2 approvals, waiting for another admin")
         desktop.keyboard.press("j")
         expect(current_row(desktop)).to_be_visible()
         desktop.mouse.move(0, 0)

@@ -124,12 +124,13 @@ def test_the_detail_page_s_keys(live_server, page, people, open_request):
 
     # u: back to the queue as filtered, with this request's row asked for.
     page.keyboard.press("u")
-    expect(page).to_have_url(f"{live_server.url}/?risk_level=medium&selected={second.id}")
+    expect(page).to_have_url(f"{live_server.url}/?risk_level=medium&selected={second.action_id}")
     expect(page.locator("h1")).to_have_text("Approval queue")
+    # The request is decided, so its row is in the Decided tab, not here; the queue stays usable.
     page.go_back()
     expect(page).to_have_url(f"{live_server.url}/actions/ACT-KEYS-2/?risk_level=medium")
     page.keyboard.press("Escape")  # Esc, as u
-    expect(page).to_have_url(f"{live_server.url}/?risk_level=medium&selected={second.id}")
+    expect(page).to_have_url(f"{live_server.url}/?risk_level=medium&selected={second.action_id}")
     assert [latest(f"ACT-KEYS-{n}").state for n in (1, 3)] == ["pending", "pending"]
 
 
@@ -160,7 +161,8 @@ def test_a_viewer_s_keys_say_what_is_not_offered_and_still_move(live_server, pag
     page.keyboard.press("k")
     expect(page).to_have_url(f"{live_server.url}/actions/ACT-KEYS-V1/")
     page.keyboard.press("u")
-    expect(page).to_have_url(f"{live_server.url}/?selected={first.id}")
+    expect(page).to_have_url(f"{live_server.url}/?selected={first.action_id}")
+    expect(page.locator('tr.current[data-action-id="ACT-KEYS-V1"]')).to_be_visible()  # the row it came from
     assert latest("ACT-KEYS-V1").state == "pending"
 
 

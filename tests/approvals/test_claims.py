@@ -90,20 +90,20 @@ def test_a_quarantine_by_the_holder_ends_their_claim_so_an_admin_decides_at_once
     claim_take(action_id=request.action_id, actor=people["operator"])
     approval_decide(action_id=request.action_id, actor=people["operator"], decision="quarantine", reason="Legal")
     assert not Claim.objects.exists()
-    assert approval_decide(action_id=request.action_id, actor=people["admin"], decision="approve").state == "approved"
+    assert approval_decide(action_id=request.action_id, actor=people["admin"], decision="approve", reason="Legal cleared it.").state == "approved"
 
 
 def test_two_admins_each_claim_and_vote_on_a_critical_request(request_approval, people):
     request = request_approval("critical")
     claim_take(action_id=request.action_id, actor=people["admin"])
     with pytest.raises(Conflict, match="Claimed by ada@example.com"):
-        approval_decide(action_id=request.action_id, actor=people["admin2"], decision="approve")
-    assert approval_decide(action_id=request.action_id, actor=people["admin"], decision="approve").state == "pending"
+        approval_decide(action_id=request.action_id, actor=people["admin2"], decision="approve", reason="Checked.")
+    assert approval_decide(action_id=request.action_id, actor=people["admin"], decision="approve", reason="Checked.").state == "pending"
     assert not Claim.objects.exists()  # the first vote ends the voter's claim
     with pytest.raises(Conflict, match="already approved"):
         claim_take(action_id=request.action_id, actor=people["admin"])  # a voter can not hold the second admin off
     assert claim_renew(action_id=request.action_id, actor=people["admin2"]).reviewer_name == "abe@example.com"
-    assert approval_decide(action_id=request.action_id, actor=people["admin2"], decision="approve").state == "approved"
+    assert approval_decide(action_id=request.action_id, actor=people["admin2"], decision="approve", reason="Checked.").state == "approved"
     assert ApprovalVote.objects.filter(request=request).count() == 2 and not Claim.objects.exists()
 
 
@@ -115,7 +115,7 @@ def test_an_edit_that_hands_the_request_to_admins_ends_the_editors_claim(engine,
     with pytest.raises(Conflict, match="raised the risk"):
         approval_decide(action_id="ACT-EDC", actor=people["operator"], decision="approve", inputs={"amount": 5, "cc": "x@rival.example"})
     assert not Claim.objects.exists()
-    assert approval_decide(action_id="ACT-EDC", actor=people["admin"], decision="approve").state == "pending"
+    assert approval_decide(action_id="ACT-EDC", actor=people["admin"], decision="approve", reason="Checked.").state == "pending"
 
 
 def test_renewing_a_claim_someone_took_over_says_who_and_when(request_approval, people):
@@ -367,7 +367,7 @@ def test_the_page_learns_in_place_that_its_review_was_taken_over(client, make_re
 def test_a_voter_is_not_asked_to_claim_again(client, make_reviewer, request_approval, people):
     request = request_approval("critical")
     ada = make_reviewer("admin", "ada2@example.com")
-    approval_decide(action_id=request.action_id, actor=actor_of(ada), decision="approve")
+    approval_decide(action_id=request.action_id, actor=actor_of(ada), decision="approve", reason="Checked.")
     page = person(client, ada).get(f"/actions/{request.action_id}/").content.decode()
     assert "review-claim" not in page and f"/actions/{request.action_id}/claim" not in page
 

@@ -53,7 +53,7 @@ def test_the_detail_page_knows_the_queue_s_filters_its_neighbours_and_the_way_ba
     high = request_approval("high")  # filtered out by risk_level=medium
 
     body = operator.get(f"/actions/{second.action_id}/?risk_level=medium&tab=pending&page=1").content.decode()
-    assert link(body, "queue-back") == f"/?risk_level=medium&selected={second.id}"
+    assert link(body, "queue-back") == f"/?risk_level=medium&selected={second.action_id}"
     assert link(body, "queue-previous") == f"/actions/{first.action_id}/?risk_level=medium"
     assert link(body, "queue-next") == f"/actions/{third.action_id}/?risk_level=medium"
 
@@ -63,7 +63,7 @@ def test_the_detail_page_knows_the_queue_s_filters_its_neighbours_and_the_way_ba
     # Unfiltered, the queue's order: critical, high, then the medium ones oldest first.
     body = operator.get(f"/actions/{first.action_id}/").content.decode()
     assert link(body, "queue-previous") == f"/actions/{high.action_id}/"
-    assert link(body, "queue-back") == f"/?selected={first.id}"
+    assert link(body, "queue-back") == f"/?selected={first.action_id}"
     body = operator.get(f"/actions/{high.action_id}/").content.decode()
     assert link(body, "queue-previous") == f"/actions/{critical.action_id}/"
     assert link(body, "queue-next") == f"/actions/{first.action_id}/"
@@ -79,10 +79,10 @@ def test_back_to_the_queue_goes_to_the_page_that_holds_the_request(operator, req
     for n, request in enumerate(requests):
         back = link(operator.get(f"/actions/{request.action_id}/?q=ACT").content.decode(), "queue-back")
         pages[n] = back
-    assert pages[0] == f"/?q=ACT&selected={requests[0].id}"
-    assert pages[1] == f"/?q=ACT&selected={requests[1].id}"
-    assert pages[2] == f"/?q=ACT&page=2&selected={requests[2].id}"
-    assert pages[4] == f"/?q=ACT&page=3&selected={requests[4].id}"
+    assert pages[0] == f"/?q=ACT&selected={requests[0].action_id}"
+    assert pages[1] == f"/?q=ACT&selected={requests[1].action_id}"
+    assert pages[2] == f"/?q=ACT&page=2&selected={requests[2].action_id}"
+    assert pages[4] == f"/?q=ACT&page=3&selected={requests[4].action_id}"
     # The queue's own pages hold those rows.
     assert row_ids_of(operator.get("/?q=ACT&page=2").content.decode()) == [requests[2].action_id, requests[3].action_id]
     assert row_ids_of(operator.get("/?q=ACT&page=3").content.decode()) == [requests[4].action_id]
@@ -102,7 +102,7 @@ def test_bad_filter_values_on_the_detail_page_are_left_out_not_an_error(operator
     request = request_approval("medium")
     response = operator.get(f"/actions/{request.action_id}/?risk_level=nope&page=x&tab=%00&q=" + "x" * 500)
     assert response.status_code == 200
-    assert link(response.content.decode(), "queue-back") == f"/?selected={request.id}"
+    assert link(response.content.decode(), "queue-back") == f"/?selected={request.action_id}"
 
 
 def test_the_panel_s_forms_post_with_the_filters_so_the_answer_keeps_the_links(operator, request_approval):

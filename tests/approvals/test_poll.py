@@ -55,6 +55,22 @@ def test_the_poll_answers_what_drf_answers_in_every_state(service_token, request
 
 
 @pytest.mark.django_db
+def test_the_poll_answers_the_votes_so_far_and_how_many_are_needed(service_token, request_approval, people):
+    critical, medium = request_approval("critical"), request_approval("medium")
+    for path in ("engine", "drf"):
+        for request, needed in ((critical, 2), (medium, 1)):
+            body = _polled(service_token, request.action_id, path=path)[1]
+            assert (body["votes"], body["approvals_needed"]) == (0, needed)
+    approval_decide(action_id=critical.action_id, decision="approve", actor=people["admin"], reason="Recipient checked.")
+    for path in ("engine", "drf"):
+        status, body = _polled(service_token, critical.action_id, path=path)
+        assert (status, body["state"], body["votes"], body["approvals_needed"]) == (200, "pending", 1, 2)
+    approval_decide(action_id=critical.action_id, decision="approve", actor=people["admin2"], reason="Agreed.")
+    status, body = _polled(service_token, critical.action_id)
+    assert (body["state"], body["votes"], body["approvals_needed"]) == ("approved", 2, 2)
+
+
+@pytest.mark.django_db
 def test_the_written_out_representation_is_the_serializers(request_approval, people):
     for request in _states(request_approval, people):
         stored = ApprovalRequest.objects.get(pk=request.pk).as_seen()

@@ -142,9 +142,12 @@ def test_quarantine_escalates_to_admins_who_then_decide(request_approval, people
         approval_decide(action_id=request.action_id, actor=people["operator2"], decision="approve")
     with pytest.raises(Conflict, match="already quarantined"):
         approval_decide(action_id=request.action_id, actor=people["admin"], decision="quarantine", reason="again")
-    approval_decide(action_id=request.action_id, actor=people["admin"], decision="approve")
+    with pytest.raises(InvalidInput, match="reason: a reason is required to approve a quarantined request"):
+        approval_decide(action_id=request.action_id, actor=people["admin"], decision="approve", reason="  ")
+    approval_decide(action_id=request.action_id, actor=people["admin"], decision="approve", reason="Amount confirmed.")
     assert Action.objects.get(pk=request.action_id).status == "QUEUED"
     assert events(request.action_id) == ["hitl.approval_requested", "hitl.escalated", "hitl.approved"]
+    assert ApprovalRequest.objects.get(pk=request.pk).reason == "Amount confirmed."
 
 
 def test_the_second_decision_is_a_conflict_saying_who_decided_what_and_when(request_approval, people):

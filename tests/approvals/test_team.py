@@ -39,9 +39,9 @@ def test_a_critical_request_needs_two_different_admins(request_approval, people)
     assert Action.objects.get(pk=request.action_id).status == "PENDING_APPROVAL"  # the engine may not run it yet
 
     with pytest.raises(Conflict, match="already approved"):
-        approval_decide(action_id=request.action_id, actor=people["admin"], decision="approve")
+        approval_decide(action_id=request.action_id, actor=people["admin"], decision="approve", reason="Checked.")
 
-    done = approval_decide(action_id=request.action_id, actor=people["admin2"], decision="approve")
+    done = approval_decide(action_id=request.action_id, actor=people["admin2"], decision="approve", reason="Checked.")
     assert done.state == "approved" and done.decided_by == people["admin2"].actor_id
     assert Action.objects.get(pk=request.action_id).status == "QUEUED"
     assert [e.event_type for e in events(request.action_id)] == [
@@ -59,31 +59,31 @@ def test_who_never_votes_on_a_critical_request(who, request_approval, people, ma
     request = request_approval("critical", requested_by="rita@example.com")
     actor = {"requester": rita, "sender": engine, "viewer": people["viewer"], "operator": people["operator"]}[who]
     with pytest.raises(NotAllowed):
-        approval_decide(action_id=request.action_id, actor=actor, decision="approve")
+        approval_decide(action_id=request.action_id, actor=actor, decision="approve", reason="Checked.")
     assert ApprovalRequest.objects.get(pk=request.pk).votes == []
     assert events(request.action_id, "hitl.approval_vote") == []
 
 
 def test_a_reject_after_one_vote_ends_it(request_approval, people):
     request = request_approval("critical")
-    approval_decide(action_id=request.action_id, actor=people["admin"], decision="approve")
+    approval_decide(action_id=request.action_id, actor=people["admin"], decision="approve", reason="Checked.")
     rejected = approval_decide(action_id=request.action_id, actor=people["admin2"], decision="reject", reason="no")
     assert rejected.state == "rejected" and Action.objects.get(pk=request.action_id).status == "REJECTED"
 
 
 def test_a_vote_does_not_outlive_the_deadline(request_approval, people):
     request = request_approval("critical")
-    approval_decide(action_id=request.action_id, actor=people["admin"], decision="approve")
+    approval_decide(action_id=request.action_id, actor=people["admin"], decision="approve", reason="Checked.")
     ApprovalRequest.objects.filter(pk=request.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     with pytest.raises(Conflict, match="expired"):
-        approval_decide(action_id=request.action_id, actor=people["admin2"], decision="approve")
+        approval_decide(action_id=request.action_id, actor=people["admin2"], decision="approve", reason="Checked.")
 
 
 def test_the_number_of_approvals_is_a_setting(request_approval, people, settings):
     settings.HITL_APPROVALS_NEEDED = {**settings.HITL_APPROVALS_NEEDED, "high": 2}
     request = request_approval("high")
-    assert approval_decide(action_id=request.action_id, actor=people["operator"], decision="approve").state == "pending"
-    assert approval_decide(action_id=request.action_id, actor=people["operator2"], decision="approve").state == "approved"
+    assert approval_decide(action_id=request.action_id, actor=people["operator"], decision="approve", reason="Checked.").state == "pending"
+    assert approval_decide(action_id=request.action_id, actor=people["operator2"], decision="approve", reason="Checked.").state == "approved"
 
 
 # --- edit before approve ----------------------------------------------------------------
@@ -117,7 +117,7 @@ def test_an_edit_adding_an_external_recipient_raises_the_level_and_needs_admins(
     assert request.risk_level == "high"
     with pytest.raises(Conflict, match="raised the risk from high to critical") as raised:
         approval_decide(
-            action_id="ACT-EDIT-2", actor=people["operator"], decision="approve",
+            action_id="ACT-EDIT-2", actor=people["operator"], decision="approve", reason="Checked.",
             inputs={"amount": 5_000_000, "cc": "partner@rival.example"},
         )
     assert raised.value.extra["inputs_edited"] is True
@@ -129,15 +129,15 @@ def test_an_edit_adding_an_external_recipient_raises_the_level_and_needs_admins(
     [edit] = events("ACT-EDIT-2", "hitl.inputs_edited")
     assert (edit.details["previous_risk_level"], edit.details["assessed_risk_level"]) == ("high", "critical")
     # Now two admins must approve it.
-    assert approval_decide(action_id="ACT-EDIT-2", actor=people["admin"], decision="approve").state == "pending"
-    assert approval_decide(action_id="ACT-EDIT-2", actor=people["admin2"], decision="approve").state == "approved"
+    assert approval_decide(action_id="ACT-EDIT-2", actor=people["admin"], decision="approve", reason="Checked.").state == "pending"
+    assert approval_decide(action_id="ACT-EDIT-2", actor=people["admin2"], decision="approve", reason="Checked.").state == "approved"
 
 
 def test_an_edit_clears_the_votes_on_the_old_inputs(engine, people, request_approval):
     request = request_approval("critical")
-    approval_decide(action_id=request.action_id, actor=people["admin"], decision="approve")
+    approval_decide(action_id=request.action_id, actor=people["admin"], decision="approve", reason="Checked.")
     edited = approval_decide(
-        action_id=request.action_id, actor=people["admin2"], decision="approve", inputs={"to": "cfo@seller.example", "subject": "Hi"}
+        action_id=request.action_id, actor=people["admin2"], decision="approve", reason="Checked.", inputs={"to": "cfo@seller.example", "subject": "Hi"}
     )
     assert edited.state == "pending" and [v["name"] for v in edited.votes] == ["abe@example.com"]
     [edit] = events(request.action_id, "hitl.inputs_edited")
@@ -184,7 +184,7 @@ def test_a_lapsed_claim_is_free_and_a_decision_or_release_ends_it(request_approv
     assert claim_release(action_id=request.action_id, actor=people["operator2"]) is True
     assert not Claim.objects.exists()
     claim_take(action_id=request.action_id, actor=people["operator"])
-    approval_decide(action_id=request.action_id, actor=people["operator"], decision="approve")  # the holder decides
+    approval_decide(action_id=request.action_id, actor=people["operator"], decision="approve", reason="Checked.")  # the holder decides
     assert not Claim.objects.exists()
 
 
@@ -216,9 +216,9 @@ def test_two_last_votes_at_once_give_one_approval(request_approval, people, make
     from accounts.selectors import actor_of
 
     request = request_approval("critical")
-    approval_decide(action_id=request.action_id, actor=people["admin"], decision="approve")
+    approval_decide(action_id=request.action_id, actor=people["admin"], decision="approve", reason="Checked.")
     actors = [people["admin2"], actor_of(make_reviewer("admin", "ava@example.com"))]
-    results = run_at_once(2, lambda i: approval_decide(action_id=request.action_id, actor=actors[i], decision="approve"))
+    results = run_at_once(2, lambda i: approval_decide(action_id=request.action_id, actor=actors[i], decision="approve", reason="Checked."))
     assert sorted(type(r).__name__ for r in results) == ["ApprovalRequest", "Conflict"], results
     assert ApprovalRequest.objects.get(pk=request.pk).state == "approved"
     assert len(events(request.action_id, "hitl.approval_vote")) == 2  # the first vote and the winning one
@@ -281,10 +281,10 @@ def test_api_service_accounts_do_not_claim(engine_api, request_approval):
 
 def test_api_approve_answers_pending_with_votes_then_approved(api, make_reviewer, request_approval):
     request = request_approval("critical")
-    first = _client(api, make_reviewer, "admin", "a1@example.com").post(f"/api/hitl/actions/{request.action_id}/approve")
+    first = _client(api, make_reviewer, "admin", "a1@example.com").post(f"/api/hitl/actions/{request.action_id}/approve", {"reason": "Checked."}, format="json")
     assert first.status_code == 200
     assert (first.json()["status"], first.json()["approvals_needed"], first.json()["decided_at"]) == ("pending", 2, None)
-    second = _client(api, make_reviewer, "admin", "a2@example.com").post(f"/api/hitl/actions/{request.action_id}/approve")
+    second = _client(api, make_reviewer, "admin", "a2@example.com").post(f"/api/hitl/actions/{request.action_id}/approve", {"reason": "Checked."}, format="json")
     assert second.json()["status"] == "approved" and [v["name"] for v in second.json()["votes"]] == ["a1@example.com", "a2@example.com"]
 
 

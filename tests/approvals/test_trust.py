@@ -278,4 +278,4 @@ def test_a_superuser_counts_as_admin_and_is_told_how_to_get_an_operator_record(r
     assert "Viewers" not in detail and "create_operator root@example.com --role admin" in detail
 
     call_command("create_operator", "root@example.com", "--role", "admin", stdout=open("/dev/null", "w"))
-    assert post(person_client(root), f"/api/hitl/actions/{request.action_id}/approve").status_code == 200
+    assert post(person_client(root), f"/api/hitl/actions/{request.action_id}/approve", {"reason": "Checked."}).status_code == 200

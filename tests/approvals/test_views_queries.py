@@ -90,6 +90,16 @@ def test_the_queue_page_runs_the_same_queries_for_3_rows_and_30(operator_client,
     assert many.context["page"].total == 30
 
 
+def test_every_filter_at_once_costs_no_query_more(operator_client, add_requests, django_assert_num_queries):
+    add_requests(30)
+    queue_version_warm()
+    filters = {"decidable": "1", "claim": "unclaimed", "sort": "deadline", "deal": "deal", "action_type": "COMM",
+               "q": "action", "risk_level": "medium"}
+    with django_assert_num_queries(QUEUE_QUERIES):
+        filtered = operator_client.get("/", filters)
+    assert filtered.status_code == 200 and rows_shown(filtered) == 5  # the medium ones on a deal
+
+
 def test_the_queue_partial_after_a_change_runs_the_same_queries_for_3_rows_and_30(
     operator_client, add_requests, django_assert_num_queries
 ):

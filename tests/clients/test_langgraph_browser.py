@@ -44,9 +44,12 @@ def test_a_reviewer_edits_and_approves_in_the_browser_and_the_agent_runs_the_too
     try:
         sign_in(page, live_server.url, "olu@example.com")
         page.goto(f"{live_server.url}/actions/ACT-LG-WEB/")
-        page.locator("details.edit-inputs summary").click()
-        page.fill("#edit-inputs", '{"template": "short", "buyer": "Acme"}')
-        page.get_by_role("button", name="Approve").click()
+        page.locator("#edit-inputs > summary").click()
+        page.locator("details.edit-json > summary").click()
+        page.fill("#edit-inputs-json", '{"template": "short", "buyer": "Acme"}')
+        page.get_by_role("button", name="Approve", exact=True).click()
+        expect(page.locator("#decision-panel")).to_contain_text("short")  # the edit's diff, before it is sent
+        page.locator("#confirm-approve").click()
         expect(page.locator("#decision-panel")).to_contain_text("Done: Approved.")
         deadline = time.monotonic() + 20
         while not tools.runs and time.monotonic() < deadline:

@@ -104,10 +104,10 @@ def test_a_request_needing_two_admins_is_pushed_when_the_second_approves_not_at_
     engine_channel, receiver, request_approval, people
 ):
     request = request_approval("critical")
-    approval_decide(action_id=request.action_id, actor=people["admin"], decision="approve")
+    approval_decide(action_id=request.action_id, actor=people["admin"], decision="approve", reason="Recipient checked.")
     notifications_work()
     assert receiver.calls == []  # a vote is not a decision
-    approval_decide(action_id=request.action_id, actor=people["admin2"], decision="approve")
+    approval_decide(action_id=request.action_id, actor=people["admin2"], decision="approve", reason="Agreed.")
     notifications_work()
     [event] = events_received(receiver, engine_channel.signing_secret)
     assert (event["state"], event["decided_by"], event["approved_inputs"]) == (

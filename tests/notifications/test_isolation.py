@@ -32,7 +32,7 @@ def test_requests_and_decisions_only_write_rows_however_bad_the_receivers(bad_ch
         action_id="ACT-ISO-1", action_type="DOCUMENT.GENERATE_LOI", requester=engine, title="LOI for Acme",
     )
     approval_decide(action_id="ACT-ISO-1", actor=people["operator"], decision="quarantine", reason="Check the price.")
-    approval_decide(action_id="ACT-ISO-1", actor=people["admin"], decision="approve")
+    approval_decide(action_id="ACT-ISO-1", actor=people["admin"], decision="approve", reason="Price checked.")
     assert time.monotonic() - started < 2.0  # the receiver alone would take 3 s
     assert created and request.state == "pending"
 
