@@ -31,11 +31,11 @@ ENDPOINTS = (("assess", f"POST {ASSESS_PATH}", "assess-risk"), ("poll", f"GET {P
 
 def poll_sql_check(action_id: str) -> str | None:
     """None if the reference runs the very SQL the app's selector runs; else both."""
-    from approvals.selectors import approval_polled
+    from approvals.selectors import approval_polled_stored
 
     if str(REFERENCE) not in sys.path:
         sys.path.append(str(REFERENCE))  # last: bench/reference/app.py, not an app of the project
-    ours = [statement for statement, _ in harness.captured(lambda: approval_polled(action_id=action_id))]
+    ours = [statement for statement, _ in harness.captured(lambda: approval_polled_stored(action_id=action_id))]
     reference = [importlib.import_module("app").POLL_SQL]
     return None if ours == reference else f"the app's selector runs:\n  {ours}\nthe reference runs:\n  {reference}"
 
