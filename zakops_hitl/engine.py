@@ -297,6 +297,10 @@ class EngineHandler(WSGIHandler):
         if any(database.get("ATOMIC_REQUESTS") for database in settings.DATABASES.values()):
             raise ImproperlyConfigured("the engine path does not wrap its answers in a transaction (ATOMIC_REQUESTS)")
         self.routes = [_HotRoute(call) for call in HOT_CALLS]  # at start: a URLconf it can not follow stops the server
+        # A route without path arguments is found by its path alone, without the pattern's regex.
+        self.exact = {
+            (route.method, "/" + str(route.pattern)): (route, {}) for route in self.routes if not route.call.path_arguments
+        }
 
     def load_middleware(self, is_async=False):
         full = settings.MIDDLEWARE
@@ -335,6 +339,8 @@ class EngineHandler(WSGIHandler):
         if not path.isascii():  # WSGI's latin-1 text of the bytes: decoded as Django's path_info is
             path = get_path_info(environ)
         method = environ.get("REQUEST_METHOD")
+        if (exact := self.exact.get((method, path))) is not None:
+            return exact
         for route in self.routes:
             if route.method == method and (found := route.pattern.match(path[1:])) is not None:
                 return route, found[2]
