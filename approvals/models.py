@@ -27,8 +27,9 @@ class RequestState(models.TextChoices):
 
 OPEN_STATES = (RequestState.PENDING, RequestState.QUARANTINED)
 EXPIRED_REASON = "No decision before the request expired."
-# Announced on every change to a request (approvals 0003 has the PostgreSQL trigger): the
-# reviewer pages' live queue asks it whether anything changed.
+# Announced on every change to a request, naming its action (approvals 0003 and 0008 have
+# the PostgreSQL triggers): the reviewer pages' live queue asks it whether anything changed,
+# and the poll's cache which action's request did (approvals.selectors).
 QUEUE_CHANNEL = "hitl_approvals"
 
 

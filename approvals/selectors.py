@@ -13,6 +13,7 @@ from approvals.deciders import actor_refusal
 from approvals.models import OPEN_STATES, QUEUE_CHANNEL, ApprovalRequest, RequestState
 from common import statements
 from common.changes import feed
+from common.keyed_cache import KeyedCache
 from zakops.models import Action, ActionStatus, DealEvent, RiskLevel
 
 SEVERITY_ORDER = Case(
@@ -68,12 +69,31 @@ _POLL_SQL = (
 )
 
 
-def approval_polled(*, action_id: str) -> ApprovalRequest | None:
+def approval_polled_stored(*, action_id: str) -> ApprovalRequest | None:
     """The action's latest request, as the engine's poll reads it: the latest round, no
     claim, only the fields the poll answers (the others are deferred). Fixed SQL, prepared
     on PostgreSQL, rather than the ORM or raw(): building the query, or raw()'s description
     of the columns, cost more than the database spends on it."""
     return _POLLED.one(_POLL_SQL, [action_id])
+
+
+# The engine polls far more often than anything changes: each action's latest request is
+# kept in this process, until the change feed says one of the action's requests changed
+# (approvals 0008: the NOTIFY names the action; the services announce it in this process
+# too). Bypassed while the feed can not hear every change at once (the listener down,
+# behind a pooler). The expiry is not kept: as_seen() computes it at each read.
+POLL_CACHE_SIZE = 10_000  # actions; an answer is a few KB at most
+_polls = KeyedCache(QUEUE_CHANNEL, size=POLL_CACHE_SIZE)
+
+
+def approval_polled(*, action_id: str) -> ApprovalRequest | None:
+    """approval_polled_stored's request, from this process's memory while nothing of the
+    action changed. Shared between calls: read it, never modify it."""
+    return _polls.get(action_id, _stored)
+
+
+def _stored(action_id: str) -> ApprovalRequest | None:
+    return approval_polled_stored(action_id=action_id)
 
 
 def action_held_pending(*, action_id: str) -> bool:

@@ -4,6 +4,7 @@ by DRF, the request body limit, path, query and stored headers the database can 
 a field type for JSON objects. Also Django's error views for the errors raised before or
 outside a view (no URL matched, a Host not allowed), JSON wherever the view answers JSON."""
 
+import hashlib
 import logging
 import sys
 
@@ -39,6 +40,48 @@ NO_SUCH_ENDPOINT = "No such endpoint."
 def json_error(status: int, detail: str, **extra) -> HttpResponse:
     """An error answered outside DRF, in the shape DRF's answers have."""
     return HttpResponse(orjson.dumps({"detail": detail, **extra}), status=status, content_type="application/json")
+
+
+# --- conditional answers: ETag and If-None-Match ------------------------------------------
+
+
+def answer_etag(body: bytes) -> str:
+    """The ETag of a JSON answer: a digest of its body as orjson writes it, so it changes
+    whenever anything in the answer does (a value computed at read time included)."""
+    return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
+
+
+def none_match(request, etag: str) -> bool:
+    """Whether the call's If-None-Match names `etag` (weak comparison, as RFC 9110 has it
+    for this header) or is `*`."""
+    header = request.META.get("HTTP_IF_NONE_MATCH")
+    if not header:
+        return False
+    if header.strip() == "*":
+        return True
+    return any(tag.strip().removeprefix("W/") == etag for tag in header.split(","))
+
+
+def conditional_json(request, body: bytes) -> HttpResponse:
+    """`body` as JSON with its ETag, or 304 with an empty body when the call's If-None-Match
+    names it: the answer outside DRF, as conditional_answer answers through it."""
+    etag = answer_etag(body)
+    if none_match(request, etag):
+        response = HttpResponse(status=status.HTTP_304_NOT_MODIFIED)
+        del response["Content-Type"]  # no body, as DRF answers a 304
+    else:
+        response = HttpResponse(body, content_type="application/json")
+    response["ETag"] = etag
+    return response
+
+
+def conditional_answer(request, answer) -> Response:
+    """`answer` through DRF with the ETag of its JSON, or 304 with an empty body when the
+    call's If-None-Match names it (the ETag is the same as conditional_json's)."""
+    etag = answer_etag(orjson.dumps(answer))
+    if none_match(request, etag):
+        return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
+    return Response(answer, headers={"ETag": etag})
 
 
 def hitl_error_body(exc: HitlError) -> dict:

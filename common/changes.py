@@ -22,6 +22,7 @@ database query while nothing changed:
   whenever another connection commits; no table is read) and reads the version rows only
   when it moved. SQLite serves one machine, so every process that uses the file sees it.
 - In-memory SQLite (tests): one process; `announce` marks its subscribers directly.
+A NOTIFY may name the one key that changed (KEY_PAYLOAD; common.keyed_cache).
 """
 
 import logging
@@ -36,11 +37,23 @@ from django.db import DatabaseError, connection, transaction
 logger = logging.getLogger(__name__)
 
 
+# A NOTIFY payload naming the one key (e.g. an action id) that changed; any other payload
+# (a table's name) means anything of the channel may have changed.
+KEY_PAYLOAD = "key:"
+
+
 class Subscription:
-    def __init__(self, feed, channel: str):
+    def __init__(self, feed, channel: str, on_key=None):
         self.feed = feed
         self.channel = channel
         self.dirty = True
+        self.on_key = on_key  # on_key(key): told of a change of one key only, instead of dirty
+
+    def _mark(self, key: str | None) -> None:
+        if key is not None and self.on_key is not None:
+            self.on_key(key)
+        else:
+            self.dirty = True
 
     def changed(self) -> bool:
         """True once after each change (and always while changes can not be seen)."""
@@ -93,11 +106,11 @@ class _Listener:
                         for channel in new:
                             conn.execute(f"LISTEN {channel}")
                         if new:
+                            for channel in new:  # whatever happened before we listened, before a cache is trusted
+                                self.feed.mark(channel)
                             self.listening_to = self.listening_to | set(new)
-                            for channel in new:
-                                self.feed.mark(channel)  # whatever happened before we listened
                         for notice in conn.notifies(timeout=self.POLL_SECONDS):
-                            self.feed.mark(notice.channel)
+                            self.feed.mark(notice.channel, notice.payload)
                         idle += self.POLL_SECONDS
                         if idle >= self.PING_SECONDS:  # notice a dead connection
                             conn.execute("SELECT 1")
@@ -152,16 +165,20 @@ class ChangeFeed:
     def channels(self) -> list[str]:
         return sorted({s.channel for s in self._subscriptions})
 
-    def subscribe(self, channel: str) -> Subscription:
-        subscription = Subscription(self, channel)
+    def subscribe(self, channel: str, *, on_key=None) -> Subscription:
+        """A subscription to `channel`; with `on_key`, a change the feed knows to be of one
+        key only (a NOTIFY payload of KEY_PAYLOAD and the key, or announce(key=...)) calls
+        on_key(key) instead of marking the whole channel changed."""
+        subscription = Subscription(self, channel, on_key)
         with self._lock:
             self._subscriptions.append(subscription)
         return subscription
 
-    def mark(self, channel: str) -> None:
+    def mark(self, channel: str, payload: str | None = None) -> None:
+        key = payload[len(KEY_PAYLOAD):] if payload and payload.startswith(KEY_PAYLOAD) else None
         for subscription in self._subscriptions:
             if subscription.channel == channel:
-                subscription.dirty = True
+                subscription._mark(key)
 
     def mark_all(self) -> None:
         for subscription in self._subscriptions:
@@ -235,6 +252,18 @@ class ChangeFeed:
             self._setup()
         return self._mode != "postgresql" or channel in self._listener.listening_to
 
+    def instant(self, channel: str) -> bool:
+        """Whether every change of `channel`, made by any process, reaches this process's
+        subscribers as soon as it is committed: the listener is connected to the channel,
+        or the feed reads the SQLite file's count at each changed(), or there is one process
+        (memory). False behind a pooler (seen within a second) and while the listener is
+        down: a cache that must never serve a stale answer is bypassed then."""
+        if self._mode is None:
+            self._setup()
+        if self._mode == "postgresql":
+            return channel in self._listener.listening_to
+        return self._mode != "poll"
+
     def ready(self, timeout: float = 0.0) -> str | None:
         """How changes made elsewhere reach this process ("listening", "polling", "file",
         "memory"), waiting up to `timeout` seconds for the listener to connect; None when
@@ -250,11 +279,12 @@ class ChangeFeed:
             time.sleep(0.02)
         return "listening"
 
-    def announce(self, channel: str) -> None:
-        """Call after writing data of `channel`: this process at once and again on commit;
-        the table triggers tell the other processes."""
-        self.mark(channel)
-        transaction.on_commit(lambda: self.mark(channel))
+    def announce(self, channel: str, key: str | None = None) -> None:
+        """Call after writing data of `channel` (of one `key` of it, when given): this
+        process at once and again on commit; the table triggers tell the other processes."""
+        payload = None if key is None else KEY_PAYLOAD + key
+        self.mark(channel, payload)
+        transaction.on_commit(lambda: self.mark(channel, payload))
 
     def stop(self) -> None:
         """Close the listener's connection (tests and tools); the next use starts anew."""

@@ -23,7 +23,8 @@ serializer, renderer) when the call is the usual one:
   only when the serializer would take it unchanged (quick_check).
 
 Such a call is answered by the function the view itself calls (risk.api.views.assessment_of,
-approvals.api.views.action_approval), as JSON with the headers DRF adds (Allow); a domain
+approvals.api.views.action_approval), as JSON with the headers DRF adds (Allow), the poll with its ETag or a 304 as the view
+answers it (common.api.conditional_json, conditional_answer); a domain
 error it raises (the 404 of an action without a request) as the API answers it
 (common.api.hitl_error_body), a database out of reach with the 503.
 
@@ -65,6 +66,7 @@ from common.api import (
     STORED_HEADERS,
     JSONObjectField,
     StrictCharField,
+    conditional_json,
     database_unavailable,
     hitl_error_body,
     json_error,
@@ -95,6 +97,7 @@ class HotCall:
     answer: Callable
     request_serializer: type[serializers.Serializer] | None = None  # the body's contract
     path_arguments: tuple[str, ...] = ()
+    conditional: bool = False  # answered with an ETag, and 304 to a matching If-None-Match (as the view does)
 
 
 HOT_CALLS = [
@@ -102,7 +105,7 @@ HOT_CALLS = [
     HotCall(
         "api-action-approval", "GET",
         lambda request, data, action_id: action_approval(action_id=action_id, user=request.user),
-        path_arguments=("action_id",),
+        path_arguments=("action_id",), conditional=True,
     ),
 ]
 
@@ -226,8 +229,10 @@ class _HotRoute:
             data = self._usual(request, kwargs)
             if data is _UNUSUAL:
                 return None
-            answer = self.call.answer(request, data, **kwargs)
-            return self._json(HttpResponse(orjson.dumps(answer), content_type="application/json"))
+            body = orjson.dumps(self.call.answer(request, data, **kwargs))
+            if self.call.conditional:
+                return self._json(conditional_json(request, body))
+            return self._json(HttpResponse(body, content_type="application/json"))
         except HitlError as exc:
             return self._json(json_error(exc.status, **hitl_error_body(exc)))
         except Exception as exc:
@@ -292,6 +297,10 @@ class EngineHandler(WSGIHandler):
         if any(database.get("ATOMIC_REQUESTS") for database in settings.DATABASES.values()):
             raise ImproperlyConfigured("the engine path does not wrap its answers in a transaction (ATOMIC_REQUESTS)")
         self.routes = [_HotRoute(call) for call in HOT_CALLS]  # at start: a URLconf it can not follow stops the server
+        # A route without path arguments is found by its path alone, without the pattern's regex.
+        self.exact = {
+            (route.method, "/" + str(route.pattern)): (route, {}) for route in self.routes if not route.call.path_arguments
+        }
 
     def load_middleware(self, is_async=False):
         full = settings.MIDDLEWARE
@@ -330,6 +339,8 @@ class EngineHandler(WSGIHandler):
         if not path.isascii():  # WSGI's latin-1 text of the bytes: decoded as Django's path_info is
             path = get_path_info(environ)
         method = environ.get("REQUEST_METHOD")
+        if (exact := self.exact.get((method, path))) is not None:
+            return exact
         for route in self.routes:
             if route.method == method and (found := route.pattern.match(path[1:])) is not None:
                 return route, found[2]

@@ -11,7 +11,7 @@ from approvals.services.cancel import approval_cancel
 from approvals.services.claims import claim_release, claim_take
 from approvals.services.decisions import approval_decide, approvals_decide_many
 from approvals.services.requests import approval_adopt, approval_request
-from common.api import HitlAPIView
+from common.api import HitlAPIView, conditional_answer
 from common.errors import NotFound
 from common.idempotency import idempotent
 
@@ -86,14 +86,20 @@ def action_approval(*, action_id: str, user) -> dict:
 
 class ActionApprovalView(HitlAPIView):
     @extend_schema(
-        responses={200: s.ApprovalRequestSerializer, 404: NOT_FOUND},
+        responses={
+            200: s.ApprovalRequestSerializer,
+            304: OpenApiResponse(description="`If-None-Match` names the answer's current `ETag`: nothing changed."),
+            404: NOT_FOUND,
+        },
         summary="The action's latest approval request",
         description="An action the engine set to PENDING_APPROVAL by itself, without an open request, is "
         "adopted by the engine's call (a service account's; given its request, as hitl_sweep would) and answered "
-        "`pending`. A person's call only reads.",
+        "`pending`. A person's call only reads. The answer carries an `ETag`, which changes whenever anything in "
+        "it does (an open request passing its deadline included); a call whose `If-None-Match` names it is "
+        "answered 304 with an empty body.",
     )
     def get(self, request, action_id):
-        return Response(action_approval(action_id=action_id, user=request.user))
+        return conditional_answer(request, action_approval(action_id=action_id, user=request.user))
 
 
 VOTE_FIELDS = {

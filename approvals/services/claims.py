@@ -145,7 +145,7 @@ def _touch(request: ApprovalRequest, now) -> None:
     # The live queue's version follows the open requests' updated_at: a claim shows at
     # the next refresh of every reviewer's queue.
     locks.request_compare_and_set(request, when=Q(), now=now)
-    feed.announce(QUEUE_CHANNEL)
+    feed.announce(QUEUE_CHANNEL, key=request.action_id)
 
 
 def _utc(moment) -> str:

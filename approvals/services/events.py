@@ -48,7 +48,7 @@ def event_record(*, action: Action, request: ApprovalRequest, actor: Actor, even
     """An audit row and its outbox row, in the caller's transaction: for a transition
     (through transition_record), or for something that is not a state change (a vote, an
     edit, an amendment, a takeover)."""
-    feed.announce(QUEUE_CHANNEL)
+    feed.announce(QUEUE_CHANNEL, key=action.action_id)  # the queue's version, and the action's poll
     details = {
         "action_id": action.action_id,
         "request_id": str(request.id),

@@ -1,11 +1,15 @@
 """A reference service for the engine's two hot endpoints, without authentication:
-FastAPI on uvicorn, the rules in memory (assessor.py), the poll through psycopg's async
-pool with the SQL the app's poll runs. bench/engine.py measures the app against it.
+FastAPI on uvicorn, the rules in memory (assessor.py), the poll with the SQL the app's poll
+runs, through psycopg's async pool in autocommit (one round trip a poll, as the original
+backend's) or, with REFERENCE_DRIVER=asyncpg, through asyncpg's pool (the original
+backend's driver; it prepares the statement once per connection). bench/engine.py measures
+the app against both and compares with the faster.
 
-    REFERENCE_DATABASE_URL=postgres://postgres@127.0.0.1:5432/db \\
+    REFERENCE_DATABASE_URL=postgres://postgres@127.0.0.1:5432/db [REFERENCE_DRIVER=asyncpg] \\
       .venv/bin/python -m uvicorn app:app --app-dir bench/reference --loop uvloop --http httptools
 """
 
+import json
 import os
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -18,6 +22,7 @@ from pydantic import BaseModel, StringConstraints
 
 DATABASE_URL = os.environ.get("REFERENCE_DATABASE_URL") or os.environ.get("DATABASE_URL", "")
 POOL_SIZE = int(os.environ.get("REFERENCE_POOL_SIZE", 4))
+DRIVER = os.environ.get("REFERENCE_DRIVER", "psycopg")  # or "asyncpg", or "psycopg-transactions"
 EXPIRED_REASON = "No decision before the request expired."
 
 # What the app's poll runs (`approvals.selectors.approval_polled()`); engine.py checks that
@@ -32,16 +37,46 @@ POLL_SQL = (
 state = {}
 
 
+async def _psycopg_pool():
+    # autocommit: without it every poll is BEGIN, SELECT, COMMIT, three round trips, as the
+    # reference was published until 2026-12-03 ("psycopg-transactions", kept for the record).
+    pool = AsyncConnectionPool(DATABASE_URL, min_size=POOL_SIZE, max_size=POOL_SIZE, open=False,
+                               kwargs={"autocommit": DRIVER != "psycopg-transactions"})
+    await pool.open(wait=True)
+
+    async def fetch(action_id: str):
+        async with pool.connection() as conn:
+            cursor = await conn.execute(POLL_SQL, (action_id,))
+            return await cursor.fetchone()
+
+    return fetch, pool.close
+
+
+async def _asyncpg_pool():
+    import asyncpg
+
+    async def jsonb_as_python(conn):
+        await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+    pool = await asyncpg.create_pool(DATABASE_URL, min_size=POOL_SIZE, max_size=POOL_SIZE, init=jsonb_as_python)
+    sql = POLL_SQL.replace("%s", "$1")
+
+    async def fetch(action_id: str):
+        async with pool.acquire() as conn:
+            return await conn.fetchrow(sql, action_id)
+
+    return fetch, pool.close
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI):
     state["rules"] = rules_load(DATABASE_URL)
-    pool = AsyncConnectionPool(DATABASE_URL, min_size=POOL_SIZE, max_size=POOL_SIZE, open=False)
-    await pool.open(wait=True)
-    state["pool"] = pool
+    fetch, close = await (_asyncpg_pool() if DRIVER == "asyncpg" else _psycopg_pool())
+    state["fetch"] = fetch
     try:
         yield
     finally:
-        await pool.close()
+        await close()
 
 
 app = FastAPI(lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
@@ -117,14 +152,12 @@ def _uuid(value) -> str | None:
 
 @app.get("/api/hitl/actions/{action_id}/approval")
 async def action_approval(action_id: str) -> Approval:
-    async with state["pool"].connection() as conn:
-        cursor = await conn.execute(POLL_SQL, (action_id,))
-        row = await cursor.fetchone()
+    row = await state["fetch"](action_id)
     if row is None:
         raise HTTPException(404, f"Action {action_id} has no approval request.")
     (request_id, action_id, round_, state_, risk_level, score, reasons, recommendations, matched_rules,
      requires_approval, requested_by, expires_at, escalated_by, escalated_by_name, escalated_at,
-     escalation_reason, decided_by, decided_by_name, decided_at, reason, created_at) = row
+     escalation_reason, decided_by, decided_by_name, decided_at, reason, created_at) = tuple(row)
     if state_ in ("pending", "quarantined") and expires_at <= datetime.now(UTC):
         # An overdue open request reads as expired, as the app's sweep will record it.
         state_, decided_by, decided_by_name, decided_at, reason = (

@@ -196,3 +196,45 @@ def test_a_vote_by_a_person_named_later_as_the_requester_no_longer_counts(engine
     )
     request = ApprovalRequest.objects.get(action_id="ACT-VOTED")
     assert request.votes == [] and not ApprovalVote.objects.filter(request=request).exists()
+
+
+# --- ETag and If-None-Match ---------------------------------------------------------------
+
+
+def _conditional(token: str, action_id: str, etag: str | None = None, *, path: str = "engine"):
+    headers = {"HTTP_IF_NONE_MATCH": etag} if etag else {}
+    return call(server_environ("GET", f"/api/hitl/actions/{action_id}/approval", query="from=test" if path == "drf" else "",
+                               HTTP_AUTHORIZATION=f"Bearer {token}", **headers))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["engine", "drf"])
+def test_an_unchanged_poll_is_a_304_with_an_empty_body_until_a_decision(service_token, request_approval, people, path):
+    request = request_approval("medium")
+    first = _conditional(service_token, request.action_id, path=path)
+    etag = first.headers["ETag"]
+    again = _conditional(service_token, request.action_id, etag, path=path)
+    assert (again.status, again.body, again.headers["ETag"]) == (304, b"", etag)
+    approval_decide(action_id=request.action_id, decision="approve", actor=people["operator"], reason="fine")
+    decided = _conditional(service_token, request.action_id, etag, path=path)
+    assert decided.status == 200 and decided.json()["state"] == "approved"
+    assert decided.headers["ETag"] != etag
+    assert _conditional(service_token, request.action_id, decided.headers["ETag"], path=path).status == 304
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["engine", "drf"])
+def test_the_etag_changes_when_an_open_request_passes_its_deadline(service_token, request_approval, monkeypatch, path):
+    request = request_approval("high")
+    before = _conditional(service_token, request.action_id, path=path)
+    later = request.expires_at + timedelta(seconds=1)
+    monkeypatch.setattr("approvals.models.timezone.now", lambda: later)  # nothing written: only time passed
+    after = _conditional(service_token, request.action_id, before.headers["ETag"], path=path)
+    assert after.status == 200 and after.json()["state"] == "expired"
+    assert after.headers["ETag"] != before.headers["ETag"]
+
+
+@pytest.mark.django_db
+def test_an_unknown_action_is_404_whatever_the_if_none_match(service_token):
+    answer = _conditional(service_token, "ACT-NO-SUCH", "*")
+    assert answer.status == 404 and answer.json()["detail"]

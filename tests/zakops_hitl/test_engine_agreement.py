@@ -54,7 +54,7 @@ def both(application, method, path, *, body: bytes | None = None, query="", **he
         environ = server_environ(method, path, query="&".join(q for q in (query, extra) if q), body=body, **headers)
         found = call(environ, application)
         found.headers.pop("X-Request-ID")
-        answers.append((found.status, found.headers, found.json()))
+        answers.append((found.status, found.headers, found.json() if found.body else None))
     return answers
 
 
@@ -213,3 +213,17 @@ def test_generated_polls_agree(application, tokens, actions, action, who, accept
     headers = {"HTTP_ACCEPT": accept} if accept else {}
     engine_path, view = poll(application, tokens[who], actions.get(action, action), **headers)
     assert_agree(engine_path, view)
+
+
+@pytest.mark.parametrize("who", ["engine", "person"])
+def test_conditional_polls_agree(application, tokens, actions, who):
+    for name in ["pending", "approved", "overdue", "held again"]:
+        (status, headers, body), _ = poll(application, tokens[who], actions[name])
+        etag = headers["ETag"]
+        for sent, expected in [(etag, 304), (f"W/{etag}", 304), (f'"other", {etag}', 304), ("*", 304),
+                               ('"other"', 200), (etag[:-2] + '"', 200)]:
+            engine_path, view = poll(application, tokens[who], actions[name], HTTP_IF_NONE_MATCH=sent)
+            assert_agree(engine_path, view)
+            assert engine_path[0] == expected, (name, sent)
+            assert engine_path[1]["ETag"] == etag
+            assert engine_path[2] == (None if expected == 304 else body)

@@ -100,6 +100,7 @@ def test_no_log_line_holds_a_token_a_password_or_a_session_id(tmp_path, static_r
     assert "hitl.requests" in output and "hitl.decisions" in output
     for secret in (token, PASSWORD, wrong_password, session_id, csrf):
         assert secret not in output
-    request_lines = [json.loads(line) for line in output.splitlines() if '"logger": "hitl.requests"' in line]
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    request_lines = [line for line in lines if line.get("logger") == "hitl.requests"]
     assert len(request_lines) >= 12
     assert all(line["request_id"] and "status" in line for line in request_lines)
