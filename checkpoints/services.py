@@ -32,6 +32,8 @@ _SAVE = (
     "SELECT id, correlation_id, sequence_number FROM hitl_checkpoint_save"
     "(%s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s)"
 )
+_TYPES = frozenset(CheckpointType.values)
+_COLUMNS = tuple(field.attname for field in ExecutionCheckpoint._meta.concrete_fields)  # as from_db takes them
 
 
 def _serialised(data: dict) -> str:
@@ -51,7 +53,7 @@ def checkpoint_save(
     run_id: uuid.UUID | None = None,
     expires_in_hours: float | None = None,
 ) -> ExecutionCheckpoint:
-    if checkpoint_type not in CheckpointType.values:
+    if checkpoint_type not in _TYPES:
         raise InvalidInput(
             f"checkpoint_type must be one of {', '.join(CheckpointType.values)}", field="checkpoint_type"
         )
@@ -72,23 +74,32 @@ def checkpoint_save(
         "created_at": now,
     }
     if connection.vendor == "postgresql":
-        # Only what the database chose comes back; the data is the dict we hold.
-        row = statements.fetch_one(
-            _SAVE,
-            [
-                action_id, checkpoint_name, checkpoint_type, serialised, correlation_id,
-                derived_correlation(action_id), run_id, fields["expires_at"], now,
-            ],
-        )
-        if row is None:
-            raise NotFound(f"No action {action_id}.")
-        fields.update(id=row[0], correlation_id=row[1], sequence_number=row[2])
-        checkpoint = ExecutionCheckpoint(checkpoint_data=checkpoint_data, status=CheckpointStatus.ACTIVE, **fields)
-        checkpoint._state.adding, checkpoint._state.db = False, connection.alias
+        checkpoint = _save_statement(serialised, checkpoint_data, fields)
     else:
         checkpoint = _save_in_transaction(checkpoint_data=checkpoint_data, **fields)
     transaction.on_commit(metrics.CHECKPOINT_SAVES.inc)
     return checkpoint
+
+
+def _save_statement(serialised: str, checkpoint_data: dict, fields: dict) -> ExecutionCheckpoint:
+    """One prepared call of hitl_checkpoint_save. Only what the database chose comes back
+    (id, correlation id, number); the instance is made from those and what we sent, the
+    data being the dict we hold, positionally as the ORM makes a loaded row (from_db)."""
+    action_id = fields["action_id"]
+    row = statements.fetch_one(
+        _SAVE,
+        [
+            action_id, fields["checkpoint_name"], fields["checkpoint_type"], serialised, fields["correlation_id"],
+            derived_correlation(action_id), fields["run_id"], fields["expires_at"], fields["created_at"],
+        ],
+    )
+    if row is None:
+        raise NotFound(f"No action {action_id}.")
+    values = dict(
+        fields, id=row[0], correlation_id=row[1], sequence_number=row[2], checkpoint_data=checkpoint_data,
+        status=CheckpointStatus.ACTIVE, resumed_at=None, resumed_by=None,
+    )
+    return ExecutionCheckpoint.from_db(connection.alias, None, [values[name] for name in _COLUMNS])
 
 
 @transaction.atomic
