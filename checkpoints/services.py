@@ -73,15 +73,16 @@ def checkpoint_save(
         "expires_at": now + timedelta(hours=expires_in_hours) if expires_in_hours else None,
         "created_at": now,
     }
-    if connection.vendor == "postgresql":
-        checkpoint = _save_statement(serialised, checkpoint_data, fields)
+    db = transaction.get_connection()  # once: each use of `connection` looks it up again
+    if db.vendor == "postgresql":
+        checkpoint = _save_statement(db.alias, serialised, checkpoint_data, fields)
     else:
         checkpoint = _save_in_transaction(checkpoint_data=checkpoint_data, **fields)
-    transaction.on_commit(metrics.CHECKPOINT_SAVES.inc)
+    db.on_commit(metrics.CHECKPOINT_SAVES.inc)
     return checkpoint
 
 
-def _save_statement(serialised: str, checkpoint_data: dict, fields: dict) -> ExecutionCheckpoint:
+def _save_statement(alias: str, serialised: str, checkpoint_data: dict, fields: dict) -> ExecutionCheckpoint:
     """One prepared call of hitl_checkpoint_save. Only what the database chose comes back
     (id, correlation id, number); the instance is made from those and what we sent, the
     data being the dict we hold, positionally as the ORM makes a loaded row (from_db)."""
@@ -99,7 +100,7 @@ def _save_statement(serialised: str, checkpoint_data: dict, fields: dict) -> Exe
         fields, id=row[0], correlation_id=row[1], sequence_number=row[2], checkpoint_data=checkpoint_data,
         status=CheckpointStatus.ACTIVE, resumed_at=None, resumed_by=None,
     )
-    return ExecutionCheckpoint.from_db(connection.alias, None, [values[name] for name in _COLUMNS])
+    return ExecutionCheckpoint.from_db(alias, None, [values[name] for name in _COLUMNS])
 
 
 @transaction.atomic
