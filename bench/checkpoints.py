@@ -5,6 +5,7 @@ same run, and `POST actions/{id}/checkpoints` under the app server with wrk.
 """
 
 import contextlib
+import gc
 import json
 import os
 import random
@@ -302,41 +303,49 @@ class Floor:
         self.cursor.fetchone()
 
 
-def pooled_p99(samples: list[list[float]]) -> float:
-    return harness.percentile(sorted(value for batch in samples for value in batch), 0.99)
-
-
 def interleaved(name: str, sides: dict, args, rng) -> dict:
-    """`args.rounds` rounds; in each, `args.round_calls` timed calls of every side in turn
-    (A B C …), each call on an action or thread picked at random. `sides` maps a name to
-    (call, ids); the first is ours. Per side: the round p50s and every sample."""
+    """`args.rounds` rounds of `args.round_calls` calls a side, interleaved call by call
+    (A B C A B C …, through harness.interleaved, one call of each side a turn), each call
+    on an action or thread picked at random: a burst of someone else's load falls on every
+    side alike. `sides` maps a name to (call, ids); the first is ours. Per side: the p50
+    of each round, their median and the p99 of every call."""
     for _ in range(args.warmup):
         for call, ids in sides.values():
             call(rng.choice(ids))
     names = list(sides)
-    print(f"\n{name}: {args.rounds} rounds of {args.round_calls} calls a side, interleaved "
-          f"{' '.join(names)} (after {args.warmup} untimed calls a side); p50 ms per round")
+    print(f"\n{name}: {args.rounds} rounds of {args.round_calls} calls a side, interleaved call by call "
+          f"({' '.join(names)}, after {args.warmup} untimed calls a side); p50 ms per round")
     print("  " + f"{'round':<6}" + "".join(f"{n:>14}" for n in names) + "".join(f"{'ours/' + n:>19}" for n in names[1:]))
-    samples = {n: [] for n in names}
+    clock = time.perf_counter_ns
 
     def side(key):
         call, ids = sides[key]
 
-        def measure(_round):
-            batch = harness.time_calls(call, [rng.choice(ids) for _ in range(args.round_calls)])
-            samples[key].append(batch)
-            return statistics.median(batch)
+        def one(_turn):
+            action_id = rng.choice(ids)
+            start = clock()
+            call(action_id)
+            return (clock() - start) / 1e6
 
-        return measure
+        return one
 
-    def row(number, p50s):
-        ours = p50s[names[0]]
-        print("  " + f"{number:<6}" + "".join(f"{p50s[n]:>14.3f}" for n in names)
-              + "".join(f"{ours / p50s[n]:>18.2f}x" for n in names[1:]))
+    calls, round_p50s = {n: [] for n in names}, {n: [] for n in names}
 
-    rounds = harness.interleaved({n: side(n) for n in names}, args.rounds, each_round=row)
-    return {n: {"p50s": rounds[n], "p50": statistics.median(rounds[n]), "p99": pooled_p99(samples[n]),
-                "calls": sum(len(b) for b in samples[n])} for n in names}
+    def turn(number, figures):
+        for n in names:
+            calls[n].append(figures[n])
+        if number % args.round_calls:
+            return
+        for n in names:
+            round_p50s[n].append(statistics.median(calls[n][-args.round_calls:]))
+        ours = round_p50s[names[0]][-1]
+        print("  " + f"{number // args.round_calls:<6}" + "".join(f"{round_p50s[n][-1]:>14.3f}" for n in names)
+              + "".join(f"{ours / round_p50s[n][-1]:>18.2f}x" for n in names[1:]), flush=True)
+
+    gc.collect()  # start the timing with no garbage pending
+    harness.interleaved({n: side(n) for n in names}, args.rounds * args.round_calls, each_round=turn)
+    return {n: {"p50s": round_p50s[n], "p50": statistics.median(round_p50s[n]),
+                "p99": harness.percentile(sorted(calls[n]), 0.99), "calls": len(calls[n])} for n in names}
 
 
 def verdicts(figures: dict, ours: str, aims: dict) -> dict:
@@ -398,15 +407,26 @@ def seed_both(args, ids: list[str], threads: LangGraphThreads, thread_ids: list[
 
 
 @contextlib.contextmanager
-def unsynced_connection(db_url: str):
-    """A psycopg connection of its own, autocommit, with synchronous_commit off: the floor
-    without waiting for the commit's WAL flush (a diagnostic: a save there can be lost in a
-    crash, though never half-written)."""
-    import psycopg
-
-    with psycopg.connect(db_url, autocommit=True) as conn:
+def without_wal_flush(*connections):
+    """synchronous_commit off on these psycopg connections for the block: a commit no longer
+    waits for its WAL to reach the disk. A diagnostic, not a setting to deploy (such a
+    commit can be lost in a crash, though never half-written): it takes the disk's flush
+    latency, which other people's writes inflate, out of a comparison of everything else."""
+    for conn in connections:
         conn.execute("SET synchronous_commit = off")
-        yield conn
+    try:
+        yield
+    finally:
+        for conn in connections:
+            conn.execute("RESET synchronous_commit")
+
+
+def compare_saves(title: str, sides: dict, args, rng) -> dict:
+    figures = interleaved(title, sides, args, rng)
+    result = {"figures": figures, "ratios": verdicts(figures, "ours", {"floor": FLOOR_RATIO, "put": TARGET_RATIO})}
+    result["floor_to_put"] = figures["floor"]["p50"] / figures["put"]["p50"]
+    print(f"  floor / put {result['floor_to_put']:.2f}x")
+    return result
 
 
 def bench_in_process(args, db, ids: list[str]) -> dict:
@@ -417,23 +437,19 @@ def bench_in_process(args, db, ids: list[str]) -> dict:
     rng = random.Random(1)
     results = {}
     latest = reader()
-    with langgraph_saver(db.url) as (lg_saver, lg_name), unsynced_connection(db.url) as unsynced:
+    with langgraph_saver(db.url) as (lg_saver, lg_name):
         threads = LangGraphThreads(lg_saver, data)
         thread_ids = [f"bench-thread-{i:04d}" for i in range(len(ids))]
         seed_both(args, ids, threads, thread_ids, lg_name, data)
-        floor, floor_unsynced = Floor(data, ids[0]), Floor(data, ids[0], unsynced)
+        floor = Floor(data, ids[0])
         print(f"floor: the app's statement through psycopg directly (autocommit, prepared), its parameters "
               f"built per call as the app builds them:\n  save:   {floor.save_sql}\n  latest: {floor.latest_sql}")
-        figures = interleaved("save: checkpoint_save() | its floor | PostgresSaver.put()", {
-            "ours": (saver(data), ids), "floor": (floor.save, ids), "put": (threads.put, thread_ids),
-            "floor-nosync": (floor_unsynced.save, ids),
-        }, args, rng)
-        results["save"] = {"figures": figures, "ratios": verdicts(
-            figures, "ours", {"floor": FLOOR_RATIO, "put": TARGET_RATIO, "floor-nosync": None})}
-        floor_to_put = figures["floor"]["p50"] / figures["put"]["p50"]
-        print(f"  floor / put {floor_to_put:.2f}x; the floor with synchronous_commit off (no wait for the WAL "
-              f"flush) / put {figures['floor-nosync']['p50'] / figures['put']['p50']:.2f}x")
-        results["save"]["floor_to_put"] = floor_to_put
+        sides = {"ours": (saver(data), ids), "floor": (floor.save, ids), "put": (threads.put, thread_ids)}
+        results["save"] = compare_saves("save: checkpoint_save() | its floor | PostgresSaver.put()", sides, args, rng)
+        with without_wal_flush(floor.cursor.connection, lg_saver.conn):
+            results["save_unflushed"] = compare_saves(
+                "the same with synchronous_commit off on both connections (no wait for the WAL flush)", sides, args,
+                rng)
         figures = interleaved("get-latest: checkpoint_latest(action_id=...) | its floor | PostgresSaver.get_tuple()", {
             "ours": (latest, ids), "floor": (floor.latest, ids), "get_tuple": (threads.get_tuple, thread_ids),
             "round-trip": (floor.round_trip, ids),
@@ -550,7 +566,7 @@ def bench_http(args, env: dict, ids: list[str]) -> dict:
 def summary_rows(args, results: dict) -> list:
     rows = []
     in_process = results.get("in_process", {})
-    for key, label in (("save", "save"), ("latest", "get-latest")):
+    for key, label in (("save", "save"), ("save_unflushed", "save, no WAL flush wait"), ("latest", "get-latest")):
         if key not in in_process:
             continue
         figures, ratios = in_process[key]["figures"], in_process[key]["ratios"]
@@ -561,8 +577,9 @@ def summary_rows(args, results: dict) -> list:
                      + " ms", "same run, interleaved rounds"))
         rows.append((f"  {label} p99, " + " / ".join(figures), " / ".join(f"{f['p99']:.3f}" for f in figures.values())
                      + " ms", "every call of the run"))
-    if "save" in in_process:
-        rows.append(("save: floor / put", f"{in_process['save']['floor_to_put']:.2f}x", "p50s, same run"))
+    for key, label in (("save", "save"), ("save_unflushed", "save, no WAL flush wait")):
+        if key in in_process:
+            rows.append((f"{label}: floor / put", f"{in_process[key]['floor_to_put']:.2f}x", "p50s, same run"))
     if "deep" in in_process:
         deep = in_process["deep"]
         rows.append((f"{deep['depth']:,}-checkpoint action: save / latest",
