@@ -18,6 +18,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Max, Subquery
+from django.db.models.base import ModelState
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
@@ -33,7 +34,6 @@ _SAVE = (
     "(%s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s)"
 )
 _TYPES = frozenset(CheckpointType.values)
-_COLUMNS = tuple(field.attname for field in ExecutionCheckpoint._meta.concrete_fields)  # as from_db takes them
 
 
 def _serialised(data: dict) -> str:
@@ -85,7 +85,7 @@ def checkpoint_save(
 def _save_statement(alias: str, serialised: str, checkpoint_data: dict, fields: dict) -> ExecutionCheckpoint:
     """One prepared call of hitl_checkpoint_save. Only what the database chose comes back
     (id, correlation id, number); the instance is made from those and what we sent, the
-    data being the dict we hold, positionally as the ORM makes a loaded row (from_db)."""
+    data being the dict we hold."""
     action_id = fields["action_id"]
     row = statements.fetch_one(
         _SAVE,
@@ -96,11 +96,21 @@ def _save_statement(alias: str, serialised: str, checkpoint_data: dict, fields: 
     )
     if row is None:
         raise NotFound(f"No action {action_id}.")
-    values = dict(
+    return _loaded(alias, dict(
         fields, id=row[0], correlation_id=row[1], sequence_number=row[2], checkpoint_data=checkpoint_data,
-        status=CheckpointStatus.ACTIVE, resumed_at=None, resumed_by=None,
-    )
-    return ExecutionCheckpoint.from_db(alias, None, [values[name] for name in _COLUMNS])
+        status=CheckpointStatus.ACTIVE.value, resumed_at=None, resumed_by=None,
+    ))
+
+
+def _loaded(alias: str, values: dict) -> ExecutionCheckpoint:
+    """The instance the ORM would make when loading this row (every column set, saved,
+    from `alias`), without Model.__init__'s loop over the fields and its init signals,
+    which nothing on this model listens to."""
+    checkpoint = ExecutionCheckpoint.__new__(ExecutionCheckpoint)
+    checkpoint.__dict__.update(values)
+    state = checkpoint._state = ModelState()
+    state.adding, state.db = False, alias
+    return checkpoint
 
 
 @transaction.atomic
