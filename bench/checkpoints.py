@@ -1,7 +1,8 @@
-"""Checkpoint save and get-latest in process beside LangGraph's PostgresSaver, measured in the
-same run, and `POST actions/{id}/checkpoints` under the app server with wrk.
+"""Checkpoint save and get-latest in process beside their floor (the same statements sent
+alone through psycopg) and LangGraph's PostgresSaver, measured in the same run, what the
+save's floor is made of, and `POST actions/{id}/checkpoints` under the app server with wrk.
 
-    .venv/bin/python bench/checkpoints.py [--seconds 10] [--workers 2] [--rounds 5] [--round-calls 400]
+    .venv/bin/python bench/checkpoints.py [--quick] [--seconds 10] [--workers 2] [--rounds 5] [--round-calls 400]
 """
 
 import contextlib
