@@ -1,10 +1,12 @@
-"""Checkpoint save and get-latest in process beside LangGraph's PostgresSaver, measured in the
-same run, and `POST actions/{id}/checkpoints` under the app server with wrk.
+"""Checkpoint save and get-latest in process beside their floor (the same statements sent
+alone through psycopg) and LangGraph's PostgresSaver, measured in the same run, what the
+save's floor is made of, and `POST actions/{id}/checkpoints` under the app server with wrk.
 
-    .venv/bin/python bench/checkpoints.py [--seconds 10] [--workers 2] [--rounds 5] [--round-calls 400]
+    .venv/bin/python bench/checkpoints.py [--quick] [--seconds 10] [--workers 2] [--rounds 5] [--round-calls 400]
 """
 
 import contextlib
+import gc
 import json
 import os
 import random
@@ -18,6 +20,7 @@ import harness  # bench/harness.py and serving.py: this script's folder is first
 import serving
 
 TARGET_RATIO = 1.0  # ours / LangGraph's PostgresSaver, p50, measured in the same run
+FLOOR_RATIO = 1.1  # a save / its own statement sent alone through psycopg, p50, measured in the same run
 
 ACTION_PREFIX = "bench-ckpt-"  # every action the bench creates; deleted by prefix on a given database
 STEP_NAMES = ("plan", "fetch_documents", "draft_email", "review", "send")
@@ -251,77 +254,112 @@ def langgraph_sizes(saver_) -> str:
             f"{row['blob_bytes']:,} bytes (msgpack), a checkpoint row's JSON {row['row_bytes']:,} bytes")
 
 
-def interleaved(name: str, ours, theirs, ours_ids: list[str], their_ids: list[str], args, rng) -> dict:
-    """`args.rounds` rounds of `args.round_calls` timed calls of ours, then as many of
-    theirs, each on an action or thread picked at random; p50/p95 per side per round, the
-    median of the round p50s, and the ratio ours / theirs."""
+class Floor:
+    """The app's own statements sent alone through psycopg: the SQL text and parameters
+    that checkpoint_save() and checkpoint_latest() send (captured from a call), on a bare
+    psycopg cursor, in autocommit, prepared. Each call builds its parameters as the app
+    does (the state serialised with the same json.dumps, the derived correlation, the
+    time), so what is left between ours and the floor is the app's Python around it.
+    `connection`: a psycopg connection (Django's own by default)."""
+
+    def __init__(self, data: dict, sample_action: str, connection=None):
+        import psycopg
+        from django.db import connection as django_connection
+
+        from checkpoints.selectors import checkpoint_latest
+        from checkpoints.services import checkpoint_save
+
+        self.data = data
+        save = harness.captured(lambda: checkpoint_save(
+            action_id=sample_action, checkpoint_name="step", checkpoint_data=data, checkpoint_type="state"))
+        latest = harness.captured(lambda: checkpoint_latest(action_id=sample_action))
+        (self.save_sql, save_params), (self.latest_sql, latest_params) = save[-1], latest[-1]
+        if len(save_params) != 9 or len(latest_params) != 2:
+            raise harness.BenchError(f"the app's statements changed shape: {save[-1][0]!r}, {latest[-1][0]!r}")
+        django_connection.ensure_connection()
+        # A plain psycopg cursor: server-side binding, as the app's (Django's own binds on the client).
+        self.cursor = psycopg.Cursor(connection or django_connection.connection)
+
+    def save(self, action_id: str) -> None:
+        from django.utils import timezone
+
+        from zakops.models import derived_correlation
+
+        serialised = json.dumps(self.data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        params = [action_id, "step", "state", serialised, None, derived_correlation(action_id), None, None,
+                  timezone.now()]
+        self.cursor.execute(self.save_sql, params, prepare=True)
+        self.cursor.fetchone()
+
+    def latest(self, action_id: str) -> None:
+        from django.utils import timezone
+
+        self.cursor.execute(self.latest_sql, [action_id, timezone.now()], prepare=True)
+        row = self.cursor.fetchone()
+        if isinstance(row[6], str):  # checkpoint_data: Django's connection hands jsonb over as text, ours decodes it
+            json.loads(row[6])
+
+    def round_trip(self, action_id: str) -> None:
+        self.cursor.execute("SELECT 1", prepare=True)
+        self.cursor.fetchone()
+
+
+def interleaved(name: str, sides: dict, args, rng) -> dict:
+    """`args.rounds` rounds of `args.round_calls` calls a side, interleaved call by call
+    (A B C A B C …, through harness.interleaved, one call of each side a turn), each call
+    on an action or thread picked at random: a burst of someone else's load falls on every
+    side alike. `sides` maps a name to (call, ids); the first is ours. Per side: the p50
+    of each round, their median and the p99 of every call."""
     for _ in range(args.warmup):
-        ours(rng.choice(ours_ids))
-        theirs(rng.choice(their_ids))
-    print(f"\n{name}: {args.rounds} rounds of {args.round_calls} calls a side, interleaved "
-          f"(after {args.warmup} untimed calls a side)")
-    print(f"  {'round':<6} {'ours p50':>9} {'p95':>7} {'theirs p50':>11} {'p95':>7} {'ratio':>6}")
-
-    def side(call, ids):
-        return lambda _round: harness.summarize(harness.time_calls(call, [rng.choice(ids) for _ in range(args.round_calls)]))
-
-    def row(number, figures):
-        a, b = figures["ours"], figures["theirs"]
-        print(f"  {number:<6} {a['p50']:>9.3f} {a['p95']:>7.3f} {b['p50']:>11.3f} {b['p95']:>7.3f} "
-              f"{a['p50'] / b['p50']:>5.2f}x")
-
-    rounds = harness.interleaved({"ours": side(ours, ours_ids), "theirs": side(theirs, their_ids)}, args.rounds,
-                                 each_round=row)
-    figures = harness.compared("  the round p50s", [a["p50"] for a in rounds["ours"]],
-                               [b["p50"] for b in rounds["theirs"]], unit="ms", digits=3, aim=TARGET_RATIO, other="theirs")
-    figures.update({f"{key}_p95": statistics.median(r["p95"] for r in rounds[key]) for key in ("ours", "theirs")})
-    return figures
-
-
-def raw_save(cursor, action_id: str, data: dict) -> None:
-    """checkpoint_save's one statement (the hitl_checkpoint_save function, in autocommit),
-    through psycopg directly."""
-    from psycopg.types.json import Jsonb
-
-    cursor.execute(
-        "SELECT * FROM hitl_checkpoint_save(%s, 'raw-step', 'state', %s, NULL, %s, NULL, NULL, now())",
-        (action_id, Jsonb(data), uuid.uuid4()),
-    )
-    cursor.fetchone()
-
-
-def raw_latest(cursor, action_id: str):
-    """checkpoint_latest's statement, through psycopg directly, with the JSON decoded."""
-    cursor.execute(
-        "SELECT id, correlation_id, action_id, run_id, checkpoint_name, checkpoint_type, checkpoint_data,"
-        " sequence_number, status, expires_at, resumed_at, resumed_by, created_at"
-        " FROM zakops.execution_checkpoints WHERE action_id = %s AND status = 'active'"
-        " AND (expires_at IS NULL OR expires_at > now()) ORDER BY sequence_number DESC LIMIT 1",
-        (action_id,),
-    )
-    row = cursor.fetchone()
-    return json.loads(row[6]) if isinstance(row[6], str) else row
-
-
-def time_floor(ids: list[str], data: dict, args, rng: random.Random) -> dict:
-    """p50 ms of the same statements sent through psycopg directly (server-side binding,
-    prepared after a few runs), and of a bare SELECT 1 round trip, on Django's connection."""
-    import psycopg
-    from django.db import connection
-
-    connection.ensure_connection()
-    cursor = psycopg.Cursor(connection.connection)
-    floor = {}
-    for name, call in (
-        ("round trip", lambda action_id: cursor.execute("SELECT 1").fetchone()),
-        ("save", lambda action_id: raw_save(cursor, action_id, data)),
-        ("latest", lambda action_id: raw_latest(cursor, action_id)),
-    ):
-        for _ in range(args.warmup):
+        for call, ids in sides.values():
             call(rng.choice(ids))
-        floor[name] = statistics.median(harness.time_calls(call, [rng.choice(ids) for _ in range(args.round_calls)]))
-    cursor.close()
-    return floor
+    names = list(sides)
+    print(f"\n{name}: {args.rounds} rounds of {args.round_calls} calls a side, interleaved call by call "
+          f"({' '.join(names)}, after {args.warmup} untimed calls a side); p50 ms per round")
+    print("  " + f"{'round':<6}" + "".join(f"{n:>14}" for n in names) + "".join(f"{'ours/' + n:>19}" for n in names[1:]))
+    clock = time.perf_counter_ns
+
+    def side(key):
+        call, ids = sides[key]
+
+        def one(_turn):
+            action_id = rng.choice(ids)
+            start = clock()
+            call(action_id)
+            return (clock() - start) / 1e6
+
+        return one
+
+    calls, round_p50s = {n: [] for n in names}, {n: [] for n in names}
+
+    def turn(number, figures):
+        for n in names:
+            calls[n].append(figures[n])
+        if number % args.round_calls:
+            return
+        for n in names:
+            round_p50s[n].append(statistics.median(calls[n][-args.round_calls:]))
+        ours = round_p50s[names[0]][-1]
+        print("  " + f"{number // args.round_calls:<6}" + "".join(f"{round_p50s[n][-1]:>14.3f}" for n in names)
+              + "".join(f"{ours / round_p50s[n][-1]:>18.2f}x" for n in names[1:]), flush=True)
+
+    gc.collect()  # start the timing with no garbage pending
+    harness.interleaved({n: side(n) for n in names}, args.rounds * args.round_calls, each_round=turn)
+    return {n: {"p50s": round_p50s[n], "p50": statistics.median(round_p50s[n]),
+                "p99": harness.percentile(sorted(calls[n]), 0.99), "calls": len(calls[n])} for n in names}
+
+
+def verdicts(figures: dict, ours: str, aims: dict) -> dict:
+    """Each side's median of round p50s and pooled p99, then ours against each side in
+    `aims` (the median ratio of the round p50s, with the verdict when an aim is given)."""
+    for key, side in figures.items():
+        print(f"  {key}: p50 {side['p50']:.3f} ms (median of the round p50s), p99 {side['p99']:.3f} ms "
+              f"({side['calls']:,} calls)")
+    ratios = {}
+    for other, aim in aims.items():
+        ratios[other] = harness.compared(f"  {ours} / {other}", figures[ours]["p50s"], figures[other]["p50s"],
+                                         unit="ms", digits=3, aim=aim, other=other)
+    return ratios
 
 
 def time_deep(depth: int, data: dict, args) -> dict:
@@ -342,11 +380,9 @@ def time_deep(depth: int, data: dict, args) -> dict:
     return deep
 
 
-def bench_in_process(args, db, ids: list[str]) -> dict:
+def seed_both(args, ids: list[str], threads: LangGraphThreads, thread_ids: list[str], lg_name: str, data: dict):
     from zakops.models import ExecutionCheckpoint
 
-    harness.heading("1. checkpoint_save() and checkpoint_latest() in process, beside LangGraph's PostgresSaver")
-    data = checkpoint_state(7)
     started = time.monotonic()
     seed(ids, args.per_action)
     print(
@@ -355,45 +391,133 @@ def bench_in_process(args, db, ids: list[str]) -> dict:
         f"{ExecutionCheckpoint.objects.count():,} checkpoints in the table\n"
         f"  a save writes one execution_checkpoints row: checkpoint_data {data_size(data):,} bytes of JSON (jsonb)"
     )
+    started = time.monotonic()
+    threads.seed(thread_ids, args.per_action)
+    with threads.saver.conn.cursor() as cursor:
+        cursor.execute("ANALYZE checkpoints, checkpoint_blobs")
+    print(
+        f"theirs: langgraph-checkpoint-postgres {version('langgraph-checkpoint-postgres')}, PostgresSaver on "
+        f"scratch database {lg_name} (same server, setup() run), from_conn_string (autocommit, prepared "
+        f"statements); seeded {len(thread_ids):,} threads x {args.per_action} puts in "
+        f"{time.monotonic() - started:.1f} s, then ANALYZE: {langgraph_sizes(threads.saver)}\n"
+        f"  a put writes, in one pipeline (one round trip): one checkpoint_blobs row (the same state, "
+        f"msgpack, channel {LangGraphThreads.CHANNEL!r}) and one checkpoints row (the checkpoint's "
+        f"versions, ids and metadata as jsonb); get_tuple reads the thread's newest checkpoints row "
+        f"and joins its blobs and pending writes"
+    )
+
+
+@contextlib.contextmanager
+def without_wal_flush(*connections):
+    """synchronous_commit off on these psycopg connections for the block: a commit no longer
+    waits for its WAL to reach the disk. A diagnostic, not a setting to deploy (such a
+    commit can be lost in a crash, though never half-written): it takes the disk's flush
+    latency, which other people's writes inflate, out of a comparison of everything else."""
+    for conn in connections:
+        conn.execute("SET synchronous_commit = off")
+    try:
+        yield
+    finally:
+        for conn in connections:
+            conn.execute("RESET synchronous_commit")
+
+
+def compare_saves(title: str, sides: dict, args, rng) -> dict:
+    figures = interleaved(title, sides, args, rng)
+    result = {"figures": figures, "ratios": verdicts(figures, "ours", {"floor": FLOOR_RATIO, "put": TARGET_RATIO})}
+    result["floor_to_put"] = figures["floor"]["p50"] / figures["put"]["p50"]
+    print(f"  floor / put {result['floor_to_put']:.2f}x")
+    return result
+
+
+def bench_in_process(args, db, ids: list[str]) -> dict:
+    harness.heading("1. checkpoint_save() and checkpoint_latest() in process, beside their floor and "
+                    "LangGraph's PostgresSaver")
+    harness.load_print()
+    data = checkpoint_state(7)
     rng = random.Random(1)
     results = {}
+    latest = reader()
     with langgraph_saver(db.url) as (lg_saver, lg_name):
         threads = LangGraphThreads(lg_saver, data)
         thread_ids = [f"bench-thread-{i:04d}" for i in range(len(ids))]
-        started = time.monotonic()
-        threads.seed(thread_ids, args.per_action)
-        with lg_saver.conn.cursor() as cursor:
-            cursor.execute("ANALYZE checkpoints, checkpoint_blobs")
-        print(
-            f"theirs: langgraph-checkpoint-postgres {version('langgraph-checkpoint-postgres')}, PostgresSaver on "
-            f"scratch database {lg_name} (same server, setup() run), from_conn_string (autocommit, prepared "
-            f"statements); seeded {len(thread_ids):,} threads x {args.per_action} puts in "
-            f"{time.monotonic() - started:.1f} s, then ANALYZE: {langgraph_sizes(lg_saver)}\n"
-            f"  a put writes, in one pipeline (one round trip): one checkpoint_blobs row (the same state, "
-            f"msgpack, channel {LangGraphThreads.CHANNEL!r}) and one checkpoints row (the checkpoint's "
-            f"versions, ids and metadata as jsonb); get_tuple reads the thread's newest checkpoints row "
-            f"and joins its blobs and pending writes"
-        )
-        latest = reader()
-        results["save"] = interleaved(
-            "save: checkpoint_save() vs PostgresSaver.put()", saver(data), threads.put, ids, thread_ids, args, rng
-        )
-        results["latest"] = interleaved(
-            "get-latest: checkpoint_latest(action_id=...) vs PostgresSaver.get_tuple() (newest of a thread)",
-            latest, threads.get_tuple, ids, thread_ids, args, rng,
-        )
+        seed_both(args, ids, threads, thread_ids, lg_name, data)
+        floor = Floor(data, ids[0])
+        print(f"floor: the app's statement through psycopg directly (autocommit, prepared), its parameters "
+              f"built per call as the app builds them:\n  save:   {floor.save_sql}\n  latest: {floor.latest_sql}")
+        sides = {"ours": (saver(data), ids), "floor": (floor.save, ids), "put": (threads.put, thread_ids)}
+        results["save"] = compare_saves("save: checkpoint_save() | its floor | PostgresSaver.put()", sides, args, rng)
+        with without_wal_flush(floor.cursor.connection, lg_saver.conn):
+            results["save_unflushed"] = compare_saves(
+                "the same with synchronous_commit off on both connections (no wait for the WAL flush)", sides, args,
+                rng)
+        figures = interleaved("get-latest: checkpoint_latest(action_id=...) | its floor | PostgresSaver.get_tuple()", {
+            "ours": (latest, ids), "floor": (floor.latest, ids), "get_tuple": (threads.get_tuple, thread_ids),
+            "round-trip": (floor.round_trip, ids),
+        }, args, rng)
+        results["latest"] = {"figures": figures, "ratios": verdicts(
+            figures, "ours", {"floor": None, "get_tuple": TARGET_RATIO})}
         if latest.misses or threads.misses:
             print(f"  warning: misses, ours {latest.misses}, theirs {threads.misses}")
-
-    results["floor"] = floor = time_floor(ids, data, args, rng)
-    print(
-        f"\nfloor, the same SQL through psycopg directly (prepared statements), p50 of {args.round_calls} calls:\n"
-        f"  save {floor['save']:.3f} ms (one call of hitl_checkpoint_save), get-latest {floor['latest']:.3f} ms, "
-        f"bare SELECT 1 round trip {floor['round trip']:.3f} ms"
-    )
+    if args.explain:
+        results["explain"] = explain_save(data, ids)
     if args.deep > 0:
         results["deep"] = time_deep(args.deep, data, args)
     return results
+
+
+AUTO_EXPLAIN = [
+    "LOAD 'auto_explain'", "SET LOCAL auto_explain.log_min_duration = 0", "SET LOCAL auto_explain.log_analyze = on",
+    "SET LOCAL auto_explain.log_buffers = on", "SET LOCAL auto_explain.log_nested_statements = on",
+    "SET LOCAL auto_explain.log_level = 'notice'", "SET LOCAL client_min_messages = 'notice'",
+]
+
+
+def explain_save(data: dict, ids: list[str], runs: int = 3) -> dict:
+    """EXPLAIN (ANALYZE, BUFFERS) of the save's statement on the seeded table, in a
+    transaction that is rolled back (so without the commit), the last of `runs` (the first
+    plans the function's statements); through auto_explain, the plan of each statement
+    inside hitl_checkpoint_save. Then the table's indexes, which every insert maintains."""
+    import psycopg
+    from django.db import connection
+    from django.utils import timezone
+
+    harness.heading("what the save's floor is made of: EXPLAIN (ANALYZE, BUFFERS) on the seeded table")
+    floor = Floor(data, ids[0])
+    conn, notices = connection.connection, []
+
+    def notice(diagnostic):
+        notices.append(diagnostic.message_primary or "")
+
+    conn.add_notice_handler(notice)
+    try:
+        for run in range(runs):
+            notices.clear()
+            with contextlib.suppress(psycopg.Rollback), conn.transaction(), psycopg.ClientCursor(conn) as cursor:
+                with contextlib.suppress(psycopg.Error):  # auto_explain missing: the top plan only
+                    with conn.transaction():
+                        for statement in AUTO_EXPLAIN:
+                            cursor.execute(statement)
+                action_id = ids[(run + 1) % len(ids)]
+                cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {floor.save_sql}", [
+                    action_id, "step", "state", json.dumps(data, ensure_ascii=False, separators=(",", ":")), None,
+                    uuid.uuid4(), None, None, timezone.now()])
+                plan = [row[0] for row in cursor.fetchall()]
+                raise psycopg.Rollback()
+    finally:
+        conn.remove_notice_handler(notice)
+    print("the call (rolled back):")
+    print("\n".join(f"  {line}" for line in plan))
+    nested = [n for n in notices if "Query Text:" in n and not n.split("Query Text:")[1].lstrip().startswith("EXPLAIN")]
+    print(f"\ninside hitl_checkpoint_save (auto_explain, nested statements): {len(nested)} statements")
+    for text in nested:
+        print("\n".join(f"  {line}" for line in text.splitlines()))
+    indexes = harness.sql(
+        "SELECT i.indexrelid::regclass::text, pg_relation_size(i.indexrelid), i.indisunique"
+        " FROM pg_index i WHERE i.indrelid = 'zakops.execution_checkpoints'::regclass ORDER BY 1")
+    print("\nthe table's indexes, each written by every insert: " + ", ".join(
+        f"{name} ({size / 1024:,.0f} KiB{', unique' if unique else ''})" for name, size, unique in indexes))
+    return {"plan": plan, "nested": nested, "indexes": len(indexes)}
 
 
 # --- 2. the HTTP endpoint under the app server ----------------------------------------
@@ -442,25 +566,25 @@ def bench_http(args, env: dict, ids: list[str]) -> dict:
 
 def summary_rows(args, results: dict) -> list:
     rows = []
-    if "in_process" in results:
-        in_process = results["in_process"]
-        for key, label, theirs in (("save", "save", "put()"), ("latest", "get-latest", "get_tuple()")):
-            figures = in_process[key]
-            rows += [
-                (f"{label}: ours / {theirs}, ratio", f"{figures['ratio']:.2f}x",
-                 f"median of round p50s; {figures['note']}"),
-                ("  p50 ours / theirs", f"{figures['ours']:.3f} / {figures['theirs']:.3f} ms",
-                 "same run, interleaved rounds"),
-                ("  p95 ours / theirs", f"{figures['ours_p95']:.3f} / {figures['theirs_p95']:.3f} ms",
-                 "median of round p95s"),
-            ]
-        floor = in_process["floor"]
-        rows.append(("floor, psycopg direct: save / latest", f"{floor['save']:.3f} / {floor['latest']:.3f} ms",
-                     f"p50; SELECT 1 round trip {floor['round trip']:.3f} ms"))
-        if "deep" in in_process:
-            deep = in_process["deep"]
-            rows.append((f"{deep['depth']:,}-checkpoint action: save / latest",
-                         f"{deep['save']:.3f} / {deep['latest']:.3f} ms", "p50"))
+    in_process = results.get("in_process", {})
+    for key, label in (("save", "save"), ("save_unflushed", "save, no WAL flush wait"), ("latest", "get-latest")):
+        if key not in in_process:
+            continue
+        figures, ratios = in_process[key]["figures"], in_process[key]["ratios"]
+        for other, value in ratios.items():
+            rows.append((f"{label}: ours / {other}", f"{value['ratio']:.2f}x",
+                         f"median of round p50s; {value['note']}"))
+        rows.append((f"  {label} p50, " + " / ".join(figures), " / ".join(f"{f['p50']:.3f}" for f in figures.values())
+                     + " ms", "same run, interleaved rounds"))
+        rows.append((f"  {label} p99, " + " / ".join(figures), " / ".join(f"{f['p99']:.3f}" for f in figures.values())
+                     + " ms", "every call of the run"))
+    for key, label in (("save", "save"), ("save_unflushed", "save, no WAL flush wait")):
+        if key in in_process:
+            rows.append((f"{label}: floor / put", f"{in_process[key]['floor_to_put']:.2f}x", "p50s, same run"))
+    if "deep" in in_process:
+        deep = in_process["deep"]
+        rows.append((f"{deep['depth']:,}-checkpoint action: save / latest",
+                     f"{deep['save']:.3f} / {deep['latest']:.3f} ms", "p50"))
     http = results.get("http", {})
     for key, label in (("many", "HTTP save, random action"), ("one", "HTTP save, one action")):
         if key in http:
@@ -477,15 +601,22 @@ def arguments():
                              warmup_help="seconds of wrk before the measured runs")
     parser.add_argument("--actions", type=int, default=1000, help="actions created (default 1000)")
     parser.add_argument("--per-action", type=int, default=10, help="checkpoints on each action first (default 10)")
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds, ours then theirs (default 5)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds, each side in turn (default 5)")
     parser.add_argument("--round-calls", type=int, default=400, help="timed calls a side in each round (default 400)")
     parser.add_argument(
         "--deep", type=int, default=10_000,
         help="also time save and get-latest on one action with this many checkpoints (default 10000; 0: skip)",
     )
     parser.add_argument("--warmup", type=int, default=200, help="untimed calls a side first (default 200)")
+    parser.add_argument("--no-explain", dest="explain", action="store_false",
+                        help="skip EXPLAIN (ANALYZE, BUFFERS) of the save's statement")
+    parser.add_argument("--quick", action="store_true",
+                        help="a short run: 3 rounds of 200 calls, 50 warm-up calls, no deep action, no HTTP part")
     harness.final_arguments(parser)
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.round_calls, args.warmup, args.deep, args.skip_http = 3, 200, 50, 0, True
+    return args
 
 
 def measure(args, results: dict) -> None:

@@ -18,6 +18,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Max, Subquery
+from django.db.models.base import ModelState
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
@@ -32,6 +33,7 @@ _SAVE = (
     "SELECT id, correlation_id, sequence_number FROM hitl_checkpoint_save"
     "(%s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s)"
 )
+_TYPES = frozenset(CheckpointType.values)
 
 
 def _serialised(data: dict) -> str:
@@ -51,7 +53,7 @@ def checkpoint_save(
     run_id: uuid.UUID | None = None,
     expires_in_hours: float | None = None,
 ) -> ExecutionCheckpoint:
-    if checkpoint_type not in CheckpointType.values:
+    if checkpoint_type not in _TYPES:
         raise InvalidInput(
             f"checkpoint_type must be one of {', '.join(CheckpointType.values)}", field="checkpoint_type"
         )
@@ -71,23 +73,43 @@ def checkpoint_save(
         "expires_at": now + timedelta(hours=expires_in_hours) if expires_in_hours else None,
         "created_at": now,
     }
-    if connection.vendor == "postgresql":
-        # Only what the database chose comes back; the data is the dict we hold.
-        row = statements.fetch_one(
-            _SAVE,
-            [
-                action_id, checkpoint_name, checkpoint_type, serialised, correlation_id,
-                derived_correlation(action_id), run_id, fields["expires_at"], now,
-            ],
-        )
-        if row is None:
-            raise NotFound(f"No action {action_id}.")
-        fields.update(id=row[0], correlation_id=row[1], sequence_number=row[2])
-        checkpoint = ExecutionCheckpoint(checkpoint_data=checkpoint_data, status=CheckpointStatus.ACTIVE, **fields)
-        checkpoint._state.adding, checkpoint._state.db = False, connection.alias
+    db = transaction.get_connection()  # once: each use of `connection` looks it up again
+    if db.vendor == "postgresql":
+        checkpoint = _save_statement(db.alias, serialised, checkpoint_data, fields)
     else:
         checkpoint = _save_in_transaction(checkpoint_data=checkpoint_data, **fields)
-    transaction.on_commit(metrics.CHECKPOINT_SAVES.inc)
+    db.on_commit(metrics.CHECKPOINT_SAVES.inc)
+    return checkpoint
+
+
+def _save_statement(alias: str, serialised: str, checkpoint_data: dict, fields: dict) -> ExecutionCheckpoint:
+    """One prepared call of hitl_checkpoint_save. Only what the database chose comes back
+    (id, correlation id, number); the instance is made from those and what we sent, the
+    data being the dict we hold."""
+    action_id = fields["action_id"]
+    row = statements.fetch_one(
+        _SAVE,
+        [
+            action_id, fields["checkpoint_name"], fields["checkpoint_type"], serialised, fields["correlation_id"],
+            derived_correlation(action_id), fields["run_id"], fields["expires_at"], fields["created_at"],
+        ],
+    )
+    if row is None:
+        raise NotFound(f"No action {action_id}.")
+    return _loaded(alias, dict(
+        fields, id=row[0], correlation_id=row[1], sequence_number=row[2], checkpoint_data=checkpoint_data,
+        status=CheckpointStatus.ACTIVE.value, resumed_at=None, resumed_by=None,
+    ))
+
+
+def _loaded(alias: str, values: dict) -> ExecutionCheckpoint:
+    """The instance the ORM would make when loading this row (every column set, saved,
+    from `alias`), without Model.__init__'s loop over the fields and its init signals,
+    which nothing on this model listens to."""
+    checkpoint = ExecutionCheckpoint.__new__(ExecutionCheckpoint)
+    checkpoint.__dict__.update(values)
+    state = checkpoint._state = ModelState()
+    state.adding, state.db = False, alias
     return checkpoint
 
 

@@ -3,14 +3,14 @@ SQL sent with server-side binding and, on a direct connection, as a prepared sta
 
 Django's own cursor binds on the client: the ~2 KB of checkpoint JSON is quoted into the
 SQL text, which the server then parses and plans on every call. Here the values travel as
-parameters and the statement is parsed and planned once per connection. The cursor is
-still wrapped by Django, so execute wrappers, the query log and error translation see it.
-What it saves is measured in docs/performance.md.
+parameters and the statement is parsed and planned once per connection. Django's error
+translation always applies; execute wrappers and the query log see the statement whenever
+they are on (fetch_one). What it saves is measured in docs/performance.md.
 """
 
 import psycopg
 from django.conf import settings
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 
 
@@ -27,18 +27,40 @@ class _PreparedCursor(psycopg.Cursor):
 
 def fetch_one(sql: str, params) -> tuple | None:
     """The first row of `sql` run with `params` on Django's connection: prepared on
-    PostgreSQL, through Django's own cursor elsewhere."""
-    if connection.vendor != "postgresql":
-        with connection.cursor() as cursor:
+    PostgreSQL, through Django's own cursor elsewhere.
+
+    While nothing watches the queries (no query log, no execute wrapper), the statement
+    goes through one cursor kept per connection, inside Django's error translation: the
+    checks Django's cursor wrapper makes (the thread, a broken transaction) are made here,
+    and its per-call objects are not built. Otherwise Django's wrapper takes the call, so
+    that the log and the wrappers see it.
+    """
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.vendor != "postgresql":
+        with db.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.fetchone()
-    connection.ensure_connection()
-    connection.validate_thread_sharing()
-    cursor = _PreparedCursor(connection.connection)
-    wrapper = CursorDebugWrapper if connection.queries_logged else CursorWrapper
-    with wrapper(cursor, connection) as wrapped:
-        wrapped.execute(sql, params)
-        return wrapped.fetchone()
+    db.ensure_connection()
+    db.validate_thread_sharing()
+    if db.queries_logged or db.execute_wrappers:
+        wrapper = CursorDebugWrapper if db.queries_logged else CursorWrapper
+        with wrapper(_PreparedCursor(db.connection), db) as wrapped:
+            wrapped.execute(sql, params)
+            return wrapped.fetchone()
+    db.validate_no_broken_transaction()
+    with db.wrap_database_errors:
+        cursor = _cursor(db)
+        cursor.execute(sql, params)
+        return cursor.fetchone()
+
+
+def _cursor(db) -> "_PreparedCursor":
+    """The prepared cursor of `db`'s current connection, made on first use (a new
+    connection, after a close or a reconnect, gets a new one)."""
+    kept = getattr(db, "_hitl_prepared_cursor", None)
+    if kept is None or kept.connection is not db.connection or kept.closed:
+        kept = db._hitl_prepared_cursor = _PreparedCursor(db.connection)
+    return kept
 
 
 class ModelRow:

@@ -75,6 +75,17 @@ def test_data_round_trips_unchanged(action):
     assert ExecutionCheckpoint.objects.get(pk=saved.pk).checkpoint_data == data
 
 
+def test_the_saved_checkpoint_is_the_row_as_it_reads_back(action):
+    saved = save("gate", data={"step": 3}, expires_in_hours=1, run_id=uuid.UUID(int=5))
+    assert saved.get_deferred_fields() == set()  # every column is there, none read again later
+    stored = ExecutionCheckpoint.objects.get(pk=saved.pk)
+    for field in ExecutionCheckpoint._meta.concrete_fields:
+        assert getattr(saved, field.attname) == getattr(stored, field.attname), field.name
+    assert (saved._state.adding, saved._state.db) == (False, "default")
+    saved.refresh_from_db()
+    assert saved.action.action_id == "ACT-1" and saved.status == "active"
+
+
 def test_latest_is_the_newest_active_and_filters_by_name_and_correlation(action):
     a0, b1, a2 = save("a"), save("b"), save("a")
     assert selectors.checkpoint_latest(action_id="ACT-1") == a2
