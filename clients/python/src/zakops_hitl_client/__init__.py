@@ -1,6 +1,7 @@
 """The ZakOps HITL API client: assess risk, request approval, wait for the decision,
 save and resume checkpoints. `zakops_hitl_client.langgraph` holds the LangGraph gate;
-`verify_webhook` checks a decision the server pushed to the engine's webhook."""
+`verify_webhook` checks a decision the server pushed to the engine's webhook, and
+`zakops_hitl_client.receiver` serves such pushes to wake a resumer."""
 
 __version__ = "0.1.0"
 

@@ -5,7 +5,10 @@ are decided, polling every few seconds. Embed `run_resumer(graph, client)`, or r
         --base-url http://127.0.0.1:8000 --token "$HITL_TOKEN"
 
 where `myagent.graph:graph` names a compiled graph with a durable checkpointer (the one
-the agent itself uses). Stopped and started again, it picks up where it was: what is
+the agent itself uses). With `--listen 127.0.0.1:8700` and the engine webhook channel's
+secret in `HITL_WEBHOOK_SECRET`, it also receives the decisions the server pushes
+(`zakops_hitl_client.receiver`) and starts a pass the moment one arrives; polling stays
+the fallback for a push that is late or lost. Stopped and started again, it picks up where it was: what is
 paused and decided lives in the checkpointer and on the server, not in the resumer.
 """
 
@@ -22,6 +25,7 @@ from typing import Any
 from zakops_hitl_client.client import HitlClient
 from zakops_hitl_client.errors import HitlError
 from zakops_hitl_client.langgraph import resume_all
+from zakops_hitl_client.receiver import serve_decisions
 
 log = logging.getLogger("zakops_hitl_client.resumer")
 
@@ -69,9 +73,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--token", default=os.environ.get("HITL_TOKEN", ""), help="default: $HITL_TOKEN")
     parser.add_argument("--interval", type=float, default=2.0, help="seconds between passes")
     parser.add_argument("--once", action="store_true", help="one pass, then exit")
+    parser.add_argument(
+        "--listen", metavar="HOST:PORT", default="",
+        help="receive the engine webhook's pushed decisions here and resume at once (needs HITL_WEBHOOK_SECRET)",
+    )
     args = parser.parse_args(argv)
     if not args.token:
         raise SystemExit("a token is needed: --token or HITL_TOKEN")
+    secret = os.environ.get("HITL_WEBHOOK_SECRET", "")
+    if args.listen and not secret:
+        raise SystemExit("--listen needs the engine webhook channel's secret in HITL_WEBHOOK_SECRET")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     graph = load_graph(args.graph)
     with HitlClient(args.base_url, args.token) as client:
@@ -79,8 +90,15 @@ def main(argv: list[str] | None = None) -> None:
             for thread in resume_all(graph, client):
                 log.info("resumed thread %s", thread)
             return
+        wake = threading.Event()
+        if args.listen:
+            host, _, port = args.listen.rpartition(":")
+            if not port.isdigit():
+                raise SystemExit(f"--listen wants HOST:PORT, not {args.listen!r}")
+            server = serve_decisions(secret, on_event=lambda event: wake.set(), host=host or "127.0.0.1", port=int(port))
+            log.info("receiving pushed decisions on http://%s:%s/", *server.server_address[:2])
         try:
-            run_resumer(graph, client, interval=args.interval)
+            run_resumer(graph, client, interval=args.interval, wake=wake)
         except KeyboardInterrupt:
             pass
 
