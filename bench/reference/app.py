@@ -24,13 +24,14 @@ DATABASE_URL = os.environ.get("REFERENCE_DATABASE_URL") or os.environ.get("DATAB
 POOL_SIZE = int(os.environ.get("REFERENCE_POOL_SIZE", 4))
 DRIVER = os.environ.get("REFERENCE_DRIVER", "psycopg")  # or "asyncpg", or "psycopg-transactions"
 EXPIRED_REASON = "No decision before the request expired."
+APPROVALS_NEEDED = {"critical": 2}  # the app's default HITL_APPROVALS_NEEDED; 1 for the others
 
 # What the app's poll runs (`approvals.selectors.approval_polled()`); engine.py checks that
 # the two are the same statement.
 POLL_SQL = (
     "SELECT id, action_id, round, state, risk_level, score, reasons, recommendations, matched_rules, "
     "requires_approval, requested_by, expires_at, escalated_by, escalated_by_name, escalated_at, "
-    "escalation_reason, decided_by, decided_by_name, decided_at, reason, created_at "
+    "escalation_reason, decided_by, decided_by_name, decided_at, reason, votes, created_at "
     "FROM approvals_approvalrequest WHERE action_id = %s ORDER BY round DESC LIMIT 1"
 )
 
@@ -126,6 +127,8 @@ class Approval(BaseModel):
     escalated_at: str | None
     escalation_reason: str
     created_at: str
+    votes: int
+    approvals_needed: int
 
 
 @app.get("/healthz")
@@ -157,7 +160,7 @@ async def action_approval(action_id: str) -> Approval:
         raise HTTPException(404, f"Action {action_id} has no approval request.")
     (request_id, action_id, round_, state_, risk_level, score, reasons, recommendations, matched_rules,
      requires_approval, requested_by, expires_at, escalated_by, escalated_by_name, escalated_at,
-     escalation_reason, decided_by, decided_by_name, decided_at, reason, created_at) = tuple(row)
+     escalation_reason, decided_by, decided_by_name, decided_at, reason, votes, created_at) = tuple(row)
     if state_ in ("pending", "quarantined") and expires_at <= datetime.now(UTC):
         # An overdue open request reads as expired, as the app's sweep will record it.
         state_, decided_by, decided_by_name, decided_at, reason = (
@@ -185,4 +188,6 @@ async def action_approval(action_id: str) -> Approval:
         "escalated_at": _when(escalated_at),
         "escalation_reason": escalation_reason,
         "created_at": _when(created_at),
+        "votes": len(votes or []),
+        "approvals_needed": APPROVALS_NEEDED.get(risk_level, 1),
     }
