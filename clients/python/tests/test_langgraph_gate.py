@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-pytest.importorskip("langgraph", reason="the gate needs the langgraph extra")
+pytest.importorskip("langgraph", reason="needs the client's langgraph extra (pip install './clients/python[langgraph]'), which scripts/test installs")
 
 from langgraph.checkpoint.memory import InMemorySaver  # noqa: E402
 from langgraph.graph import END, START, StateGraph  # noqa: E402
