@@ -344,7 +344,11 @@ def interleaved(name: str, sides: dict, args, rng) -> dict:
               + "".join(f"{ours / round_p50s[n][-1]:>18.2f}x" for n in names[1:]), flush=True)
 
     gc.collect()  # start the timing with no garbage pending
-    harness.interleaved({n: side(n) for n in names}, args.rounds * args.round_calls, each_round=turn)
+    # Every other turn in reverse order (A B C, C B A, …): a call runs faster right after
+    # one that warmed the same code and data (the floor after ours serialises the same
+    # state through the same psycopg paths) and slower right after LangGraph's, so a fixed
+    # order would favour whichever side always follows ours.
+    harness.interleaved({n: side(n) for n in names}, args.rounds * args.round_calls, alternate=True, each_round=turn)
     return {n: {"p50s": round_p50s[n], "p50": statistics.median(round_p50s[n]),
                 "p99": harness.percentile(sorted(calls[n]), 0.99), "calls": len(calls[n])} for n in names}
 

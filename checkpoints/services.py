@@ -75,14 +75,17 @@ def checkpoint_save(
     }
     db = transaction.get_connection()  # once: each use of `connection` looks it up again
     if db.vendor == "postgresql":
-        checkpoint = _save_statement(db.alias, serialised, checkpoint_data, fields)
+        checkpoint = _save_statement(db, serialised, checkpoint_data, fields)
     else:
         checkpoint = _save_in_transaction(checkpoint_data=checkpoint_data, **fields)
-    db.on_commit(metrics.CHECKPOINT_SAVES.inc)
+    if db.in_atomic_block:
+        db.on_commit(metrics.CHECKPOINT_SAVES.inc)
+    else:  # autocommit: saved already (on_commit would run it now, by a longer way)
+        metrics.CHECKPOINT_SAVES.inc()
     return checkpoint
 
 
-def _save_statement(alias: str, serialised: str, checkpoint_data: dict, fields: dict) -> ExecutionCheckpoint:
+def _save_statement(db, serialised: str, checkpoint_data: dict, fields: dict) -> ExecutionCheckpoint:
     """One prepared call of hitl_checkpoint_save. Only what the database chose comes back
     (id, correlation id, number); the instance is made from those and what we sent, the
     data being the dict we hold."""
@@ -93,10 +96,11 @@ def _save_statement(alias: str, serialised: str, checkpoint_data: dict, fields: 
             action_id, fields["checkpoint_name"], fields["checkpoint_type"], serialised, fields["correlation_id"],
             derived_correlation(action_id), fields["run_id"], fields["expires_at"], fields["created_at"],
         ],
+        db,
     )
     if row is None:
         raise NotFound(f"No action {action_id}.")
-    return _loaded(alias, dict(
+    return _loaded(db.alias, dict(
         fields, id=row[0], correlation_id=row[1], sequence_number=row[2], checkpoint_data=checkpoint_data,
         status=CheckpointStatus.ACTIVE.value, resumed_at=None, resumed_by=None,
     ))

@@ -19,15 +19,17 @@ class _PreparedCursor(psycopg.Cursor):
     (a transaction pooler hands the server connection, and its prepared statements, to
     someone else after each transaction)."""
 
+    def __init__(self, connection):
+        super().__init__(connection)
+        self.prepare = not settings.DATABASE_TRANSACTION_POOLING  # read once: a setting is looked up through a proxy
+
     def execute(self, query, params=None, *, prepare=None, binary=None):
-        if prepare is None:
-            prepare = not settings.DATABASE_TRANSACTION_POOLING
-        return super().execute(query, params, prepare=prepare, binary=binary)
+        return super().execute(query, params, prepare=self.prepare if prepare is None else prepare, binary=binary)
 
 
-def fetch_one(sql: str, params) -> tuple | None:
-    """The first row of `sql` run with `params` on Django's connection: prepared on
-    PostgreSQL, through Django's own cursor elsewhere.
+def fetch_one(sql: str, params, db=None) -> tuple | None:
+    """The first row of `sql` run with `params` on Django's connection (`db`, when the
+    caller holds it already): prepared on PostgreSQL, through Django's own cursor elsewhere.
 
     While nothing watches the queries (no query log, no execute wrapper), the statement
     goes through one cursor kept per connection, inside Django's error translation: the
@@ -35,7 +37,7 @@ def fetch_one(sql: str, params) -> tuple | None:
     and its per-call objects are not built. Otherwise Django's wrapper takes the call, so
     that the log and the wrappers see it.
     """
-    db = connections[DEFAULT_DB_ALIAS]
+    db = db or connections[DEFAULT_DB_ALIAS]
     if db.vendor != "postgresql":
         with db.cursor() as cursor:
             cursor.execute(sql, params)

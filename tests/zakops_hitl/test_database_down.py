@@ -119,9 +119,9 @@ def statements_run(monkeypatch):
     sent = []
     real = statements.fetch_one
 
-    def counted(sql, params):
+    def counted(sql, params, *db):
         sent.append(sql)
-        return real(sql, params)
+        return real(sql, params, *db)
 
     monkeypatch.setattr(statements, "fetch_one", counted)
     return sent
