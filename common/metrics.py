@@ -37,9 +37,17 @@ FAST_PATH_FAILURES = Counter(
 HTTP_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
 
 
+_request_series: dict = {}  # (route, method, status) -> its histogram; bounded as the labels are
+
+
 def request_observe(*, route: str, method: str, status: int, seconds: float) -> None:
-    method = method if method in HTTP_METHODS else "other"
-    REQUEST_SECONDS.labels(route=route, method=method, status=str(int(status))).observe(seconds)
+    series = _request_series.get((route, method, status))
+    if series is None:
+        label = method if method in HTTP_METHODS else "other"
+        series = REQUEST_SECONDS.labels(route=route, method=label, status=str(int(status)))
+        if method in HTTP_METHODS:  # a method outside the set is not a key: callers choose it
+            _request_series[(route, method, status)] = series
+    series.observe(seconds)
 
 
 def fast_path_failed(*, route: str) -> None:

@@ -331,7 +331,13 @@ class EngineHandler(WSGIHandler):
         response._handler_class = self.__class__  # closing the response sends request_finished
         headers = [*response.items(), *(("Set-Cookie", c.output(header="")) for c in response.cookies.values())]
         start_response(f"{response.status_code} {response.reason_phrase}", headers)
-        return response
+        # The answer is in memory: handed to the server as bytes, which it writes at once
+        # rather than calling back into Python for each part of an iterable (about a tenth
+        # of the call under granian), and closed here, which sends request_finished as the
+        # server's close() would have.
+        content = response.content
+        response.close()
+        return [content]
 
     def _hot_call(self, environ) -> tuple | None:
         """(the route, its path arguments) when the call's method and path are a hot call's."""
