@@ -37,7 +37,7 @@ def fetch_one(sql: str, params, db=None) -> tuple | None:
     and its per-call objects are not built. Otherwise Django's wrapper takes the call, so
     that the log and the wrappers see it.
     """
-    db = db or connections[DEFAULT_DB_ALIAS]
+    db = connections[DEFAULT_DB_ALIAS] if db is None else db
     if db.vendor != "postgresql":
         with db.cursor() as cursor:
             cursor.execute(sql, params)
