@@ -20,7 +20,7 @@ serializer, renderer) when the call is the usual one:
 - a caller the view's own bearer authenticator accepts (the views ask for no more);
 - a body the API's JSON parser (common.parsers.json_body) takes, and that passes the
   request's quick check: derived from the view's request serializer, it accepts a field
-  only when the serializer would take it unchanged (quick_check).
+  only when the serializer would take it unchanged (zakops_hitl.quick_check).
 
 Such a call is answered by the function the view itself calls (risk.api.views.assessment_of,
 approvals.api.views.action_approval), as JSON with the headers DRF adds (Allow), the poll with its ETag or a 304 as the view
@@ -38,13 +38,17 @@ logged and counted (hitl_fast_path_failures) and the view answers the call.
 Why: these two calls are most of the engine's traffic, and Django's URL resolution and
 DRF's machinery cost more than the work they do (docs/performance.md has the figures).
 For the same reason a hot call skips three steps of Django's handler that do nothing for
-it (EngineHandler.__call__ says which and why). Everything else, the middleware, the
-request_finished signal, the 500 page, is Django's own, not redone here.
+it (EngineHandler.__call__ says which and why), and a call answered here without fault
+ends with Django's request_finished signal at least every END_EVERY seconds rather than
+every time (EngineHandler._routine). Everything else, the middleware, the signal's
+receivers, the 500 page, is Django's own, not redone here.
 """
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from time import monotonic
 
 import orjson
 from django.conf import settings
@@ -55,7 +59,6 @@ from django.urls import ResolverMatch, get_script_prefix, resolve, reverse, set_
 from django.urls.resolvers import RoutePattern
 from django.utils.log import log_response
 from rest_framework import exceptions, serializers
-from rest_framework.fields import empty
 from rest_framework.settings import api_settings
 
 from accounts.authentication import BearerTokenAuthentication
@@ -64,8 +67,6 @@ from common import metrics
 from common.api import (
     DATABASE_DOWN,
     STORED_HEADERS,
-    JSONObjectField,
-    StrictCharField,
     conditional_json,
     database_unavailable,
     hitl_error_body,
@@ -75,6 +76,7 @@ from common.errors import HitlError
 from common.parsers import json_body, unstorable_text
 from risk.api.serializers import AssessRiskRequestSerializer
 from risk.api.views import assessment_of
+from zakops_hitl.quick_check import quick_check
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +88,9 @@ ENGINE_MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
 ]
 API_PREFIX = "/api/"
+# A thread that answers hot calls on the engine path sends request_finished after one of
+# them at least this often (seconds), and after every other call (EngineHandler._routine).
+END_EVERY = 0.25
 
 
 @dataclass(frozen=True)
@@ -122,75 +127,6 @@ _JSON_TYPES = frozenset(("application/json", "application/json; charset=utf-8", 
 _ACCEPT_JSON = frozenset(("", "*/*", "application/json"))
 _STORED_HEADER_KEYS = tuple(f"HTTP_{name.upper().replace('-', '_')}" for name in STORED_HEADERS)
 _UNUSUAL = object()  # the call is not the usual one: the view answers it
-
-
-def quick_check(serializer_class) -> Callable[[object], dict | None]:
-    """A check of a parsed body against `serializer_class` that only ever says yes: the
-    serializer's validated_data for a body whose every field the serializer would take
-    unchanged, None for any other body, which the serializer then judges (and names the
-    fault). Derived from the serializer's fields, so the contract is declared once; a
-    field or rule it can not follow stops the server at start rather than being skipped."""
-    serializer = serializer_class()
-    if type(serializer).validate is not serializers.Serializer.validate or serializer.validators:
-        raise ImproperlyConfigured(f"{serializer_class.__name__}: quick_check can not follow its validate()")
-    fields = []
-    for name, field in serializer.fields.items():
-        if hasattr(serializer, f"validate_{name}") or field.source != name or field.read_only:
-            raise ImproperlyConfigured(f"{serializer_class.__name__}.{name}: quick_check can not follow it")
-        if field.default is not empty:
-            raise ImproperlyConfigured(f"{serializer_class.__name__}.{name}: quick_check does not know defaults")
-        fields.append((name, field.required, _field_check(field, f"{serializer_class.__name__}.{name}")))
-
-    def check(body):
-        if type(body) is not dict:
-            return None
-        data = {}
-        for name, required, field_check in fields:
-            if name in body:
-                value = field_check(body[name])
-                if value is _UNUSUAL:
-                    return None
-                data[name] = value
-            elif required:
-                return None
-        return data
-
-    return check
-
-
-def _field_check(field, label: str) -> Callable:
-    """The value a field of this kind validates to, when it is plainly valid; else _UNUSUAL."""
-    known = {type(validator).__name__ for validator in field.validators}
-    if type(field) is StrictCharField:
-        if known - {"MaxLengthValidator", "MinLengthValidator", "ProhibitNullCharactersValidator",
-                    "ProhibitSurrogateCharactersValidator"}:
-            raise ImproperlyConfigured(f"{label}: quick_check does not know its validators")
-        shortest = max(field.min_length or 0, 0 if field.allow_blank else 1)
-        longest = field.max_length if field.max_length is not None else float("inf")
-        trimmed, allow_null = field.trim_whitespace, field.allow_null
-
-        def text(value):
-            if value is None and allow_null:
-                return None
-            if type(value) is not str or not shortest <= len(value) <= longest:
-                return _UNUSUAL
-            if (trimmed and value != value.strip()) or unstorable_text(value):
-                return _UNUSUAL  # DRF trims it, or refuses it
-            return value
-
-        return text
-    if type(field) is JSONObjectField:
-        if known:
-            raise ImproperlyConfigured(f"{label}: quick_check does not know its validators")
-        allow_null = field.allow_null
-
-        def json_object(value):
-            if type(value) is dict:
-                return value
-            return {} if value is None and allow_null else _UNUSUAL  # null counts as {} (JSONObjectField)
-
-        return json_object
-    raise ImproperlyConfigured(f"{label}: quick_check does not know {type(field).__name__}")
 
 
 class _HotRoute:
@@ -296,6 +232,7 @@ class EngineHandler(WSGIHandler):
         super().__init__()
         if any(database.get("ATOMIC_REQUESTS") for database in settings.DATABASES.values()):
             raise ImproperlyConfigured("the engine path does not wrap its answers in a transaction (ATOMIC_REQUESTS)")
+        self._ends = threading.local()  # when this thread next sends request_finished after a routine call
         self.routes = [_HotRoute(call) for call in HOT_CALLS]  # at start: a URLconf it can not follow stops the server
         # A route without path arguments is found by its path alone, without the pattern's regex.
         self.exact = {
@@ -317,27 +254,47 @@ class EngineHandler(WSGIHandler):
         # What WSGIHandler.__call__ and get_response do, less three steps that cost about a
         # sixth of the call and do nothing for it:
         # - the request_started signal: it closes connections past their age or broken,
-        #   which request_finished did at the end of the last call and does at the end of
-        #   this one (a connection that aged while the worker was idle serves one call more);
+        #   which request_finished does at the end of a call (_routine says when), so a
+        #   connection that aged while the worker was idle serves one call more;
         # - the script prefix: nothing on the way reverses a URL (a call handed to the view
         #   gets it then, in _get_response);
         # - the URLconf: the default one, which is what get_response would set.
         request = self.request_class(environ)
         request._hot_call = hot
         response = self._middleware_chain(request)  # the same middleware objects as every engine call
-        response._resource_closers.append(request.close)
         if response.status_code >= 400:
             log_response("%s: %s", response.reason_phrase, request.path, response=response, request=request)
-        response._handler_class = self.__class__  # closing the response sends request_finished
+        response._handler_class = self.__class__  # the sender of request_finished, as Django's
         headers = [*response.items(), *(("Set-Cookie", c.output(header="")) for c in response.cookies.values())]
         start_response(f"{response.status_code} {response.reason_phrase}", headers)
         # The answer is in memory: handed to the server as bytes, which it writes at once
         # rather than calling back into Python for each part of an iterable (about a tenth
-        # of the call under granian), and closed here, which sends request_finished as the
-        # server's close() would have.
+        # of the call under granian), and closed here, as the server's close() would have.
         content = response.content
-        response.close()
+        response._resource_closers.append(request.close)
+        if self._routine(request, response):
+            for closer in response._resource_closers:  # what close() does, less the signal
+                closer()
+            response.closed = True
+        else:
+            response.close()  # sends request_finished
         return [content]
+
+    def _routine(self, request, response) -> bool:
+        """Whether this call may end without request_finished: it was answered on the
+        engine path without a server error (so no database error happened on the way:
+        one is a 503 or the view's call), and this thread sent the signal less than
+        END_EVERY seconds ago. The signal's work (closing the connections past their age
+        or broken, the caches, the URLconf this thread set) is then at most END_EVERY late,
+        for connections that served this call without fault; sending it costs about a
+        sixth of a call, and these calls are most of the engine's traffic."""
+        if not request.__dict__.get("_engine_answered") or response.status_code >= 500:
+            return False
+        now = monotonic()
+        if now < getattr(self._ends, "due", 0.0):
+            return True
+        self._ends.due = now + END_EVERY
+        return False
 
     def _hot_call(self, environ) -> tuple | None:
         """(the route, its path arguments) when the call's method and path are a hot call's."""
@@ -358,6 +315,7 @@ class EngineHandler(WSGIHandler):
             route, kwargs = hot
             response = route.respond(request, kwargs)
             if response is not None:
+                request._engine_answered = True
                 return response
             # The script prefix WSGIHandler.__call__ would have set: WSGIRequest wrote the name
             # it decoded (get_script_name) into META.

@@ -78,6 +78,19 @@ def _metrics_folder() -> str | None:
     return made
 
 
+def _metric_writes() -> None:
+    """Each write of a metric to its worker's file first asks for the process id (a forked
+    worker must write a file of its own), and os.getpid() is a system call: two a request.
+    The id is kept here instead, renewed in every forked child, which is when it changes.
+    Set before anything creates a metric (a class chosen later would open the same files a
+    second time); the workers inherit it."""
+    from prometheus_client import values
+
+    pid = [os.getpid()]
+    os.register_at_fork(after_in_child=lambda: pid.__setitem__(0, os.getpid()))
+    values.ValueClass = values.MultiProcessValue(lambda: pid[0])
+
+
 def _preload() -> None:
     """Import Django, the apps and the URLconf (every view, serializer and the admin) here,
     in the server's main process, before it forks the workers: they share those pages
@@ -103,6 +116,7 @@ def main() -> None:
     if target == "zakops_hitl.wsgi:application":
         from django.core.exceptions import ImproperlyConfigured
 
+        _metric_writes()
         try:
             _preload()
         except ImproperlyConfigured as exc:

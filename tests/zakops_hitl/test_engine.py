@@ -260,24 +260,52 @@ def test_a_host_not_allowed_is_refused_before_the_redirect_to_https(service_toke
     assert call(environ).status == 400
 
 
-def test_a_hot_call_ends_as_any_request_does(service_token, caplog):
-    """Closing the answer (as the server does) sends request_finished, which closes the
-    connections past their age; an error answered on the engine path is logged by Django
-    as any other (django.request)."""
+def test_a_hot_call_ends_with_request_finished_at_least_every_interval(service_token, caplog, monkeypatch):
+    """request_finished (whose receivers close the connections past their age or broken)
+    ends the first call a thread answers on the engine path and then one at least every
+    END_EVERY seconds; a call the view answers or that ends in a server error (the database
+    out of reach) sends it every time. An error answered on the engine path is logged by
+    Django as any other (django.request)."""
     from django.core.signals import request_finished
+    from django.db import OperationalError
 
+    from zakops_hitl import engine
+
+    clock = [100.0]
+    monkeypatch.setattr(engine, "monotonic", lambda: clock[0])
+    application = HitlWSGIHandler()
     finished = []
 
     def count(sender, **kwargs):
         finished.append(sender)
 
+    def sent_after(environ, status, at):
+        clock[0] = at
+        before = len(finished)
+        assert call(environ, application).status == status
+        return len(finished) - before
+
+    def assess(**extra):
+        return _environ("POST", URL, {"action_type": "DEAL.GET_DETAILS"}, token=service_token, **extra)
+
+    later = 100.0 + engine.END_EVERY
     request_finished.connect(count)
     try:
-        ok = call(_environ("POST", URL, {"action_type": "DEAL.GET_DETAILS"}, token=service_token))
-        missing = call(_environ("GET", "/api/hitl/actions/ACT-NONE/approval", token=service_token))
+        assert sent_after(assess(), 200, 100.0) == 1  # the thread's first
+        assert sent_after(_environ("GET", "/api/hitl/actions/ACT-NONE/approval", token=service_token), 404, 100.1) == 0
+        assert sent_after(_environ("POST", URL, {"action_type": ""}, token=service_token), 400, 100.1) == 1  # the view's
+        assert sent_after(assess(query=THE_VIEW), 200, 100.1) == 1
+        assert sent_after(assess(), 200, later - 0.01) == 0
+        assert sent_after(assess(), 200, later) == 1
+        assert sent_after(assess(), 200, later + 0.01) == 0
+
+        def unreachable(data):
+            raise OperationalError('connection to server at "127.0.0.1", port 5432 failed: Connection refused')
+
+        monkeypatch.setattr(engine, "assessment_of", unreachable)
+        assert sent_after(assess(), 503, later + 0.02) == 1
     finally:
         request_finished.disconnect(count)
-    assert (ok.status, missing.status) == (200, 404)
-    assert len(finished) == 2
-    assert [r.getMessage() for r in caplog.records if r.name == "django.request"] == [
-        "Not Found: /api/hitl/actions/ACT-NONE/approval"]
+    assert set(finished) == {engine.EngineHandler}
+    assert "Not Found: /api/hitl/actions/ACT-NONE/approval" in [
+        r.getMessage() for r in caplog.records if r.name == "django.request"]
