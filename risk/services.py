@@ -91,14 +91,16 @@ def _addresses(value: str, internal_domains: tuple) -> str | None:
             return None
     elif not value.isascii():
         value = seen_text(value)
-    for at in re.finditer("@", value):
-        local = _LOCAL_PART.search(value, 0, at.start()).group()
-        domain = _DOMAIN.match(value, at.end()).group().rstrip(".").lower()
-        internal = domain and not domain.startswith("[") and any(
+    at = value.find("@")
+    while at != -1:
+        local = _LOCAL_PART.search(value, 0, at).group()
+        domain = _DOMAIN.match(value, at + 1).group().rstrip(".").lower()
+        internal = internal_domains and domain and not domain.startswith("[") and any(
             domain == d or domain.endswith("." + d) for d in internal_domains
         )
         if not internal:
             return f"{local}@{domain}"
+        at = value.find("@", at + 1)
     return None
 
 
@@ -276,8 +278,9 @@ def _score(rule_level: str, inputs: dict, config: RiskConfig, result: RiskAssess
         if found:
             weight = getattr(config, modifier.weight)
             score += weight
-            result.reasons.append(f"{modifier.says.format(found)} (+{weight:.2f})")
-            result.breakdown.append({"label": modifier.says.format(found), "points": weight})
+            said = modifier.says.format(found)
+            result.reasons.append(f"{said} (+{weight:.2f})")
+            result.breakdown.append({"label": said, "points": weight})
             result.recommendations.append(modifier.recommends)
     if score > 1.0:
         result.breakdown.append({"label": "Capped at 1.00", "points": round(1.0 - score, 6)})
