@@ -153,14 +153,19 @@ class _HotRoute:
         view.setup(HttpRequest())  # as as_view() does: a view with get() also allows HEAD
         self.allow = ", ".join(view.allowed_methods)
         self.check = quick_check(call.request_serializer) if call.request_serializer else None
+        self.match = None if call.path_arguments else self._match({})
+
+    def _match(self, kwargs: dict) -> ResolverMatch:
+        """What URL resolution would set on the request (the request log names the route)."""
+        func, route, app_names, namespaces = self.resolved
+        return ResolverMatch(func, (), kwargs, url_name=self.call.url_name, app_names=app_names, namespaces=namespaces,
+                             route=route, captured_kwargs=kwargs, extra_kwargs={})
 
     def respond(self, request, kwargs: dict) -> HttpResponse | None:
         """The answer to the call, or None for the view to answer it."""
-        func, route, app_names, namespaces = self.resolved
-        request.resolver_match = ResolverMatch(  # as URL resolution would set it: the request log names the route
-            func, (), kwargs, url_name=self.call.url_name, app_names=app_names, namespaces=namespaces, route=route,
-            captured_kwargs=kwargs, extra_kwargs={},
-        )
+        # A route without path arguments always resolves to the same match, made once at
+        # start; nothing on the way writes to it (a call handed to the view is resolved anew).
+        request.resolver_match = self.match if self.match is not None else self._match(kwargs)
         try:
             data = self._usual(request, kwargs)
             if data is _UNUSUAL:
