@@ -53,7 +53,9 @@ from time import monotonic
 import orjson
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.core.handlers.wsgi import WSGIHandler, get_path_info
+from django.core.handlers.wsgi import WSGIHandler, WSGIRequest, get_path_info
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 from django.urls import ResolverMatch, get_script_prefix, resolve, reverse, set_script_prefix
 from django.urls.resolvers import RoutePattern
@@ -228,10 +230,40 @@ class _HotRoute:
 # --- the handlers ------------------------------------------------------------------------
 
 
+_VALID_HOSTS: set[str] = set()  # Host headers get_host() accepted in this process; see EngineRequest
+_VALID_HOSTS_LIMIT = 64
+
+
+@receiver(setting_changed)
+def _hosts_forget(*, setting, **kwargs):
+    if setting in ("ALLOWED_HOSTS", "DEBUG", "USE_X_FORWARDED_HOST", "USE_X_FORWARDED_PORT"):
+        _VALID_HOSTS.clear()
+
+
+class EngineRequest(WSGIRequest):
+    """Django's WSGI request, whose Host check (CommonMiddleware's get_host()) remembers
+    each Host header this process accepted: under the same settings the same header gets
+    the same verdict, and the check (a regular expression, then each pattern of
+    ALLOWED_HOSTS) was a twentieth of an assess-risk call. A header refused is checked again
+    each time, so only hosts ALLOWED_HOSTS allows are kept, at most _VALID_HOSTS_LIMIT."""
+
+    def get_host(self):
+        raw = self._get_raw_host()
+        if raw in _VALID_HOSTS:
+            return raw
+        host = super().get_host()  # DisallowedHost for a host not allowed
+        if len(_VALID_HOSTS) >= _VALID_HOSTS_LIMIT:
+            _VALID_HOSTS.clear()
+        _VALID_HOSTS.add(host)
+        return host
+
+
 class EngineHandler(WSGIHandler):
     """Django's WSGI handler over ENGINE_MIDDLEWARE. A hot call runs through the same
     middleware objects, whose innermost step answers the usual call itself and hands any
     other to URL resolution and the view; every other call is Django's handler's as is."""
+
+    request_class = EngineRequest
 
     def __init__(self):
         super().__init__()

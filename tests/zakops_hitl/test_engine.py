@@ -260,6 +260,21 @@ def test_a_host_not_allowed_is_refused_before_the_redirect_to_https(service_toke
     assert call(environ).status == 400
 
 
+def test_a_host_is_remembered_only_once_allowed_and_forgotten_when_the_setting_changes(service_token, settings):
+    """The engine path's Host check keeps the hosts it accepted; a host refused is checked
+    again on every call, and a change of ALLOWED_HOSTS is seen at once."""
+    def status():
+        return call(_environ("POST", URL, {"action_type": "DEAL.GET_DETAILS"}, token=service_token,
+                             HTTP_HOST="engine.example")).status
+
+    assert status() == 400
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "engine.example"]
+    assert status() == 200
+    assert status() == 200
+    settings.ALLOWED_HOSTS = [host for host in settings.ALLOWED_HOSTS if host != "engine.example"]
+    assert status() == 400
+
+
 def test_a_hot_call_ends_with_request_finished_at_least_every_interval(service_token, caplog, monkeypatch):
     """request_finished (whose receivers close the connections past their age or broken)
     ends the first call a thread answers on the engine path and then one at least every
