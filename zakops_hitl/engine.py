@@ -270,6 +270,10 @@ class EngineHandler(WSGIHandler):
         if any(database.get("ATOMIC_REQUESTS") for database in settings.DATABASES.values()):
             raise ImproperlyConfigured("the engine path does not wrap its answers in a transaction (ATOMIC_REQUESTS)")
         self._ends = threading.local()  # when this thread next sends request_finished after a routine call
+        self._end_may_wait = all(
+            database.get("CONN_MAX_AGE", 0) != 0 and not database.get("CONN_HEALTH_CHECKS")
+            for database in settings.DATABASES.values()
+        )
         self.routes = [_HotRoute(call) for call in HOT_CALLS]  # at start: a URLconf it can not follow stops the server
         # A route without path arguments is found by its path alone, without the pattern's regex.
         self.exact = {
@@ -308,12 +312,11 @@ class EngineHandler(WSGIHandler):
         # rather than calling back into Python for each part of an iterable (about a tenth
         # of the call under granian), and closed here, as the server's close() would have.
         content = response.content
-        response._resource_closers.append(request.close)
         if self._routine(request, response):
-            for closer in response._resource_closers:  # what close() does, less the signal
-                closer()
+            request.close()  # what close() does for an answer in memory, less the signal
             response.closed = True
         else:
+            response._resource_closers.append(request.close)
             response.close()  # sends request_finished
         return [content]
 
@@ -322,10 +325,13 @@ class EngineHandler(WSGIHandler):
         engine path without a server error (so no database error happened on the way:
         one is a 503 or the view's call), and this thread sent the signal less than
         END_EVERY seconds ago. The signal's work (closing the connections past their age
-        or broken, the caches, the URLconf this thread set) is then at most END_EVERY late,
-        for connections that served this call without fault; sending it costs about a
-        sixth of a call, and these calls are most of the engine's traffic."""
-        if not request.__dict__.get("_engine_answered") or response.status_code >= 500:
+        or broken, the caches, the URLconf this thread set) is then at most END_EVERY late
+        while the thread is busy, and done at the end of its first call after a pause, for
+        connections that served this call without fault; sending it costs about a sixth of
+        a call, and these calls are most of the engine's traffic. Never when a database
+        wants the signal after every request: CONN_MAX_AGE 0 (a connection per request) or
+        CONN_HEALTH_CHECKS (the signal re-arms the check before the next request's query)."""
+        if not self._end_may_wait or not request.__dict__.get("_engine_answered") or response.status_code >= 500:
             return False
         now = monotonic()
         if now < getattr(self._ends, "due", 0.0):

@@ -83,7 +83,7 @@ def _metric_writes() -> None:
     worker must write a file of its own), and os.getpid() is a system call: two a request.
     The id is kept here instead, renewed in every forked child, which is when it changes.
     Set before anything creates a metric (a class chosen later would open the same files a
-    second time); the workers inherit it."""
+    second time); the workers forked from this process inherit it."""
     from prometheus_client import values
 
     pid = [os.getpid()]

@@ -284,10 +284,13 @@ def test_a_hot_call_ends_with_request_finished_at_least_every_interval(service_t
     from django.core.signals import request_finished
     from django.db import OperationalError
 
+    from django.conf import settings as django_settings
+
     from zakops_hitl import engine
 
     clock = [100.0]
     monkeypatch.setattr(engine, "monotonic", lambda: clock[0])
+    monkeypatch.setitem(django_settings.DATABASES["default"], "CONN_MAX_AGE", 60)  # production's (tests run with 0)
     application = HitlWSGIHandler()
     finished = []
 
@@ -324,3 +327,28 @@ def test_a_hot_call_ends_with_request_finished_at_least_every_interval(service_t
     assert set(finished) == {engine.EngineHandler}
     assert "Not Found: /api/hitl/actions/ACT-NONE/approval" in [
         r.getMessage() for r in caplog.records if r.name == "django.request"]
+
+
+@pytest.mark.parametrize("setting, value", [("CONN_MAX_AGE", 0), ("CONN_HEALTH_CHECKS", True)])
+def test_every_hot_call_ends_with_request_finished_where_a_database_wants_it_each_time(
+    service_token, monkeypatch, setting, value
+):
+    """A connection per request (CONN_MAX_AGE 0), or a health check re-armed by the signal
+    before each request's first query: then the signal ends every call."""
+    from django.conf import settings as django_settings
+    from django.core.signals import request_finished
+
+    monkeypatch.setitem(django_settings.DATABASES["default"], setting, value)
+    application = HitlWSGIHandler()
+    finished = []
+
+    def count(sender, **kwargs):
+        finished.append(sender)
+
+    request_finished.connect(count)
+    try:
+        for _ in range(3):
+            assert call(_environ("POST", URL, {"action_type": "DEAL.GET_DETAILS"}, token=service_token), application).status == 200
+    finally:
+        request_finished.disconnect(count)
+    assert len(finished) == 3
