@@ -281,10 +281,9 @@ def test_a_hot_call_ends_with_request_finished_at_least_every_interval(service_t
     END_EVERY seconds; a call the view answers or that ends in a server error (the database
     out of reach) sends it every time. An error answered on the engine path is logged by
     Django as any other (django.request)."""
+    from django.conf import settings as django_settings
     from django.core.signals import request_finished
     from django.db import OperationalError
-
-    from django.conf import settings as django_settings
 
     from zakops_hitl import engine
 
