@@ -275,14 +275,28 @@ def test_a_host_is_remembered_only_once_allowed_and_forgotten_when_the_setting_c
     assert status() == 400
 
 
-def test_a_hot_call_ends_with_request_finished_at_least_every_interval(service_token, caplog, monkeypatch):
+@pytest.fixture
+def finished():
+    """The senders of request_finished, one per signal sent while the test runs."""
+    from django.core.signals import request_finished
+
+    senders = []
+
+    def count(sender, **kwargs):
+        senders.append(sender)
+
+    request_finished.connect(count)
+    yield senders
+    request_finished.disconnect(count)
+
+
+def test_a_hot_call_ends_with_request_finished_at_least_every_interval(service_token, caplog, monkeypatch, finished):
     """request_finished (whose receivers close the connections past their age or broken)
     ends the first call a thread answers on the engine path and then one at least every
     END_EVERY seconds; a call the view answers or that ends in a server error (the database
     out of reach) sends it every time. An error answered on the engine path is logged by
     Django as any other (django.request)."""
     from django.conf import settings as django_settings
-    from django.core.signals import request_finished
     from django.db import OperationalError
 
     from zakops_hitl import engine
@@ -291,10 +305,6 @@ def test_a_hot_call_ends_with_request_finished_at_least_every_interval(service_t
     monkeypatch.setattr(engine, "monotonic", lambda: clock[0])
     monkeypatch.setitem(django_settings.DATABASES["default"], "CONN_MAX_AGE", 60)  # production's (tests run with 0)
     application = HitlWSGIHandler()
-    finished = []
-
-    def count(sender, **kwargs):
-        finished.append(sender)
 
     def sent_after(environ, status, at):
         clock[0] = at
@@ -306,48 +316,35 @@ def test_a_hot_call_ends_with_request_finished_at_least_every_interval(service_t
         return _environ("POST", URL, {"action_type": "DEAL.GET_DETAILS"}, token=service_token, **extra)
 
     later = 100.0 + engine.END_EVERY
-    request_finished.connect(count)
-    try:
-        assert sent_after(assess(), 200, 100.0) == 1  # the thread's first
-        assert sent_after(_environ("GET", "/api/hitl/actions/ACT-NONE/approval", token=service_token), 404, 100.1) == 0
-        assert sent_after(_environ("POST", URL, {"action_type": ""}, token=service_token), 400, 100.1) == 1  # the view's
-        assert sent_after(assess(query=THE_VIEW), 200, 100.1) == 1
-        assert sent_after(assess(), 200, later - 0.01) == 0
-        assert sent_after(assess(), 200, later) == 1
-        assert sent_after(assess(), 200, later + 0.01) == 0
+    assert sent_after(assess(), 200, 100.0) == 1  # the thread's first
+    assert sent_after(_environ("GET", "/api/hitl/actions/ACT-NONE/approval", token=service_token), 404, 100.1) == 0
+    assert sent_after(_environ("POST", URL, {"action_type": ""}, token=service_token), 400, 100.1) == 1  # the view's
+    assert sent_after(assess(query=THE_VIEW), 200, 100.1) == 1
+    assert sent_after(assess(), 200, later - 0.01) == 0
+    assert sent_after(assess(), 200, later) == 1
+    assert sent_after(assess(), 200, later + 0.01) == 0
 
-        def unreachable(data):
-            raise OperationalError('connection to server at "127.0.0.1", port 5432 failed: Connection refused')
+    def unreachable(data):
+        raise OperationalError('connection to server at "127.0.0.1", port 5432 failed: Connection refused')
 
-        monkeypatch.setattr(engine, "assessment_of", unreachable)
-        assert sent_after(assess(), 503, later + 0.02) == 1
-    finally:
-        request_finished.disconnect(count)
+    monkeypatch.setattr(engine, "assessment_of", unreachable)
+    assert sent_after(assess(), 503, later + 0.02) == 1
     assert set(finished) == {engine.EngineHandler}
-    assert "Not Found: /api/hitl/actions/ACT-NONE/approval" in [
-        r.getMessage() for r in caplog.records if r.name == "django.request"]
+    assert [r.getMessage() for r in caplog.records if r.name == "django.request"] == [
+        "Not Found: /api/hitl/actions/ACT-NONE/approval", "Bad Request: /api/hitl/assess-risk",
+        "Service Unavailable: /api/hitl/assess-risk"]
 
 
 @pytest.mark.parametrize("setting, value", [("CONN_MAX_AGE", 0), ("CONN_HEALTH_CHECKS", True)])
 def test_every_hot_call_ends_with_request_finished_where_a_database_wants_it_each_time(
-    service_token, monkeypatch, setting, value
+    service_token, monkeypatch, finished, setting, value
 ):
     """A connection per request (CONN_MAX_AGE 0), or a health check re-armed by the signal
     before each request's first query: then the signal ends every call."""
     from django.conf import settings as django_settings
-    from django.core.signals import request_finished
 
     monkeypatch.setitem(django_settings.DATABASES["default"], setting, value)
     application = HitlWSGIHandler()
-    finished = []
-
-    def count(sender, **kwargs):
-        finished.append(sender)
-
-    request_finished.connect(count)
-    try:
-        for _ in range(3):
-            assert call(_environ("POST", URL, {"action_type": "DEAL.GET_DETAILS"}, token=service_token), application).status == 200
-    finally:
-        request_finished.disconnect(count)
+    for _ in range(3):
+        assert call(_environ("POST", URL, {"action_type": "DEAL.GET_DETAILS"}, token=service_token), application).status == 200
     assert len(finished) == 3
